@@ -1,0 +1,50 @@
+"""The `jazbat` command line: summary in every format, help, and clear errors."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from jazbat_jax.cli import build_parser, main
+
+
+def test_summary_json_has_the_exact_numbers(capsys):
+    assert main(["summary", "--input", "1d", "--no-xla", "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    ours = report["jazbat_net"]
+    assert (ours["trainable_params"], ours["total_params"], ours["macs"]) == (28_232, 28_360, 6_955_044)
+    assert ours["groups"]["bigru"]["trainable"] == 6_720
+    assert ours["groups"]["modules"]["trainable"] == 20_952
+    assert report["sota_surrogate"]["total_params"] == 754_582
+    assert "surrogate" in report["sota_surrogate"]["label"]
+    assert report["published"]["sota"]["macs"] == 157.88e6
+
+
+def test_summary_markdown_flags_table_v(capsys, tmp_path):
+    out_file = tmp_path / "summary.md"
+    assert main(["summary", "--input", "6d", "--no-xla", "--format", "markdown", "-o", str(out_file)]) == 0
+    text = capsys.readouterr().out
+    assert "| module_1/b1_1x5" in text and "7,200,804" in text
+    assert "29.13K" in text and "input width of 5 (29,128)" in text
+    assert out_file.read_text().strip() == text.strip()
+
+
+def test_summary_text_with_xla_crosscheck(capsys):
+    assert main(["summary", "-K", "18", "-C", "18"]) == 0
+    text = capsys.readouterr().out
+    assert "7,151,940" in text and "29,312" in text
+    assert "match" in text and "MISMATCH" not in text
+    assert "S-754 surrogate (ours)" in text
+
+
+def test_bad_arguments_give_clear_errors(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["summary", "--input", "2d"])
+    assert "invalid choice: '2d'" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="--classes ≥ 2"):
+        main(["summary", "-C", "1", "--no-xla"])
+
+
+def test_console_script_help():
+    out = subprocess.run([sys.executable, "-m", "jazbat_jax.cli", "summary", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "--reduce-filters" in out.stdout
