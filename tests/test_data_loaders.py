@@ -179,3 +179,13 @@ def test_cli_info_seecs_and_raw(tmp_path, capsys):
 
 def test_data_root_falls_back_to_sample():
     assert (data_root() / "wisdm2019").is_dir()
+
+
+def test_join_when_a_block_is_recorded_twice_with_another_clock():
+    # file order: A (clock 1), B, A again (clock 2): both A runs join, file order is kept
+    ta = np.concatenate([np.arange(10) * 50, 10_000 + np.arange(10) * 50, 900_000 + np.arange(10) * 50])
+    acts = [0] * 10 + [1] * 10 + [0] * 10
+    acc, gyr = _stream(1629, acts, ta), _stream(1629, acts, ta + 3)
+    out, rep = join_accel_gyro(acc, gyr)
+    assert np.array_equal(out["timestamp"], ta) and rep["accel_rows_without_gyro_match_dropped"] == 0
+    assert np.array_equal(out["xyz"][:, 3:], gyr["xyz"])

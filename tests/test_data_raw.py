@@ -115,3 +115,14 @@ def test_bundled_sample_raw_round_trip(tmp_path):
     b = load_wisdm(tmp_path, device="phone", input_kind="6d")
     assert b.report["layout"] == "raw" and a.report["layout"] == "packed"
     assert np.array_equal(a.x, b.x) and np.array_equal(a.y, b.y) and np.array_equal(a.subject, b.subject)
+
+
+def test_empty_file_skipped_and_reported_in_skip_mode(tmp_path):
+    d = tmp_path / "raw" / "watch" / "accel"
+    d.mkdir(parents=True)
+    write(d, GOOD)
+    (d / "data_1601_accel_watch.txt").write_bytes(b"")
+    with pytest.raises(ValueError, match="empty file"):
+        read_wisdm_raw_stream(tmp_path / "raw", "watch", "accel")
+    st, rep = read_wisdm_raw_stream(tmp_path / "raw", "watch", "accel", on_bad_line="skip")
+    assert len(st["subject"]) == 3 and rep["empty_files_skipped"][0].endswith("data_1601_accel_watch.txt")

@@ -51,3 +51,11 @@ def test_quiroz_full():
     assert r["participants_per_condition"] == {"movie": 16, "music": 14, "music_walking": 14}
     sp = split_windows(ws, "subject", n_folds=5, fold=0, seed=0)
     assert not set(ws.subject[sp.train]) & set(ws.subject[sp.test])
+
+
+def test_supplement_incomplete_blocks_can_be_dropped():
+    keep = load_wisdm(ROOT / "wisdm2019", device="phone", activities="ABCM")
+    drop = load_wisdm(ROOT / "wisdm2019", device="phone", activities="ABCM", supplement_incomplete="drop")
+    k, d = keep.report["accel"]["supplement"], drop.report["accel"]["supplement"]
+    assert k["rows_added"] - d["rows_added"] == d["rows_in_incomplete_blocks_dropped"] > 0
+    assert len(drop) < len(keep)

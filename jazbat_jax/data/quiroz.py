@@ -34,10 +34,8 @@ def resolve_quiroz_path(root: str | Path | None) -> Path:
         root = data_root() / "quiroz2018_emotion_walking"
     root = Path(root)
     for cand in (root, root / ARCHIVE, root / "quiroz2018_emotion_walking" / ARCHIVE):
-        if cand.is_file():
+        if cand.is_file() and cand.name == ARCHIVE:
             return cand
-        if (cand / ARCHIVE).is_file():
-            return cand / ARCHIVE
     raise FileNotFoundError(f"no {ARCHIVE} in {root}")
 
 

@@ -36,6 +36,10 @@ class MalformedLineError(ValueError):
     """A line of a raw file does not have the form ``subject,activity,timestamp,x,y,z;``."""
 
 
+class EmptyFileError(ValueError):
+    """A raw file holds no data (e.g. a failed or interrupted download)."""
+
+
 def _int_fields(buf: np.ndarray, start: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Exact int64 of digit-only fields; second result is False where a field is not 1..18 digits."""
     ok = (length >= 1) & (length <= 18)
@@ -66,7 +70,7 @@ def parse_wisdm_raw_file(
     path = Path(path)
     data = path.read_bytes()
     if not data.strip():
-        raise ValueError(f"{path}: empty file")
+        raise EmptyFileError(f"{path}: empty file ({len(data)} bytes)")
     rep: dict[str, Any] = {"file": str(path)}
     if b"\r" in data:  # Windows line ends: harmless, but say so
         rep["cr_characters_removed"] = data.count(b"\r")
@@ -189,14 +193,24 @@ def read_wisdm_raw_stream(
     folder: str | Path, device: str, sensor: str, on_bad_line: str = "raise"
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """All files of one stream, concatenated in subject order (the packed archives' order)."""
-    parts, per_file = [], {}
+    parts, per_file, empty = [], {}, []
     for subject, p in raw_files(folder, device, sensor):
-        st, r = parse_wisdm_raw_file(p, on_bad_line=on_bad_line, expected_subject=subject)
+        try:
+            st, r = parse_wisdm_raw_file(p, on_bad_line=on_bad_line, expected_subject=subject)
+        except EmptyFileError:
+            if on_bad_line == "raise":
+                raise
+            empty.append(str(p))  # skip mode: report the file instead of stopping
+            continue
         parts.append(st)
         per_file[str(subject)] = {k: v for k, v in r.items() if k != "file"}
+    if not parts:
+        raise EmptyFileError(f"every raw file of {device} {sensor} in {folder} is empty: {empty}")
     st = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     rep: dict[str, Any] = {"folder": str(Path(folder) / device / sensor), "files": len(parts),
                            "rows_read": int(len(st["subject"]))}
+    if empty:
+        rep["empty_files_skipped"] = empty
     for key in ("bad_lines_skipped", "blank_lines_skipped", "non_finite_lines", "cr_characters_removed"):
         tot = sum(r.get(key, 0) for r in per_file.values())
         if tot:

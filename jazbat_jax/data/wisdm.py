@@ -60,7 +60,9 @@ def _check_stream(st: Stream, where: str) -> Stream:
     return st
 
 
-def _load_packed(folder: Path, device: str, sensor: str, use_supplement: bool) -> tuple[Stream, dict]:
+def _load_packed(
+    folder: Path, device: str, sensor: str, use_supplement: bool, supplement_incomplete: str = "keep"
+) -> tuple[Stream, dict]:
     path = folder / f"wisdm2019_{device}_{sensor}.npz"
     if not path.exists():
         raise FileNotFoundError(f"missing channel: {path} (needed for {device} {sensor})")
@@ -76,30 +78,36 @@ def _load_packed(folder: Path, device: str, sensor: str, use_supplement: bool) -
             s = {k: z[k] for k in ("subject", "activity", "timestamp", "xyz", "block_complete")}
         new = ~np.isin(s["subject"], np.unique(st["subject"]))  # raw file wins where both exist
         inc = new & ~s["block_complete"]
+        if supplement_incomplete == "drop":
+            new &= s["block_complete"]
         rep["supplement"] = {
             "file": str(sup),
             "subjects_added": sorted(np.unique(s["subject"][new]).tolist()),
             "rows_added": int(new.sum()),
-            "rows_in_incomplete_blocks_kept": int(inc.sum()),
+            f"rows_in_incomplete_blocks_{'dropped' if supplement_incomplete == 'drop' else 'kept'}": int(inc.sum()),
             "incomplete_blocks": sorted(
                 f"{int(a)}{ACTIVITY_CODES[int(b)]}" for a, b in set(zip(s["subject"][inc], s["activity"][inc]))
             ),
             "note": "supplement holds only activities A,B,C,M; the last block of each subject may be cut "
-            "short (block_complete=False); its rows are real and kept",
+            "short (block_complete=False): its rows are real, so they are kept unless "
+            "supplement_incomplete='drop'",
         }
         st = {k: np.concatenate([st[k], s[k][new]]) for k in st}
     return _check_stream(st, str(path)), rep
 
 
 def load_stream(
-    root: str | Path | None, device: str, sensor: str, *, use_supplement: bool = True, on_bad_line: str = "raise"
+    root: str | Path | None, device: str, sensor: str, *, use_supplement: bool = True,
+    supplement_incomplete: str = "keep", on_bad_line: str = "raise",
 ) -> tuple[Stream, dict]:
     """One raw stream (device, sensor) in file order, from either layout."""
     if device not in DEVICES or sensor not in SENSORS:
         raise ValueError(f"device must be one of {DEVICES} and sensor one of {SENSORS}")
+    if supplement_incomplete not in ("keep", "drop"):
+        raise ValueError(f"supplement_incomplete must be 'keep' or 'drop', got {supplement_incomplete!r}")
     kind, folder = resolve_wisdm_root(root)
     if kind == "packed":
-        return _load_packed(folder, device, sensor, use_supplement)
+        return _load_packed(folder, device, sensor, use_supplement, supplement_incomplete)
     from .raw import read_wisdm_raw_stream
 
     st, rep = read_wisdm_raw_stream(folder, device, sensor, on_bad_line=on_bad_line)
@@ -165,43 +173,40 @@ def clean_stream(st: Stream) -> tuple[Stream, dict]:
 
 
 # ---------------------------------------------------------------- 6D join
-def _block_bounds(st: Stream) -> dict[tuple[int, int], tuple[int, int]]:
-    s, a = st["subject"], st["activity"]
-    change = np.ones(len(s), bool)
-    change[1:] = (s[1:] != s[:-1]) | (a[1:] != a[:-1])
+def _key_groups(st: Stream) -> dict[tuple[int, int], np.ndarray]:
+    """Row indices of every (subject, activity), in timestamp order (a key may span several runs
+    of rows, e.g. a session recorded twice with another clock base)."""
+    s, a, t = st["subject"], st["activity"], st["timestamp"]
+    order = np.lexsort((t, a, s))
+    ks, ka = s[order], a[order]
+    change = np.ones(len(order), bool)
+    change[1:] = (ks[1:] != ks[:-1]) | (ka[1:] != ka[:-1])
     starts = np.flatnonzero(change)
-    ends = np.append(starts[1:], len(s))
-    out: dict[tuple[int, int], tuple[int, int]] = {}
-    for b, e in zip(starts, ends):
-        k = (int(s[b]), int(a[b]))
-        if k in out:  # a block split in two in file order: not expected in WISDM
-            raise ValueError(f"subject {k[0]} activity {ACTIVITY_CODES[k[1]]} appears in two separate blocks")
-        out[k] = (int(b), int(e))
-    return out
+    ends = np.append(starts[1:], len(order))
+    return {(int(ks[b]), int(ka[b])): order[b:e] for b, e in zip(starts, ends)}
 
 
 def join_accel_gyro(acc: Stream, gyr: Stream, tolerance: float = 0.5) -> tuple[Stream, dict]:
-    """Nearest-timestamp join of gyro onto accel within each (subject, activity) block.
+    """Nearest-timestamp join of gyro onto accel within each (subject, activity).
 
-    An accel row is kept when a gyro row lies within ``tolerance`` x the block's median accel
-    sampling period (accel and gyro share >= 94 % of timestamps exactly); other accel rows and
-    gyro rows nobody matched are dropped and counted. Removed rows can open clock gaps, which
-    segmentation then respects.
+    An accel row is kept when a gyro row lies within ``tolerance`` x the median accel sampling
+    period of that subject and activity (accel and gyro share >= 94 % of timestamps exactly);
+    other accel rows, and gyro rows nobody matched, are dropped and counted. Removed rows can
+    open clock gaps, which segmentation then respects. Rows keep the accel file order.
     """
-    gb = _block_bounds(gyr)
+    gk = _key_groups(gyr)
+    ak = _key_groups(acc)
     keep_idx, gyro_idx = [], []
     no_block: dict[str, int] = {}
     unmatched_acc: dict[str, int] = {}
     unmatched_gyr = 0
-    for (subj, act), (b, e) in _block_bounds(acc).items():
-        ta = acc["timestamp"][b:e]
-        if (subj, act) not in gb:
-            no_block[f"{subj}{ACTIVITY_CODES[act]}"] = e - b
+    for (subj, act), ai in ak.items():
+        ta = acc["timestamp"][ai]
+        if (subj, act) not in gk:
+            no_block[f"{subj}{ACTIVITY_CODES[act]}"] = len(ai)
             continue
-        gb0, ge0 = gb[(subj, act)]
-        tg = gyr["timestamp"][gb0:ge0]
-        srt = np.argsort(tg, kind="stable")
-        tgs = tg[srt]
+        gi_ = gk[(subj, act)]
+        tgs = gyr["timestamp"][gi_]
         pos = np.clip(np.searchsorted(tgs, ta), 1, len(tgs) - 1) if len(tgs) > 1 else np.zeros(len(ta), np.int64)
         left = np.maximum(pos - 1, 0)
         near = np.where(np.abs(tgs[left] - ta) <= np.abs(tgs[pos] - ta), left, pos)
@@ -210,14 +215,15 @@ def join_accel_gyro(acc: Stream, gyr: Stream, tolerance: float = 0.5) -> tuple[S
         ok = np.abs(tgs[near] - ta) <= tol
         if not ok.all():
             unmatched_acc[str(subj)] = unmatched_acc.get(str(subj), 0) + int((~ok).sum())
-        unmatched_gyr += (ge0 - gb0) - len(np.unique(near[ok]))
-        keep_idx.append(b + np.flatnonzero(ok))
-        gyro_idx.append(gb0 + srt[near[ok]])
+        unmatched_gyr += len(gi_) - len(np.unique(near[ok]))
+        keep_idx.append(ai[ok])
+        gyro_idx.append(gi_[near[ok]])
     ki = np.concatenate(keep_idx) if keep_idx else np.zeros(0, np.int64)
     gi = np.concatenate(gyro_idx) if gyro_idx else np.zeros(0, np.int64)
+    o = np.argsort(ki, kind="stable")
+    ki, gi = ki[o], gi[o]
     out = _take(acc, ki)
     out["xyz"] = np.concatenate([acc["xyz"][ki], gyr["xyz"][gi]], axis=1)
-    acc_keys = set(_block_bounds(acc))
     rep = {
         "method": f"nearest timestamp within {tolerance} x median accel period, same subject and activity",
         "accel_rows_matched": int(len(ki)),
@@ -226,7 +232,7 @@ def join_accel_gyro(acc: Stream, gyr: Stream, tolerance: float = 0.5) -> tuple[S
         "gyro_rows_unmatched_dropped": int(unmatched_gyr),
         "accel_blocks_without_gyro_block_dropped": no_block,
         "gyro_blocks_without_accel_block_dropped": sorted(
-            f"{s}{ACTIVITY_CODES[a]}" for (s, a) in gb if (s, a) not in acc_keys
+            f"{s}{ACTIVITY_CODES[a]}" for (s, a) in gk if (s, a) not in ak
         ),
     }
     return out, rep
@@ -236,14 +242,15 @@ def join_accel_gyro(acc: Stream, gyr: Stream, tolerance: float = 0.5) -> tuple[S
 def block_rates(st: Stream) -> dict[str, Any]:
     """Median sampling rate per (subject, activity) block and a histogram of rounded rates."""
     per_block: dict[str, float] = {}
-    for (s, a), (b, e) in _block_bounds(st).items():
-        d = np.diff(st["timestamp"][b:e])
+    groups = _key_groups(st)
+    for (s, a), idx in groups.items():
+        d = np.diff(st["timestamp"][idx])
         d = d[d > 0]
         if d.size:
             per_block[f"{s}{ACTIVITY_CODES[a]}"] = round(1e9 / float(np.median(d)), 2)
     mixed = []
-    for (s, a), (b, e) in _block_bounds(st).items():
-        d = np.diff(st["timestamp"][b:e])
+    for (s, a), idx in groups.items():
+        d = np.diff(st["timestamp"][idx])
         d = d[d > 0]
         if d.size > 20:
             p5, p95 = np.percentile(d, [5, 95])
@@ -289,6 +296,7 @@ def load_wisdm(
     use_supplement: bool = True,
     on_bad_line: str = "raise",
     gap_factor: float = 3.0,
+    supplement_incomplete: str = "keep",
 ) -> WindowSet:
     """Windows of one WISDM device (phone or watch; their clocks cannot be aligned).
 
@@ -298,7 +306,10 @@ def load_wisdm(
     '6d' accel xyz + gyro xyz (rad/s). activities: subset of codes, e.g. "ABC"; class indices
     follow the order given. resample_hz: linear interpolation on timestamps inside each segment
     (the paper does not resample). A segment ends at a subject/activity change or when the
-    clock repeats, steps back or skips more than ``gap_factor`` median periods.
+    clock repeats, steps back or skips more than ``gap_factor`` typical periods.
+    use_supplement / supplement_incomplete: packed layout only; add the phone-accel supplement
+    (A,B,C,M) for subjects without a raw phone-accel file, keeping or dropping its cut-short
+    blocks (``block_complete=False``). on_bad_line: raw layout only, 'raise' or 'skip'.
     """
     if device not in DEVICES:
         raise ValueError(f"device must be 'phone' or 'watch' (never mixed), got {device!r}")
@@ -311,7 +322,8 @@ def load_wisdm(
     kind, folder = resolve_wisdm_root(root)
     report: dict[str, Any] = {"dataset": "wisdm2019", "layout": kind, "root": str(folder), "device": device,
                               "input_kind": input_kind, "mag_mode": mag_mode if input_kind == "1d" else None}
-    acc, r = load_stream(folder, device, "accel", use_supplement=use_supplement, on_bad_line=on_bad_line)
+    acc, r = load_stream(folder, device, "accel", use_supplement=use_supplement,
+                         supplement_incomplete=supplement_incomplete, on_bad_line=on_bad_line)
     report["accel"] = r
     acc = _filter(acc, codes, subjects)
     acc, report["accel_cleaning"] = clean_stream(acc)
@@ -327,7 +339,7 @@ def load_wisdm(
     report["rates"] = {k: v for k, v in rates.items() if k != "per_block_hz"}
     report["rows"] = int(len(acc["subject"]))
     report["subjects"] = sorted(np.unique(acc["subject"]).tolist())
-    present = {(int(s), int(a)) for s, a in _block_bounds(acc)}
+    present = set(_key_groups(acc))
     missing = {str(s): "".join(c for c in codes if (s, ACTIVITY_CODES.index(c)) not in present) for s in report["subjects"]}
     report["missing_activities_by_subject"] = {k: v for k, v in missing.items() if v}
 
@@ -349,6 +361,11 @@ def load_wisdm(
         # noise, and one code path serves all input kinds. Segments keep their order and count.
         signal, _, seg_start, seg_len = resample_segments(signal, acc["timestamp"], seg_start, seg_len, resample_hz)
         report["resampled_to_hz"] = resample_hz
+    short: dict[str, int] = {}  # pieces cut off by clock gaps, or whole blocks, shorter than a window
+    for s_, a_, n_ in zip(seg_subject[seg_len < window], seg_act[seg_len < window], seg_len[seg_len < window]):
+        k = f"{int(s_)}{ACTIVITY_CODES[int(a_)]}"
+        short[k] = short.get(k, 0) + int(n_)
+    report["short_segment_rows_dropped_by_block"] = short
     ws = make_windowset(
         signal, seg_start, seg_len, lut[seg_act], seg_subject,
         window=window, step=step, class_names=[ACTIVITIES[c] for c in codes], channels=channels,
