@@ -1,0 +1,242 @@
+"""Orbax checkpoints: the last N and the best (by validation macro-F1) of a run.
+
+Layout of a run's ``checkpoints/`` folder::
+
+    last/<epoch>/{variables, train, meta}   the newest ``keep_last`` epochs (for resume)
+    best/<epoch>/{variables, train, meta}   the epoch with the best validation macro-F1
+
+``variables`` = {'params', 'batch_stats'}; ``train`` = {'opt_state', 'step', 'dropout_key'};
+``meta`` (JSON) = model and data configuration, class names, standardizer, train config, epoch,
+metrics and a SHA-256 fingerprint of every array. Evaluation, export and prediction need only
+``variables`` + ``meta`` (``load_checkpoint``); resume needs all three.
+
+Saving is atomic (orbax writes a temporary folder and renames it when complete), so a run
+killed during a save resumes from the previous complete checkpoint; leftovers are removed when
+the manager opens. On load the fingerprint and the shapes are checked: a corrupted or
+incompatible checkpoint raises ``CheckpointError`` with the reason, never a partial load.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import flax.linen as nn
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from jazbat_jax.model import JazbatNet, SotaSurrogate
+from jazbat_jax.train.transfer import flatten, tree_mismatches
+
+FORMAT_VERSION = 1
+ITEMS = ("variables", "train", "meta")
+MODELS = {"JazbatNet": JazbatNet, "SotaSurrogate": SotaSurrogate}
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used as it is (missing, corrupted or incompatible)."""
+
+
+# ---------------------------------------------------------------- model configuration
+def model_config(model: nn.Module) -> dict:
+    """The constructor arguments of a model, JSON-serialisable, plus its class name."""
+    fields = {f.name: getattr(model, f.name) for f in dataclasses.fields(model) if f.name not in ("parent", "name")}
+    return {"class": type(model).__name__, **{k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}}
+
+
+def build_model(config: dict) -> nn.Module:
+    config = dict(config)
+    name = config.pop("class")
+    if name not in MODELS:
+        raise CheckpointError(f"unknown model class {name!r} in checkpoint; known: {sorted(MODELS)}")
+    return MODELS[name](**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
+
+
+# ---------------------------------------------------------------- integrity
+def fingerprint(tree: Any) -> str:
+    """SHA-256 over every leaf's path, dtype, shape and bytes (order-independent of dict order)."""
+    h = hashlib.sha256()
+    flat = flatten(jax.device_get(tree)) if isinstance(tree, dict) else {"": jax.device_get(tree)}
+    for path in sorted(flat):
+        leaves, _ = jax.tree_util.tree_flatten_with_path(flat[path])
+        for kp, leaf in leaves:
+            a = np.ascontiguousarray(np.asarray(leaf))
+            h.update(f"{path}{jax.tree_util.keystr(kp)}|{a.dtype.str}|{a.shape}|".encode())
+            h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _train_tree(state) -> dict:
+    return {"opt_state": state.opt_state, "step": state.step, "dropout_key": state.dropout_key}
+
+
+def _manager(directory: Path, keep: int, read_only: bool = False) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep,
+        create=not read_only,
+        enable_async_checkpointing=False,  # the state is ~100 KB: a synchronous save is simplest and exact
+        cleanup_tmp_directories=not read_only,  # drop half-written saves left by a killed run
+    )
+    handlers = {
+        "variables": ocp.StandardCheckpointHandler(),
+        "train": ocp.StandardCheckpointHandler(),
+        "meta": ocp.JsonCheckpointHandler(),
+    }
+    return ocp.CheckpointManager(directory.absolute(), options=options, item_handlers=handlers)
+
+
+# ---------------------------------------------------------------- save / resume
+class Checkpoints:
+    """The ``last`` and ``best`` checkpoint managers of one run."""
+
+    def __init__(self, directory: str | Path, keep_last: int = 3):
+        self.directory = Path(directory)
+        self.last = _manager(self.directory / "last", keep_last)
+        self.best = _manager(self.directory / "best", 1)
+
+    def save(self, epoch: int, state, meta: dict, is_best: bool) -> None:
+        """Save ``state`` as epoch ``epoch`` in ``last`` (and in ``best`` when ``is_best``)."""
+        variables = {"params": state.params, "batch_stats": state.batch_stats}
+        train = _train_tree(state)
+        meta = {
+            **meta,
+            "format_version": FORMAT_VERSION,
+            "epoch": int(epoch),
+            "step": int(jax.device_get(state.step)),
+            "fingerprint": {"variables": fingerprint(variables), "train": fingerprint(train)},
+        }
+        args = ocp.args.Composite(
+            variables=ocp.args.StandardSave(variables),
+            train=ocp.args.StandardSave(train),
+            meta=ocp.args.JsonSave(meta),
+        )
+        self.last.save(epoch, args=args, force=True)
+        if is_best:
+            self.best.save(epoch, args=args, force=True)
+
+    def latest_epoch(self) -> int | None:
+        return self.last.latest_step()
+
+    def restore_latest(self, state_template) -> tuple[Any, dict]:
+        """The state and meta of the newest complete checkpoint in ``last``, restored into the
+        structure (and shardings) of ``state_template``. Raises ``CheckpointError`` if unusable."""
+        epoch = self.latest_epoch()
+        if epoch is None:
+            raise CheckpointError(f"no complete checkpoint in {self.directory / 'last'}")
+        step_dir = self.directory / "last" / str(epoch)
+        abstract = lambda tree: jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+        variables_t = {"params": state_template.params, "batch_stats": state_template.batch_stats}
+        meta = _restore_meta(self.last, epoch, step_dir)
+        _check_shapes(self.last, epoch, step_dir, variables_t)
+        try:
+            restored = self.last.restore(
+                epoch,
+                args=ocp.args.Composite(
+                    variables=ocp.args.StandardRestore(abstract(variables_t)),
+                    train=ocp.args.StandardRestore(abstract(_train_tree(state_template))),
+                ),
+            )
+        except Exception as e:  # orbax raises many types; all mean the same to the user
+            raise CheckpointError(f"checkpoint {step_dir} is corrupted or incompatible with this run: {e}") from e
+        _verify(meta, "variables", restored["variables"], step_dir)
+        _verify(meta, "train", restored["train"], step_dir)
+        state = state_template.replace(
+            params=restored["variables"]["params"],
+            batch_stats=restored["variables"]["batch_stats"],
+            **restored["train"],
+        )
+        return state, meta
+
+    def close(self) -> None:
+        self.last.close()
+        self.best.close()
+
+
+def _restore_meta(manager: ocp.CheckpointManager, epoch: int, step_dir: Path) -> dict:
+    try:
+        meta = manager.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    except Exception as e:
+        raise CheckpointError(f"checkpoint {step_dir} has no readable meta (corrupted?): {e}") from e
+    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {step_dir} has format {meta.get('format_version') if isinstance(meta, dict) else None}, "
+            f"this code reads format {FORMAT_VERSION}"
+        )
+    return meta
+
+
+def _check_shapes(manager: ocp.CheckpointManager, epoch: int, step_dir: Path, expected: dict) -> None:
+    """Compare the saved array shapes with the model's before restoring anything."""
+    try:
+        saved = manager.item_metadata(epoch)["variables"]
+    except Exception as e:
+        raise CheckpointError(f"checkpoint {step_dir} has unreadable array metadata (corrupted?): {e}") from e
+    if saved is None:
+        raise CheckpointError(f"checkpoint {step_dir} has no 'variables' item")
+    problems = tree_mismatches(flatten(expected), flatten(dict(saved)))
+    if problems:
+        raise CheckpointError(f"checkpoint {step_dir} does not fit the model:\n{problems}")
+
+
+def _verify(meta: dict, item: str, tree: Any, step_dir: Path) -> None:
+    expected = meta.get("fingerprint", {}).get(item)
+    if expected != fingerprint(tree):
+        raise CheckpointError(
+            f"checkpoint {step_dir}: the '{item}' arrays do not match the fingerprint written when it was "
+            f"saved (corrupted file?). Delete {step_dir} to fall back to an older checkpoint."
+        )
+
+
+# ---------------------------------------------------------------- load for eval / export
+def resolve_checkpoint(path: str | Path, prefer: str = "best") -> Path:
+    """Accept a run folder, its ``checkpoints/`` folder, a ``best``/``last`` folder or one epoch's
+    folder, and return the epoch folder (``prefer``: 'best' or 'last' when there is a choice)."""
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"no checkpoint at {p}")
+    if (p / "checkpoints").is_dir():
+        p = p / "checkpoints"
+    if (p / "best").is_dir() or (p / "last").is_dir():
+        order = [prefer, "last" if prefer == "best" else "best"]
+        p = next(p / k for k in order if (p / k).is_dir() and _epochs(p / k))
+    if all((p / item).exists() for item in ITEMS):
+        return p
+    epochs = _epochs(p)
+    if not epochs:
+        raise CheckpointError(f"{p} holds no complete checkpoint (expected folders {ITEMS})")
+    return p / str(max(epochs))
+
+
+def _epochs(folder: Path) -> list[int]:
+    return [int(d.name) for d in folder.iterdir() if d.is_dir() and d.name.isdigit() and all((d / i).exists() for i in ITEMS)]
+
+
+def load_checkpoint(path: str | Path, prefer: str = "best") -> tuple[nn.Module, dict, dict]:
+    """``(model, variables, meta)`` from a checkpoint, checked against its fingerprint and the
+    model's shapes. ``meta`` holds class_names, standardizer, model / data / train config, epoch,
+    step and metrics."""
+    step_dir = resolve_checkpoint(path, prefer)
+    manager = _manager(step_dir.parent, keep=1, read_only=True)
+    epoch = int(step_dir.name)
+    try:
+        meta = _restore_meta(manager, epoch, step_dir)
+        model = build_model(meta["model"])
+        expected = jax.eval_shape(
+            lambda: model.init(jax.random.key(0), np.zeros((1, model.window, model.input_dim), np.float32))
+        )
+        _check_shapes(manager, epoch, step_dir, dict(expected))
+        try:
+            restored = manager.restore(
+                epoch,
+                args=ocp.args.Composite(variables=ocp.args.StandardRestore(jax.tree.map(
+                    lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype), dict(expected)))),
+            )["variables"]
+        except Exception as e:
+            raise CheckpointError(f"checkpoint {step_dir} is corrupted or incompatible: {e}") from e
+        _verify(meta, "variables", restored, step_dir)
+    finally:
+        manager.close()
+    return model, jax.tree.map(np.asarray, restored), meta

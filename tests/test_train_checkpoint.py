@@ -1,0 +1,120 @@
+"""Checkpoint round trip, corruption and incompatibility detection, resolution of paths."""
+import json
+import shutil
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jazbat_jax.data.core import Standardizer
+from jazbat_jax.model import init_variables
+from jazbat_jax.train.checkpoint import CheckpointError, Checkpoints, load_checkpoint, model_config, resolve_checkpoint
+from jazbat_jax.train.input_pipeline import batches
+from jazbat_jax.train.state import create_train_state
+from jazbat_jax.train.steps import jit_train_step, make_optimizer
+from test_train_helpers import tiny_model, tiny_windowset
+
+MODEL = tiny_model()
+
+
+@pytest.fixture(scope="module")
+def trained_state():
+    ws = tiny_windowset(16)
+    state = create_train_state(MODEL, init_variables(MODEL, 0), make_optimizer(), seed=3)
+    state, _ = jit_train_step()(state, next(batches(ws.x, ws.y, 16)), np.ones(3, np.float32))
+    return state
+
+
+def _meta():
+    return {
+        "model": model_config(MODEL),
+        "class_names": ["class_0", "class_1", "class_2"],
+        "standardizer": Standardizer(np.array([1.5], np.float32), np.array([2.0], np.float32)).to_dict(),
+        "data": {"source": "test"},
+    }
+
+
+def _fresh():
+    return create_train_state(MODEL, init_variables(MODEL, 7), make_optimizer(), seed=3)
+
+
+def _equal(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(jax.device_get(a)), jax.tree.leaves(jax.device_get(b))))
+
+
+def test_round_trip_resume_and_load(tmp_path, trained_state):
+    ck = Checkpoints(tmp_path / "checkpoints", keep_last=2)
+    for epoch in (1, 2, 3):
+        ck.save(epoch, trained_state, {**_meta(), "metrics": {"epoch": epoch}}, is_best=(epoch == 2))
+    assert sorted(int(p.name) for p in (tmp_path / "checkpoints" / "last").iterdir()) == [2, 3]  # last N
+    state, meta = ck.restore_latest(_fresh())
+    ck.close()
+    assert meta["epoch"] == 3 and meta["step"] == 1
+    assert _equal(state.params, trained_state.params)
+    assert _equal(state.batch_stats, trained_state.batch_stats)
+    assert _equal(state.opt_state, trained_state.opt_state)
+    assert int(state.step) == 1 and np.array_equal(state.dropout_key, trained_state.dropout_key)
+
+    model, variables, meta = load_checkpoint(tmp_path)  # the run folder: picks best
+    assert meta["epoch"] == 2 and model == MODEL
+    assert meta["class_names"] == ["class_0", "class_1", "class_2"]
+    assert Standardizer.from_dict(meta["standardizer"]).std.tolist() == [2.0]
+    assert _equal(variables["params"], trained_state.params)
+    assert resolve_checkpoint(tmp_path, prefer="last").name == "3"
+
+
+def _data_files(step_dir: Path, item: str):
+    return [p for p in (step_dir / item).rglob("*") if p.is_file() and p.parent.name == "d"]
+
+
+def test_corrupted_checkpoint_raises_clear_error(tmp_path, trained_state):
+    ck = Checkpoints(tmp_path, keep_last=1)
+    ck.save(1, trained_state, _meta(), is_best=True)
+    ck.close()
+    step_dir = tmp_path / "last" / "1"
+    # Overwrite every array data file with garbage of the same size.
+    for f in _data_files(step_dir, "variables"):
+        f.write_bytes(bytes(255 - b for b in f.read_bytes()))
+    with pytest.raises(CheckpointError, match="corrupted"):
+        load_checkpoint(step_dir)
+    with pytest.raises(CheckpointError, match="corrupted"):
+        Checkpoints(tmp_path, keep_last=1).restore_latest(_fresh())
+
+
+def test_tampered_values_fail_the_fingerprint(tmp_path, trained_state):
+    ck = Checkpoints(tmp_path, keep_last=1)
+    ck.save(1, trained_state, _meta(), is_best=True)
+    ck.close()
+    meta_file = tmp_path / "best" / "1" / "meta" / "metadata"
+    meta = json.loads(meta_file.read_text())
+    meta["fingerprint"]["variables"] = "0" * 64  # as if the arrays had silently changed
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="fingerprint"):
+        load_checkpoint(tmp_path / "best")
+
+
+def test_incompatible_model_lists_the_mismatches(tmp_path, trained_state):
+    ck = Checkpoints(tmp_path, keep_last=1)
+    ck.save(1, trained_state, _meta(), is_best=True)
+    ck.close()
+    other = tiny_model(num_classes=5, reduce_filters=4)
+    wrong = create_train_state(other, init_variables(other, 0), make_optimizer())
+    with pytest.raises(CheckpointError) as e:
+        Checkpoints(tmp_path, keep_last=1).restore_latest(wrong)
+    assert "wrong shape" in str(e.value) and "head/kernel: checkpoint (4, 3) vs model (4, 5)" in str(e.value)
+
+
+def test_missing_or_half_written_checkpoint(tmp_path, trained_state):
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "nothing")
+    ck = Checkpoints(tmp_path, keep_last=2)
+    ck.save(1, trained_state, _meta(), is_best=True)
+    ck.close()
+    # A save killed half-way leaves orbax's temporary folder: it must be ignored (and cleaned up).
+    shutil.copytree(tmp_path / "last" / "1", tmp_path / "last" / "2.orbax-checkpoint-tmp-123")
+    ck = Checkpoints(tmp_path, keep_last=2)
+    assert ck.latest_epoch() == 1
+    state, meta = ck.restore_latest(_fresh())
+    assert meta["epoch"] == 1 and _equal(state.params, trained_state.params)
