@@ -63,3 +63,29 @@ def test_bench_load_wisdm_watch(benchmark, kind):
     ws = benchmark.pedantic(load_wisdm, args=(ROOT / "wisdm2019",), kwargs=dict(device="watch", input_kind=kind),
                             rounds=2, iterations=1)
     benchmark.extra_info["windows"] = len(ws)
+
+
+@pytest.fixture(scope="module")
+def raw_all_streams(tmp_path_factory):
+    """All four packed streams written back as raw UCI text (9,597,360 lines, ~520 MB)."""
+    raw = tmp_path_factory.mktemp("wisdm_all") / "raw"
+    n = 0
+    for dev in ("phone", "watch"):
+        for sen in ("accel", "gyro"):
+            st, _ = load_stream(ROOT / "wisdm2019", dev, sen, use_supplement=False)
+            write_wisdm_raw(st, raw, dev, sen)
+            n += len(st["subject"])
+    return raw, n
+
+
+def test_bench_parse_raw_all_streams(benchmark, raw_all_streams):
+    raw, n = raw_all_streams
+
+    def run():
+        return sum(len(read_wisdm_raw_stream(raw, d, s)[0]["subject"])
+                   for d in ("phone", "watch") for s in ("accel", "gyro"))
+
+    assert benchmark.pedantic(run, rounds=1, iterations=1) == n
+    if benchmark.stats is not None:
+        benchmark.extra_info["lines"] = n
+        benchmark.extra_info["lines_per_s"] = n / benchmark.stats.stats.median
