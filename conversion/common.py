@@ -1,0 +1,146 @@
+"""What every exporter shares: the thing being exported and the function it must reproduce.
+
+An ``ExportSource`` is (model, variables, class names, standardizer). It comes from a freshly
+initialised model or from a training checkpoint; exporters never look further than this.
+Every exported artifact computes *probabilities* (softmax of the model's logits) for windows
+that are already standardised with the source's ``Standardizer``; the statistics travel with
+the artifact (TFLite metadata, ONNX metadata_props, and the manifest / sidecar JSON).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+from jazbat_jax.data.core import Standardizer
+from jazbat_jax.model import JazbatNet, SotaSurrogate, init_variables, jazbat_net, sota_surrogate
+
+OUTPUT_SEMANTICS = "probabilities (softmax over classes) for standardised windows"
+
+
+@dataclasses.dataclass
+class ExportSource:
+    """A model ready to export. ``variables`` is ``{'params': ..., 'batch_stats': ...}``."""
+
+    model: JazbatNet | SotaSurrogate
+    variables: dict
+    class_names: tuple[str, ...]
+    standardizer: Standardizer | None = None
+    name: str = "model"
+    origin: str = "fresh"  # "fresh (seed N)" or the checkpoint path
+
+    def __post_init__(self) -> None:
+        self.class_names = tuple(str(c) for c in self.class_names)
+        if len(self.class_names) != self.model.num_classes:
+            raise ValueError(
+                f"{len(self.class_names)} class names for a model with {self.model.num_classes} outputs: "
+                f"{list(self.class_names)}"
+            )
+        if self.standardizer is not None and np.asarray(self.standardizer.mean).shape != (self.model.input_dim,):
+            raise ValueError(
+                f"standardizer has {np.asarray(self.standardizer.mean).shape} statistics; "
+                f"the model reads {self.model.input_dim} channel(s)"
+            )
+
+    @property
+    def window(self) -> int:
+        return int(self.model.window)
+
+    @property
+    def input_dim(self) -> int:
+        return int(self.model.input_dim)
+
+    @property
+    def architecture(self) -> str:
+        return "sota_surrogate" if isinstance(self.model, SotaSurrogate) else "jazbat_net"
+
+    def input_shape(self, batch_size: int | None = 1) -> tuple:
+        return (batch_size, self.window, self.input_dim)
+
+    def probabilities_fn(self, gru_unroll: int | None = None) -> Callable[[jax.Array], jax.Array]:
+        """x (B, T, F) -> probabilities (B, C), inference mode; ``gru_unroll`` is an export-time setting."""
+        model = self.model if gru_unroll is None else self.model.clone(gru_unroll=gru_unroll)
+        variables = self.variables
+
+        def probabilities(x):
+            return jax.nn.softmax(model.apply(variables, x, train=False), axis=-1)
+
+        return probabilities
+
+    def sidecar(self) -> dict[str, Any]:
+        """What a consumer of an artifact needs besides the file itself."""
+        return {
+            "model": self.name,
+            "architecture": self.architecture,
+            "label": (
+                "S-754, a complexity-matched surrogate of the previous SOTA [9] (not [9] itself)"
+                if self.architecture == "sota_surrogate"
+                else "Jazbat-Net"
+            ),
+            "origin": self.origin,
+            "class_names": list(self.class_names),
+            "standardizer": None if self.standardizer is None else self.standardizer.to_dict(),
+            "input": {"shape": ["batch", self.window, self.input_dim], "dtype": "float32",
+                      "meaning": "windows standardised with 'standardizer' (x - mean) / std"},
+            "output": {"shape": ["batch", len(self.class_names)], "dtype": "float32", "meaning": OUTPUT_SEMANTICS},
+        }
+
+
+def fresh_source(
+    architecture: str = "jazbat_net",
+    input_kind: str = "1d",
+    num_classes: int = 6,
+    reduce_filters: int | None = None,
+    seed: int = 0,
+    class_names: tuple[str, ...] | None = None,
+) -> ExportSource:
+    """A freshly initialised model (identity standardizer), for exports before any training exists."""
+    if architecture == "jazbat_net":
+        model = jazbat_net(input_kind, num_classes, reduce_filters)
+    elif architecture == "sota_surrogate":
+        model = sota_surrogate(input_kind, num_classes)
+    else:
+        raise ValueError(f"unknown architecture {architecture!r}; choose 'jazbat_net' or 'sota_surrogate'")
+    variables = init_variables(model, seed)
+    names = class_names or tuple(f"class_{i}" for i in range(num_classes))
+    std = Standardizer(np.zeros(model.input_dim, np.float32), np.ones(model.input_dim, np.float32))
+    return ExportSource(model, variables, names, std, name=f"{architecture}_{input_kind.lower()}",
+                        origin=f"fresh (seed {seed})")
+
+
+def perturbed(source: ExportSource, seed: int = 0, scale: float = 0.1) -> ExportSource:
+    """The same model with every variable moved off its initial value (non-zero biases, non-trivial
+    BatchNorm statistics), so that parity checks exercise every parameter, not just the kernels."""
+    rng = np.random.default_rng(seed)
+    leaves, treedef = jax.tree.flatten(source.variables)
+    leaves = [np.asarray(l) + scale * rng.standard_normal(np.shape(l)).astype(np.float32) for l in leaves]
+    variables = jax.tree.unflatten(treedef, leaves)
+    for stats in _find(variables.get("batch_stats", {}), "var"):
+        stats["var"] = np.abs(stats["var"]) + 0.5  # a variance stays positive
+    return dataclasses.replace(source, variables=variables, origin=source.origin + ", perturbed")
+
+
+def _find(tree: dict, key: str):
+    if isinstance(tree, dict):
+        if key in tree:
+            yield tree
+        for v in tree.values():
+            yield from _find(v, key)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temporary name in the same folder, then rename: readers never see half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

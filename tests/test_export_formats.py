@@ -1,0 +1,160 @@
+"""Export parity and size gates (F=1 Jazbat-Net, one surrogate ONNX export). Conversions are slow,
+so each artifact is built once per module; the variables are perturbed off their initial values so
+that every bias and BatchNorm statistic is exercised."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("ai_edge_litert")
+
+from conversion import export as export_mod  # noqa: E402
+from conversion import manifest, onnx_native, parity, tflite  # noqa: E402
+from conversion.common import fresh_source, perturbed  # noqa: E402
+
+TFLITE_FP32_MAX_BYTES = 160 * 1024  # the paper's file: 158 KB
+ONNX_MAX_BYTES = 130 * 1024
+
+
+@pytest.fixture(scope="module")
+def source():
+    return perturbed(fresh_source("jazbat_net", "1d"), seed=3)
+
+
+@pytest.fixture(scope="module")
+def exported(source, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export")
+    m = export_mod.export(source, out, ["tflite", "onnx", "saved_model"])
+    return out, m
+
+
+def _entry(m, file_suffix):
+    (entry,) = [a for a in m["artifacts"] if a["file"].endswith(file_suffix)]
+    return entry
+
+
+def _assert_fp32_parity(entry):
+    windows = {r["windows"] for r in entry["parity"]}
+    assert windows == {"random", "real"}, "gates must run on random and real (bundled sample) windows"
+    for r in entry["parity"]:
+        assert r["max_abs_error"] <= parity.FP32_ATOL, r
+        assert r["argmax_agreement"] == 1.0, r
+        assert r["n"] == 64
+
+
+def test_tflite_fp32_parity_size_and_builtins(exported, source):
+    out, m = exported
+    entry = _entry(m, ".tflite")
+    _assert_fp32_parity(entry)
+    data = (out / entry["file"]).read_bytes()
+    assert entry["bytes"] == len(data) <= TFLITE_FP32_MAX_BYTES
+    ops = tflite.builtin_op_names(data)
+    assert not [o for o in ops if o.startswith("CUSTOM")], f"Flex / custom ops in the file: {ops}"
+    assert "WHILE" in ops  # the GRU stays a loop (export-time unroll 4), not 256 copies
+    assert entry["input_signature"] == {"name": "x", "shape": [1, 256, 1], "dtype": "float32"}
+    # class names and standardizer travel inside the file
+    assert tflite.read_metadata(data) == source.sidecar()
+
+
+def test_tflite_conversion_is_deterministic(exported, source):
+    out, m = exported
+    again = tflite.to_tflite_bytes(source)
+    assert hashlib.sha256(again).hexdigest() == _entry(m, ".tflite")["sha256"]
+
+
+def test_tflite_fixed_batch_rejects_other_sizes(exported):
+    out, m = exported
+    runner = tflite.TFLiteRunner((out / _entry(m, ".tflite")["file"]).read_bytes())
+    assert runner(np.zeros((3, 256, 1), np.float32)).shape == (3, 6)  # split into batches of 1
+    with pytest.raises(ValueError, match="must|batch"):
+        tflite.TFLiteRunner(tflite.to_tflite_bytes(fresh_source(), batch_size=2))(np.zeros((3, 256, 1), np.float32))
+
+
+def test_onnx_native_parity_size_and_dynamic_batch(exported, source):
+    out, m = exported
+    entry = _entry(m, ".onnx")
+    _assert_fp32_parity(entry)
+    data = (out / entry["file"]).read_bytes()
+    assert entry["bytes"] == len(data) <= ONNX_MAX_BYTES
+    assert entry["opset"] == onnx_native.OPSET
+    # deterministic: the same variables give the same bytes
+    assert hashlib.sha256(onnx_native.to_onnx_bytes(source)).hexdigest() == entry["sha256"]
+    import onnx
+
+    proto = onnx.load_from_string(data)
+    assert [n.op_type for n in proto.graph.node].count("GRU") == 1
+    (gru,) = [n for n in proto.graph.node if n.op_type == "GRU"]
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in gru.attribute}
+    assert attrs["linear_before_reset"] == 1 and attrs["direction"] == b"bidirectional"
+    props = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(props["class_names"]) == list(source.class_names)
+    assert json.loads(props["standardizer"]) == source.standardizer.to_dict()
+    # any batch size, same answers as the JAX model
+    x = parity.random_windows(source, 5, seed=9)
+    got = onnx_native.OnnxRunner(data)(x)
+    ref = np.asarray(source.probabilities_fn()(x))
+    np.testing.assert_allclose(got, ref, atol=parity.FP32_ATOL, rtol=0)
+
+
+def test_saved_model_parity(exported):
+    _assert_fp32_parity(_entry(exported[1], ".saved_model"))
+
+
+def test_manifest_hashes_and_sidecar(exported, source):
+    out, m = exported
+    assert m["model"]["class_names"] == list(source.class_names)
+    assert m["model"]["standardizer"] == source.standardizer.to_dict()
+    assert "probabilities" in m["model"]["output"]["meaning"]
+    for entry in m["artifacts"]:
+        path = out / entry["file"]
+        if path.is_file():
+            assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert manifest.verify(out)["artifacts"] == m["artifacts"]
+    assert json.loads((out / f"{source.name}.sidecar.json").read_text()) == source.sidecar()
+    assert not list(out.glob(".export-staging-*"))
+
+
+def test_manifest_verify_detects_a_changed_file(exported, tmp_path):
+    import shutil
+
+    out, m = exported
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    onnx_file = copy / _entry(m, ".onnx")["file"]
+    data = bytearray(onnx_file.read_bytes())
+    data[-1] ^= 1
+    onnx_file.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="differs from the manifest"):
+        manifest.verify(copy)
+
+
+def test_failing_parity_raises_and_writes_nothing(source, tmp_path, monkeypatch):
+    """An ONNX file built from other weights must be rejected, leaving no artifact and no manifest."""
+    wrong = perturbed(source, seed=99, scale=0.5)
+    real_builder = onnx_native.to_onnx_bytes
+    monkeypatch.setattr(export_mod.onnx_native, "to_onnx_bytes", lambda src, *a, **k: real_builder(wrong))
+    with pytest.raises(parity.ParityError, match="fails the FP32 parity gate"):
+        export_mod.export(source, tmp_path, ["onnx"], real=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_surrogate_onnx_parity(tmp_path):
+    """The same exporter handles the S-754 surrogate (two stacked BiGRUs, Inception-style blocks)."""
+    src = perturbed(fresh_source("sota_surrogate", "1d"), seed=4, scale=0.05)
+    m = export_mod.export(src, tmp_path, ["onnx"], parity_windows=16, real=False)
+    entry = _entry(m, ".onnx")
+    assert entry["parity"][0]["max_abs_error"] <= parity.FP32_ATOL
+    assert entry["parity"][0]["argmax_agreement"] == 1.0
+    assert entry["bytes"] > 20 * ONNX_MAX_BYTES  # ~3 MB against Jazbat-Net's ~117 KB
+    assert m["model"]["label"].startswith("S-754, a complexity-matched surrogate")
+
+
+def test_formats_are_validated():
+    assert export_mod.expand_formats("all") == ("tflite", "tflite-int8", "onnx", "saved_model")
+    with pytest.raises(ValueError, match="unknown format"):
+        export_mod.expand_formats(["tflite", "pdf"])
