@@ -118,7 +118,13 @@ def format_info(info: dict[str, Any]) -> str:
                              f"activities {s['activities']}  median {s['median_rate_hz']} Hz  "
                              f"blocks by rate {_fmt_counts(s['blocks_by_rounded_hz'])}")
                 for k, v in s["defects"].items():
-                    lines.append(f"      {k}: {v}")
+                    if k == "supplement":
+                        kept = v.get("rows_in_incomplete_blocks_kept", v.get("rows_in_incomplete_blocks_dropped"))
+                        lines.append(f"      supplement (A,B,C,M only): {len(v['subjects_added'])} subjects, "
+                                     f"{v['rows_added']} rows added; cut-short blocks "
+                                     f"({len(v['incomplete_blocks'])}, {kept} rows) kept: {' '.join(v['incomplete_blocks'])}")
+                    else:
+                        lines.append(f"      {k}: {v}")
                 if s["blocks_with_mixed_rates"]:
                     lines.append(f"      blocks_with_mixed_rates: {' '.join(s['blocks_with_mixed_rates'])}")
             for dev, d in src["devices"].items():
