@@ -1,4 +1,6 @@
 """Checks on the full data in ../shared/data (skipped cleanly when it is absent)."""
+import json
+
 import numpy as np
 import pytest
 
@@ -59,3 +61,11 @@ def test_supplement_incomplete_blocks_can_be_dropped():
     k, d = keep.report["accel"]["supplement"], drop.report["accel"]["supplement"]
     assert k["rows_added"] - d["rows_added"] == d["rows_in_incomplete_blocks_dropped"] > 0
     assert len(drop) < len(keep)
+
+
+def test_1649_overlap_removed_even_when_catch_is_not_selected():
+    ws = load_wisdm(ROOT / "wisdm2019", device="watch", activities="M", subjects=[1649])
+    assert ws.report["accel_cleaning"] == {"cross_activity_duplicate_rows_dropped": {"1649M": 1160}}
+    pack = json.loads((ROOT / "wisdm2019" / "pack_report.json").read_text())
+    rows_m = pack["streams"]["watch_accel"]["per_file"]["1649"]["rows_per_activity"]["M"]
+    assert ws.report["rows"] == rows_m - 1160

@@ -325,13 +325,14 @@ def load_wisdm(
     acc, r = load_stream(folder, device, "accel", use_supplement=use_supplement,
                          supplement_incomplete=supplement_incomplete, on_bad_line=on_bad_line)
     report["accel"] = r
-    acc = _filter(acc, codes, subjects)
-    acc, report["accel_cleaning"] = clean_stream(acc)
+    # clean before selecting activities: the 1649 M/O overlap is only visible with both blocks
+    acc, report["accel_cleaning"] = clean_stream(_filter(acc, None, subjects))
+    acc = _filter(acc, codes, None)
     if input_kind == "6d":
         gyr, r = load_stream(folder, device, "gyro", on_bad_line=on_bad_line)
         report["gyro"] = r
-        gyr = _filter(gyr, codes, subjects)
-        gyr, report["gyro_cleaning"] = clean_stream(gyr)
+        gyr, report["gyro_cleaning"] = clean_stream(_filter(gyr, None, subjects))
+        gyr = _filter(gyr, codes, None)
         acc, report["join"] = join_accel_gyro(acc, gyr)
     if len(acc["subject"]) == 0:
         raise ValueError(f"no {device} rows left for activities {codes!r} and subjects {subjects}")
