@@ -1,0 +1,64 @@
+"""Run figures: accuracy / loss curves (paper Fig. 11), confusion matrix (Fig. 4),
+per-class precision / recall / F1 bars (Fig. 6). Written as PNG files with matplotlib (Agg)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_curves(history: list[dict], path: Path) -> None:
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for split in ("train", "val"):
+        if all(f"{split}_accuracy" in h for h in history):
+            ax_acc.plot(epochs, [h[f"{split}_accuracy"] for h in history], marker=".", label=split)
+            ax_loss.plot(epochs, [h[f"{split}_loss"] for h in history], marker=".", label=split)
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
+    for ax in (ax_acc, ax_loss):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_confusion(report: dict, path: Path, title: str = "Confusion matrix (row %)") -> None:
+    names = report["class_names"]
+    pct = np.asarray(report["confusion_row_pct"])
+    counts = np.asarray(report["confusion"])
+    size = max(4.0, 0.55 * len(names) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    im = ax.imshow(pct, cmap="Blues", vmin=0, vmax=100)
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    if len(names) <= 20:
+        for i in range(len(names)):
+            for j in range(len(names)):
+                ax.text(j, i, f"{pct[i, j]:.0f}%\n{counts[i, j]}", ha="center", va="center", fontsize=7,
+                        color="white" if pct[i, j] > 50 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_per_class(report: dict, path: Path) -> None:
+    names = report["class_names"]
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(names) + 2), 3.8))
+    for k, metric in enumerate(("precision", "recall", "f1")):
+        ax.bar(x + (k - 1) * 0.27, [report["per_class"][n][metric] for n in names], 0.27, label=metric)
+    ax.set_xticks(x, names, rotation=45, ha="right")
+    ax.set(ylim=(0, 1.05), ylabel="score", title="Per-class precision / recall / F1")
+    ax.legend(ncol=3, fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
