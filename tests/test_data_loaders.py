@@ -189,3 +189,27 @@ def test_join_when_a_block_is_recorded_twice_with_another_clock():
     out, rep = join_accel_gyro(acc, gyr)
     assert np.array_equal(out["timestamp"], ta) and rep["accel_rows_without_gyro_match_dropped"] == 0
     assert np.array_equal(out["xyz"][:, 3:], gyr["xyz"])
+
+
+DEFECTS = SAMPLE / "wisdm2019_defects"
+
+
+def test_real_defects_1649_overlap_and_1629_double_recording():
+    w = load_wisdm(DEFECTS, device="watch", input_kind="6d")
+    assert w.report["accel_cleaning"] == {"cross_activity_duplicate_rows_dropped": {"1649M": 1160}}
+    assert w.report["gyro_cleaning"] == {"cross_activity_duplicate_rows_dropped": {"1649M": 1159}}
+    assert w.report["segment_cuts"]["clock_gaps"] >= 5  # the 351-s kicking block has gaps over 1 s
+    assert set(w.class_names[i] for i in np.unique(w.y)) == {"kicking", "catch"}
+    p = load_wisdm(DEFECTS, device="phone", activities="ABCM")
+    sup = p.report["accel"]["supplement"]
+    assert sup["subjects_added"] == [1629] and sup["incomplete_blocks"] == ["1629M"]
+    assert p.report["accel_cleaning"]["repeated_rows_dropped"] == {"1629": 3200}
+    assert p.report["accel_cleaning"]["repeated_rows_with_different_values"] == 0
+    assert p.report["windows_per_class"] == {"walking": 18, "jogging": 18, "stairs": 18, "kicking": 18}
+    d = load_wisdm(DEFECTS, device="phone", activities="ABCM", supplement_incomplete="drop")
+    # only the second copy's M run is flagged incomplete; the first copy's M is complete and stays
+    assert d.report["accel"]["supplement"]["rows_in_incomplete_blocks_dropped"] == 800
+    assert d.report["accel_cleaning"]["repeated_rows_dropped"] == {"1629": 2400}
+    assert d.report["windows_per_class"]["kicking"] == 18
+    with pytest.raises(FileNotFoundError, match="missing channel"):
+        load_wisdm(DEFECTS, device="phone", input_kind="6d")

@@ -7,6 +7,13 @@ of them; each activity block keeps its first ``WISDM_ROWS_PER_BLOCK`` rows (64 s
 windows of 256 at step 32). Quiroz: 12 participants (4 per induction condition), each walk
 keeps its first ``QUIROZ_ROWS_PER_WALK`` rows (~82 s, 113 windows at step 16). Rows are copied
 unchanged, in the same archive layout, so every loader runs on them unchanged.
+
+``wisdm2019_defects/`` holds two known defects as real rows, so that their handling is tested
+without the full data: watch accel+gyro of subject 1649, blocks M (kicking, whose last 1,160
+rows copy the start of O) and O (catch), complete; and the phone-accel supplement rows of
+subject 1629 (the session recorded twice), the first ``DEFECT_ROWS_PER_RUN`` rows of each of its
+8 runs, with their ``block_complete`` flags. Its main phone-accel archive is empty, as the raw
+1629 file is missing from the full data.
 """
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ WISDM_PHONE_SUBJECTS = (1600, 1604)
 WISDM_ROWS_PER_BLOCK = 1280
 QUIROZ_PER_CONDITION = 4
 QUIROZ_ROWS_PER_WALK = 2048
+DEFECT_ROWS_PER_RUN = 800
 
 
 def _first_rows(keys: list[np.ndarray], limit: int) -> np.ndarray:
@@ -71,11 +79,42 @@ def build_quiroz(src: Path, dst: Path) -> None:
     np.savez_compressed(dst / "quiroz2018_walking.npz", **out)
 
 
+def build_defects(src: Path, dst: Path) -> None:
+    dst.mkdir(parents=True, exist_ok=True)
+    keys = ("subject", "activity", "timestamp", "xyz")
+    for sensor in ("accel", "gyro"):
+        name = f"wisdm2019_watch_{sensor}.npz"
+        with np.load(src / name) as z:
+            d = {k: z[k] for k in z.files}
+        keep = (d["subject"] == 1649) & np.isin(d["activity"], [12, 13])  # M, O
+        out = {k: d[k][keep] for k in keys}
+        n = int(keep.sum())
+        np.savez_compressed(dst / name, **out, activity_codes=d["activity_codes"], file_subjects=np.int16([1649]),
+                            file_row_start=np.int64([0]), file_row_count=np.int64([n]))
+    with np.load(src / "wisdm2019_phone_accel_supplement_ABCM.npz") as z:
+        d = {k: z[k] for k in z.files}
+    m = d["subject"] == 1629
+    t, a = d["timestamp"], d["activity"]
+    # runs: a new run at every activity change or backward clock step (the second copy starts over)
+    brk = np.r_[True, (a[1:] != a[:-1]) | (np.diff(t) < 0) | (d["subject"][1:] != d["subject"][:-1])]
+    run_start = np.maximum.accumulate(np.where(brk, np.arange(len(t)), 0))
+    keep = m & ((np.arange(len(t)) - run_start) < DEFECT_ROWS_PER_RUN)
+    np.savez_compressed(dst / "wisdm2019_phone_accel_supplement_ABCM.npz",
+                        **{k: d[k][keep] for k in (*keys, "block_complete")}, activity_codes=d["activity_codes"])
+    with np.load(src / "wisdm2019_phone_accel.npz") as z:
+        np.savez_compressed(dst / "wisdm2019_phone_accel.npz", subject=np.zeros(0, np.int16),
+                            activity=np.zeros(0, np.uint8), timestamp=np.zeros(0, np.int64),
+                            xyz=np.zeros((0, 3), np.float32), activity_codes=z["activity_codes"],
+                            file_subjects=np.zeros(0, np.int16), file_row_start=np.zeros(0, np.int64),
+                            file_row_count=np.zeros(0, np.int64))
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     src, dst = Path(argv[0]), Path(argv[1])
     build_wisdm(src / "wisdm2019", dst / "wisdm2019")
     build_quiroz(src / "quiroz2018_emotion_walking", dst / "quiroz2018_emotion_walking")
+    build_defects(src / "wisdm2019", dst / "wisdm2019_defects")
 
 
 if __name__ == "__main__":
