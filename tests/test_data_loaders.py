@@ -213,3 +213,11 @@ def test_real_defects_1649_overlap_and_1629_double_recording():
     assert d.report["windows_per_class"]["kicking"] == 18
     with pytest.raises(FileNotFoundError, match="missing channel"):
         load_wisdm(DEFECTS, device="phone", input_kind="6d")
+
+
+def test_cli_split_prints_and_saves(tmp_path, capsys):
+    out = run_cli(["data", "split", str(SAMPLE), "--source", "quiroz", "--n-folds", "4", "--fold", "2",
+                   "--out", str(tmp_path / "s.json")], capsys)
+    assert "subjects in more than one part: 0" in out
+    d = json.loads((tmp_path / "s.json").read_text())
+    assert d["protocol"] == "subject" and d["fold"] == 2 and len(d["test"]["subjects"]) == 3
