@@ -54,9 +54,9 @@ def read_quiroz(root: str | Path | None = None) -> dict[str, np.ndarray]:
 def load_quiroz(
     root: str | Path | None = None,
     input_kind: str = "1d",
-    mag_mode: str = "norm_minus_g",
     window: int = 256,
     step: int = 16,
+    mag_mode: str = "norm_minus_g",
     emotions: Iterable[str] | None = None,
     participants: Iterable[int] | None = None,
 ) -> WindowSet:

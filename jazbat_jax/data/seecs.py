@@ -98,9 +98,9 @@ def scan_seecs(root: str | Path) -> list[tuple[int, str, Path]]:
 def load_seecs(
     root: str | Path,
     input_kind: str = "1d",
-    mag_mode: str = "norm_minus_g",
     window: int = 256,
     step: int = 16,
+    mag_mode: str = "norm_minus_g",
     gap_factor: float = 3.0,
 ) -> WindowSet:
     """Windows of SEECS-layout recordings; classes ``SEECS_EMOTIONS`` in that order.
