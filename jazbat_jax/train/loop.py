@@ -64,6 +64,11 @@ class TrainConfig:
 RESUMABLE_CHANGES = {"epochs", "keep_last", "eval_batch_size"}
 
 
+def log(msg: str) -> None:
+    if jax.process_index() == 0:
+        print(msg, flush=True)
+
+
 def _round_up(n: int, k: int) -> int:
     return -(-n // k) * k
 
@@ -168,10 +173,12 @@ def fit(
         "standardizer": standardizer.to_dict(),
         **(extra_meta or {}),
     }
+    primary = jax.process_index() == 0  # with several hosts, one writes the files and prints
     config_path = run_dir / "config.json"
     if resume and config_path.exists() and (run_dir / "checkpoints" / "last").exists():
         _check_resumable(json.loads(config_path.read_text()), run_config)
-    _write_json(config_path, run_config)
+    if primary:
+        _write_json(config_path, run_config)
 
     # Optimizer: Adam (Keras defaults), optional schedule, optional frozen trunk.
     steps_per_epoch = num_batches(len(train), config.batch_size)
@@ -183,13 +190,16 @@ def fit(
 
     ckpts = Checkpoints(run_dir / "checkpoints", config.keep_last)
     start_epoch, best_f1 = 0, -1.0
+    if not resume and ckpts.latest_epoch() is not None:
+        raise CheckpointError(f"{run_dir} already has checkpoints and resume is off: use a new run folder")
     if resume and ckpts.latest_epoch() is not None:
         state, meta = ckpts.restore_latest(state)
         start_epoch, best_f1 = meta["epoch"], meta.get("best_val_macro_f1", -1.0)
-        print(f"resumed from {ckpts.directory / 'last' / str(start_epoch)} (epoch {start_epoch}, step {meta['step']})")
+        log(f"resumed from {ckpts.directory / 'last' / str(start_epoch)} (epoch {start_epoch}, step {meta['step']})")
     history = _read_history(run_dir / "metrics.jsonl", start_epoch)
-    with open(run_dir / "metrics.jsonl", "w") as f:  # drop epochs logged after the restored checkpoint
-        f.writelines(json.dumps(h) + "\n" for h in history)
+    if primary:
+        with open(run_dir / "metrics.jsonl", "w") as f:  # drop epochs logged after the restored checkpoint
+            f.writelines(json.dumps(h) + "\n" for h in history)
 
     weights = jax.device_put(class_weights(train.y, num_classes, config.class_weighting), dp.replicated)
     step_fn = jit_train_step(dp.state_sharding(state), dp.data, dp.replicated)
@@ -202,7 +212,7 @@ def fit(
         order = epoch_order(len(train), config.seed, epoch)
         sums = []
         bar = tqdm(total=len(train), unit="win", unit_scale=True, desc=f"epoch {epoch}/{config.epochs}",
-                   disable=not progress, leave=False, dynamic_ncols=True)
+                   disable=not (progress and primary), leave=False, dynamic_ncols=True)
         put = lambda b: (dp.put_batch(b), int(b["mask"].sum()))  # count real windows before the transfer
         for batch, n_real in prefetch(batches(train.x, train.y, config.batch_size, order, standardizer), put):
             state, m = step_fn(state, batch, weights)
@@ -231,13 +241,14 @@ def fit(
         meta = {**meta_base, "metrics": row, "best_val_macro_f1": best_f1}
         ckpts.save(epoch, state, meta, is_best)
         history.append(row)
-        with open(run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
+        if primary:
+            with open(run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
         summary = (f"epoch {epoch:3d}/{config.epochs}  loss {row['train_loss']:.4f}  acc {row['train_accuracy']:.4f}")
         if "val_loss" in row:
             summary += (f"  | val loss {row['val_loss']:.4f}  acc {row['val_accuracy']:.4f}  "
                         f"macro-F1 {row['val_macro_f1']:.4f}{' *' if is_best else ''}")
-        print(summary + f"  | {row['windows_per_s']:.0f} win/s  {time.perf_counter() - t0:.1f}s", flush=True)
+        log(summary + f"  | {row['windows_per_s']:.0f} win/s  {time.perf_counter() - t0:.1f}s")
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             ckpts.close()
             return {"stopped_after_epoch": epoch, "run_dir": str(run_dir), "state": state}
@@ -250,13 +261,14 @@ def fit(
         eval_state = inference_state(best_model, best_vars, dp)
         final = evaluate_windows(eval_state, test, standardizer, evaluator, config.batch_size)
         final.update(checkpoint_epoch=best_meta["epoch"], best_val_macro_f1=best_meta.get("best_val_macro_f1"))
-        _write_json(run_dir / "final_eval.json", final)
-        print(format_report(final["report"]))
         result["final"] = final
-        if make_plots:
+        log(f"test set, best checkpoint (epoch {final['checkpoint_epoch']}):\n" + format_report(final["report"]))
+        if primary:
+            _write_json(run_dir / "final_eval.json", final)
+        if make_plots and primary:
             plots.plot_confusion(final["report"], run_dir / "confusion.png")
             plots.plot_per_class(final["report"], run_dir / "per_class.png")
-    if make_plots and history:
+    if make_plots and history and primary:
         plots.plot_curves(history, run_dir / "curves.png")
     return result
 

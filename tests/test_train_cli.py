@@ -1,0 +1,68 @@
+"""The training commands end to end on the bundled real sample (T = 32, one epoch, few windows)."""
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from jazbat_jax.data import bundled_sample_root
+from jazbat_jax.train.cli import register
+
+SAMPLE = bundled_sample_root()
+SHORT = ["--window", "32", "--step", "32", "--max-windows", "300", "--epochs", "1", "--batch-size", "32",
+         "--no-progress", "--no-plots"]
+
+
+def _run(argv):
+    parser = argparse.ArgumentParser(prog="jazbat")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+@pytest.mark.parametrize("command", ["pretrain", "finetune", "evaluate", "predict"])
+def test_help_is_complete(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        _run([command, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out and "default" in out
+
+
+def test_pretrain_finetune_evaluate_predict(tmp_path, capsys):
+    pre, tl = tmp_path / "pre", tmp_path / "tl"
+    assert _run(["pretrain", "--data-root", str(SAMPLE / "wisdm2019"), "--run-dir", str(pre), *SHORT]) == 0
+    cfg = json.loads((pre / "config.json").read_text())
+    assert cfg["model"]["num_classes"] == 18 and cfg["model"]["reduce_filters"] == 18  # K = C of WISDM
+    assert cfg["data"]["max_windows"] == 300 and cfg["data"]["split"]["protocol"] == "subject"
+
+    tl_args = ["finetune", "--from", str(pre), "--data-root", str(SAMPLE / "quiroz2018_emotion_walking"),
+               "--run-dir", str(tl), "--step", "32", "--max-windows", "300", "--epochs", "1", "--batch-size", "32",
+               "--no-progress", "--no-plots"]
+    assert _run(tl_args) == 0
+    cfg = json.loads((tl / "config.json").read_text())
+    assert (cfg["model"]["num_classes"], cfg["model"]["reduce_filters"], cfg["model"]["window"]) == (3, 18, 32)
+    assert cfg["transfer"]["source_classes"][0] == "walking"
+    std = cfg["standardizer"]
+    assert std != json.loads((pre / "config.json").read_text())["standardizer"]  # the target's statistics
+    final = json.loads((tl / "final_eval.json").read_text())
+    assert set(final["report"]["per_class"]) == {"happy", "neutral", "sad"}
+
+    out_json = tmp_path / "eval.json"
+    assert _run(["evaluate", str(tl), "--output", str(out_json)]) == 0
+    ev = json.loads(out_json.read_text())
+    assert ev["report"]["n"] == final["report"]["n"]
+    assert ev["report"]["accuracy"] == pytest.approx(final["report"]["accuracy"])  # same split, same checkpoint
+
+    rec = tmp_path / "rec.npy"
+    np.save(rec, np.random.default_rng(0).normal(size=(100, 3)))  # 3 acceleration columns → magnitude
+    csv = tmp_path / "probs.csv"
+    capsys.readouterr()
+    assert _run(["predict", str(rec), "--checkpoint", str(tl), "--step", "16", "--output", str(csv)]) == 0
+    out = capsys.readouterr().out
+    assert "5 windows of 32 samples, step 16" in out and "votes:" in out
+    rows = np.loadtxt(csv, delimiter=",", skiprows=1)
+    assert rows.shape == (5, 4) and np.allclose(rows[:, 1:].sum(1), 1, atol=1e-4)
+
+    with pytest.raises(Exception, match="resume is off"):
+        _run([*tl_args, "--no-resume"])
