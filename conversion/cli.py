@@ -117,13 +117,17 @@ def run_export(args) -> int:
 def run_profile(args) -> int:
     from conversion import profile
 
+    from conversion.common import perturbed
+
     specs = []
     for m in args.models:
         if Path(m).exists():
             specs.append(load_source(m))
         else:
             arch, _, kind = m.partition(":")
-            specs.append(fresh_source(arch, kind or "1d"))
+            # A fresh init has zero biases and identity BatchNorm, which the TFLite converter folds
+            # away; perturbed weights give the artifact sizes a trained model will have.
+            specs.append(perturbed(fresh_source(arch, kind or "1d")))
     report = profile.build(specs, batches=args.batch, runs=args.runs, warmup=args.warmup, runtimes=args.runtimes)
     paths = profile.write(report, args.out)
     print(profile.render_markdown(report))

@@ -9,6 +9,11 @@ Two converter artefacts are cleaned up afterwards, on the flatbuffer, without to
 * ``lax.scan`` stacks its outputs into a zero-initialised (T, B, h) buffer that the converter
   folds into a 32 KB constant per batch element; it is replaced by a FILL op (same zeros, 0 bytes);
 * tensor names (long JAX name stacks, ~10 KB) are dropped except for inputs and outputs.
+The GRU is the TFLite bottleneck (per-op overhead of a WHILE loop of ~20 small ops per step), so the
+exported function runs both directions of each BiGRU in *one* scan over (2, B, h) states with a
+batched recurrent matmul (a Flax method interceptor swaps it in for ``BiGRU.__call__``; same gate
+code, ``keras_gru_step``): half the loop iterations, ~30% less latency. The parity gate checks it.
+
 The sidecar (class names, standardizer, output semantics) is embedded as TFLite metadata
 ``jazbat_sidecar`` (UTF-8 JSON) and also written next to the file by the exporter.
 """
@@ -20,15 +25,54 @@ from typing import Callable, Iterable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the converter is very chatty
 
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from conversion.common import ExportSource
+from jazbat_jax.model import BiGRU, keras_gru_step
 
 QUANTIZATIONS = ("fp32", "dynamic_int8", "int8")
 METADATA_NAME = "jazbat_sidecar"
-# Export-time unroll of the GRU scan: 4 halves TFLite latency against a rolled loop (fewer WHILE
-# iterations) for ~6 KB more graph; the training model keeps unroll=1.
-DEFAULT_TFLITE_UNROLL = 4
+# Export-time unroll of the GRU scan (fewer WHILE iterations, more graph); the training model keeps 1.
+DEFAULT_TFLITE_UNROLL = 8
+
+
+def stacked_bigru(params: dict, x: jax.Array, unroll: int) -> jax.Array:
+    """Keras ``Bidirectional(GRU)`` on (B, T, d) with both directions in one scan (export graph)."""
+    fwd, bwd = params["forward"], params["backward"]
+    # Input projections for all steps at once; the backward direction reads time reversed.
+    xp_f = jnp.swapaxes(x @ fwd["kernel"] + fwd["bias"][0], 0, 1)  # (T, B, 3h)
+    xp_b = jnp.flip(jnp.swapaxes(x @ bwd["kernel"] + bwd["bias"][0], 0, 1), 0)
+    xp = jnp.stack([xp_f, xp_b], axis=1)  # (T, 2, B, 3h)
+    # keras_gru_step reads only recurrent_kernel and bias[1]: (2, h, 3h) @ batched, (2, 1, 3h) biases.
+    stacked = {"recurrent_kernel": jnp.stack([fwd["recurrent_kernel"], bwd["recurrent_kernel"]]),
+               "bias": (None, jnp.stack([fwd["bias"][1], bwd["bias"][1]])[:, None, :])}
+    units = fwd["recurrent_kernel"].shape[0]
+
+    def step(h, xp_t):
+        h = keras_gru_step(stacked, h, xp_t)
+        return h, h
+
+    _, hs = jax.lax.scan(step, jnp.zeros((2, x.shape[0], units), x.dtype), xp, unroll=unroll)  # (T, 2, B, h)
+    return jnp.swapaxes(jnp.concatenate([hs[:, 0], jnp.flip(hs[:, 1], 0)], axis=-1), 0, 1)  # (B, T, 2h)
+
+
+def export_probabilities_fn(source: ExportSource, gru_unroll: int = DEFAULT_TFLITE_UNROLL):
+    """``source.probabilities_fn()`` with every BiGRU computed by ``stacked_bigru``."""
+    probabilities = source.probabilities_fn()
+
+    def interceptor(next_fun, args, kwargs, context):
+        if isinstance(context.module, BiGRU) and context.method_name == "__call__":
+            return stacked_bigru(context.module.variables["params"], args[0], gru_unroll)
+        return next_fun(*args, **kwargs)
+
+    def fn(x):
+        with nn.intercept_methods(interceptor):
+            return probabilities(x)
+
+    return fn
 
 
 def tf_function(source: ExportSource, batch_size: int = 1, gru_unroll: int = DEFAULT_TFLITE_UNROLL):
@@ -36,7 +80,7 @@ def tf_function(source: ExportSource, batch_size: int = 1, gru_unroll: int = DEF
     import tensorflow as tf
     from jax.experimental import jax2tf
 
-    converted = jax2tf.convert(source.probabilities_fn(gru_unroll), with_gradient=False)
+    converted = jax2tf.convert(export_probabilities_fn(source, gru_unroll), with_gradient=False)
     spec = tf.TensorSpec(source.input_shape(batch_size), tf.float32, name="x")
     return tf.function(lambda x: {"probabilities": converted(x)}, input_signature=[spec], autograph=False)
 

@@ -55,7 +55,7 @@ def test_tflite_fp32_parity_size_and_builtins(exported, source):
     assert entry["bytes"] == len(data) <= TFLITE_FP32_MAX_BYTES
     ops = tflite.builtin_op_names(data)
     assert not [o for o in ops if o.startswith("CUSTOM")], f"Flex / custom ops in the file: {ops}"
-    assert "WHILE" in ops  # the GRU stays a loop (export-time unroll 4), not 256 copies
+    assert "WHILE" in ops  # the GRU stays a loop (export-time unroll 8), not 256 copies
     assert entry["input_signature"] == {"name": "x", "shape": [1, 256, 1], "dtype": "float32"}
     # class names and standardizer travel inside the file
     assert tflite.read_metadata(data) == source.sidecar()
@@ -158,3 +158,23 @@ def test_formats_are_validated():
     assert export_mod.expand_formats("all") == ("tflite", "tflite-int8", "onnx", "saved_model")
     with pytest.raises(ValueError, match="unknown format"):
         export_mod.expand_formats(["tflite", "pdf"])
+
+
+def _short_window_source(window: int, seed: int):
+    """Jazbat-Net on shorter windows: the fully unrolled paths (tf2onnx, full INT8) convert in seconds."""
+    from conversion.common import ExportSource
+    from jazbat_jax.model import init_variables, jazbat_net
+
+    model = jazbat_net("1d", window=window)
+    src = ExportSource(model, init_variables(model, seed), tuple(f"c{i}" for i in range(6)), name=f"jazbat_net_1d_w{window}")
+    return perturbed(src, seed=seed)
+
+
+def test_tf2onnx_path_parity(tmp_path):
+    """The generic path (fully unrolled TFLite -> tf2onnx) is exact too; it is only large and slow."""
+    src = _short_window_source(32, seed=6)
+    m = export_mod.export(src, tmp_path, ["onnx-tf2onnx"], parity_windows=16)
+    entry = _entry(m, ".tf2onnx.onnx")
+    assert {r["windows"] for r in entry["parity"]} == {"random", "real"}
+    assert all(r["max_abs_error"] <= parity.FP32_ATOL and r["argmax_agreement"] == 1.0 for r in entry["parity"])
+    assert entry["exporter"].startswith("jax2tf -> fully unrolled TFLite -> tf2onnx")
