@@ -108,8 +108,8 @@ def run_export(args) -> int:
     for a in manifest["artifacts"]:
         worst = max(r["max_abs_error"] for r in a["parity"])
         agree = min(r["argmax_agreement"] for r in a["parity"])
-        kind = a.get("quantization", a.get("exporter", a["format"]))
-        print(f"  {a['file']:<40} {a['bytes']:>10,} B  {kind:<14} max|dp| {worst:.2e}  argmax agree {agree:.1%}")
+        kind = a.get("quantization") or a.get("exporter", a["format"]).split(" ")[0]
+        print(f"  {a['file']:<36} {a['bytes']:>10,} B  {kind:<13} max|dp| {worst:.2e}  argmax agree {agree:.1%}")
     print(f"  manifest.json (sha256, opset, input signature, parity)")
     return 0
 
