@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 # Each area's module defines `register(subparsers)` for its own subcommands.
-SUBCOMMAND_MODULES: list[str] = ["jazbat_jax.data.cli", "jazbat_jax.bench"]
+SUBCOMMAND_MODULES: list[str] = ["jazbat_jax.data.cli", "jazbat_jax.bench", "jazbat_jax.experiments.cli"]
 
 
 def add_summary(subparsers) -> None:

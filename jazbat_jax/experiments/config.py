@@ -1,0 +1,158 @@
+"""The experiment grid (the paper's Table VI design on public data) from one config file.
+
+A config is a nested dict: a built-in profile (``quick`` or ``full``) with the values of an
+optional JSON or TOML file merged on top. Every cell's settings are derived from it, and a
+short hash of those settings names the cell's folder, so a changed setting never reuses a
+stale result.
+
+Sections::
+
+    profile      "quick" | "full"  (the base the file's values are merged onto)
+    data_root    "bundled" (the sample shipped with the package) | "auto" (../shared/data or
+                 $JAZBAT_DATA_ROOT, else the bundled sample) | a folder path
+    target       dataset ("quiroz" | "seecs"), root (SEECS folder; required for seecs),
+                 window, step, participants (list or null = all)
+    pretrain     epochs, batch_size, learning_rate, step, activities (WISDM codes),
+                 watch_subjects / phone_subjects (list or null = every subject the data has),
+                 test_fraction, val_fraction, seed (pretraining is a subject hold-out on WISDM)
+    finetune     epochs, batch_size, learning_rate, val_fraction
+    grid         inputs, pretraining ("none" | "watch" | "phone"), protocols ("subject" |
+                 "random"), n_folds, folds (which folds to run; null = all), seeds, split_seed
+    baseline     enabled, n_estimators, max_depth
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+INPUTS = ("1d", "3d", "6d")
+PRETRAININGS = ("none", "watch", "phone")
+PROTOCOLS = ("subject", "random")
+TARGETS = ("quiroz", "seecs")
+ALL_ACTIVITIES = "ABCDEFGHIJKLMOPQRS"  # WISDM 2019: 18 activities (N does not exist)
+
+# The quick profile: the bundled sample (identical on every machine, no download), 1D only,
+# short training, 3 folds, 1 seed. Sized to finish in well under 10 minutes on 2 CPU cores.
+QUICK: dict[str, Any] = {
+    "profile": "quick",
+    "data_root": "bundled",
+    "target": {"dataset": "quiroz", "root": None, "window": 256, "step": 32, "participants": None},
+    "pretrain": {
+        "epochs": 4, "batch_size": 32, "learning_rate": 1e-3, "step": 64,
+        "activities": ALL_ACTIVITIES, "watch_subjects": None, "phone_subjects": None,
+        "test_fraction": 0.2, "val_fraction": 0.1, "seed": 0,
+    },
+    "finetune": {"epochs": 5, "batch_size": 32, "learning_rate": 1e-3, "val_fraction": 0.1},
+    "grid": {
+        "inputs": ["1d"], "pretraining": ["none", "watch"], "protocols": ["subject", "random"],
+        "n_folds": 3, "folds": None, "seeds": [0], "split_seed": 0,
+    },
+    "baseline": {"enabled": True, "n_estimators": 200, "max_depth": None},
+}
+
+# The full profile: the paper's epochs (40 pretraining, 90 fine-tuning) and steps (32 WISDM,
+# 16 emotions), all data, all inputs and pretrainings, 5 folds, 3 seeds. Days of CPU time.
+FULL: dict[str, Any] = {
+    "profile": "full",
+    "data_root": "auto",
+    "target": {"dataset": "quiroz", "root": None, "window": 256, "step": 16, "participants": None},
+    "pretrain": {
+        "epochs": 40, "batch_size": 32, "learning_rate": 1e-3, "step": 32,
+        "activities": ALL_ACTIVITIES, "watch_subjects": None, "phone_subjects": None,
+        "test_fraction": 0.2, "val_fraction": 0.1, "seed": 0,
+    },
+    "finetune": {"epochs": 90, "batch_size": 32, "learning_rate": 1e-3, "val_fraction": 0.1},
+    "grid": {
+        "inputs": ["1d", "3d", "6d"], "pretraining": ["none", "watch", "phone"], "protocols": ["subject", "random"],
+        "n_folds": 5, "folds": None, "seeds": [0, 1, 2], "split_seed": 0,
+    },
+    "baseline": {"enabled": True, "n_estimators": 300, "max_depth": None},
+}
+
+PROFILES = {"quick": QUICK, "full": FULL}
+
+
+class ConfigError(ValueError):
+    """A config file or value that cannot define a grid; the message says which and why."""
+
+
+def _merge(base: dict, over: dict, where: str = "") -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if k not in base:
+            raise ConfigError(f"unknown config key {where + k!r}; known: {sorted(base)}")
+        if isinstance(base[k], dict) and v is not None:
+            if not isinstance(v, dict):
+                raise ConfigError(f"config key {where + k!r} must be a table/object")
+            out[k] = _merge(base[k], v, f"{where}{k}.")
+        else:
+            out[k] = v
+    return out
+
+
+def read_file(path: str | Path) -> dict:
+    """A JSON (.json) or TOML (.toml) config file as a dict."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            return tomllib.loads(text)
+        if path.suffix == ".json":
+            return json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"cannot parse {path}: {e}") from e
+    raise ConfigError(f"config file {path} must end in .json or .toml")
+
+
+def load_config(profile: str | None = None, path: str | Path | None = None) -> dict:
+    """The built-in ``profile`` (default: the file's ``profile`` key, else quick) with the file merged on top."""
+    over = read_file(path) if path else {}
+    name = profile or over.get("profile") or "quick"
+    if name not in PROFILES:
+        raise ConfigError(f"profile must be one of {sorted(PROFILES)}, got {name!r}")
+    over = {k: v for k, v in over.items() if k != "profile"}
+    cfg = _merge(PROFILES[name], over)
+    cfg["profile"] = name
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: dict) -> None:
+    g, t = cfg["grid"], cfg["target"]
+    for key, allowed in (("inputs", INPUTS), ("pretraining", PRETRAININGS), ("protocols", PROTOCOLS)):
+        vals = g[key]
+        if not vals or any(v not in allowed for v in vals) or len(set(vals)) != len(vals):
+            raise ConfigError(f"grid.{key} must be distinct values from {allowed}, got {vals!r}")
+    if not isinstance(g["n_folds"], int) or g["n_folds"] < 2:
+        raise ConfigError(f"grid.n_folds must be an integer >= 2, got {g['n_folds']!r}")
+    if g["folds"] is not None and (not g["folds"] or any(not 0 <= f < g["n_folds"] for f in g["folds"])):
+        raise ConfigError(f"grid.folds must be null or fold numbers in [0, {g['n_folds']}), got {g['folds']!r}")
+    if not g["seeds"] or len(set(g["seeds"])) != len(g["seeds"]):
+        raise ConfigError(f"grid.seeds must be a non-empty list of distinct integers, got {g['seeds']!r}")
+    if t["dataset"] not in TARGETS:
+        raise ConfigError(f"target.dataset must be one of {TARGETS}, got {t['dataset']!r}")
+    if t["dataset"] == "seecs" and not t["root"]:
+        raise ConfigError("target.dataset 'seecs' needs target.root: the folder of your SEECS-layout data "
+                          "(the data are closed; see docs/data.md for the layout)")
+    acts = cfg["pretrain"]["activities"]
+    if not acts or any(a not in ALL_ACTIVITIES for a in acts) or len(set(acts)) != len(acts):
+        raise ConfigError(f"pretrain.activities must be distinct WISDM codes from {ALL_ACTIVITIES}, got {acts!r}")
+    for sec in ("pretrain", "finetune"):
+        if cfg[sec]["epochs"] < 1 or cfg[sec]["batch_size"] < 1:
+            raise ConfigError(f"{sec}.epochs and {sec}.batch_size must be >= 1")
+
+
+def settings_hash(settings: Any) -> str:
+    """A short, stable hash of JSON-serialisable settings (names cached results)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def folds(cfg: dict) -> list[int]:
+    g = cfg["grid"]
+    return list(range(g["n_folds"])) if g["folds"] is None else list(g["folds"])

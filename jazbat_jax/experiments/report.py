@@ -1,0 +1,346 @@
+"""Turn a results folder into ``report.md`` and figures.
+
+Every number in the report is read from a ``result.json`` (or a run's ``metrics.jsonl``) in the
+results folder, and every table says the data, split, epochs and seeds it comes from. The
+paper's numbers appear only in their own, labelled column.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jazbat_jax.experiments import config as cfgmod
+from jazbat_jax.experiments import grid
+
+# Paper Table VI (spec §1.6): accuracy %, SEECS emotions, 6 classes, split not stated (probably
+# a random segment split, spec §4).
+PAPER_TABLE_VI = {
+    ("6d", "none"): 75.38, ("6d", "watch"): 75.04, ("6d", "phone"): 67.29,
+    ("3d", "none"): 86.77, ("3d", "watch"): 82.66, ("3d", "phone"): 81.96,
+    ("1d", "none"): 85.10, ("1d", "watch"): 90.62, ("1d", "phone"): 95.36,
+}
+PAPER_SOURCE = "Imran et al., IEEE IoT Journal 2026, Table VI"
+# The target data's own published anchor (abstract of the JMIR paper; not the same task).
+QUIROZ_ANCHOR = (
+    "Quiroz et al. (JMIR Ment Health 2018;5(3):e10153, abstract) report **median accuracies above 78%** "
+    "for **binary happy vs sad** classification with **personal (per-participant) models** on the 44 "
+    "participants with movement data, in every condition of the design. That is a within-person, two-class "
+    "result: it is the data's own reference point, not comparable to our three-class, cross-person "
+    "(subject split) numbers, and closer in spirit to our random split (same person in train and test)."
+)
+PRETRAIN_LABEL = {"none": "no pretraining", "watch": "WISDM watch", "phone": "WISDM phone"}
+
+
+def _mean_sd(values: list[float], scale: float = 100.0) -> str:
+    if not values:
+        return "—"
+    m = statistics.fmean(values) * scale
+    if len(values) < 2:
+        return f"{m:.1f}"
+    return f"{m:.1f} ± {statistics.stdev(values) * scale:.1f}"
+
+
+def _group(rows: list[dict], *keys: str) -> dict[tuple, list[dict]]:
+    out: dict[tuple, list[dict]] = {}
+    for r in rows:
+        out.setdefault(tuple(r[k] for k in keys), []).append(r)
+    return out
+
+
+def _flat(result: dict) -> dict:
+    """One row per finished cell with the fields the tables need."""
+    s = result["settings"]
+    return {
+        "kind": result["kind"], "job": result["job"], "input": s["input"],
+        "pretraining": s.get("pretraining", "rf"), "protocol": s["split"]["protocol"], "fold": s["split"]["fold"],
+        "seed": s["seed"], "acc": result["report"]["accuracy"], "f1": result["report"]["macro"]["f1"],
+        "report": result["report"], "wall_s": result.get("wall_s"), "n_train": result.get("n_train"),
+        "n_test": result.get("n_test"), "test_subjects": result.get("test_subjects"),
+        "checkpoint_epoch": result.get("checkpoint_epoch"), "epochs": s.get("epochs"),
+    }
+
+
+def _combined_report(rows: list[dict]) -> dict:
+    """Whole-set metrics over the union of the rows' test sets (confusions summed, then recomputed)."""
+    from jazbat_jax.train.metrics import classification_report
+
+    names = rows[0]["report"]["class_names"]
+    cm = sum(np.asarray(r["report"]["confusion"], np.int64) for r in rows)
+    y_true = np.repeat(np.repeat(np.arange(len(names)), len(names)), cm.ravel())
+    y_pred = np.repeat(np.tile(np.arange(len(names)), len(names)), cm.ravel())
+    return classification_report(y_true, y_pred, names)
+
+
+def _history(results: Path, job_id: str) -> list[dict]:
+    p = results / "cells" / job_id / "run" / "metrics.jsonl"
+    if not p.exists():
+        return []
+    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+
+
+# ---------------------------------------------------------------- figures
+def _plot_curves(results: Path, rows: list[dict], path: Path, title: str) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = _group([r for r in rows if r["kind"] == "deep"], "input", "pretraining")
+    if not groups:
+        return False
+    histories = {key: [h for h in (_history(results, r["job"]) for r in rs) if h] for key, rs in sorted(groups.items())}
+    if not any(histories.values()):
+        return False  # run folders not present (e.g. a copied results folder without runs)
+    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
+    for (inp, pre), hs in histories.items():
+        if not hs:
+            continue
+        n = min(len(h) for h in hs)
+        ep = np.arange(1, n + 1)
+        for key, ax, style in (("val_accuracy", ax_acc, "-"), ("train_accuracy", ax_acc, ":"),
+                               ("val_loss", ax_loss, "-"), ("train_loss", ax_loss, ":")):
+            vals = np.array([[h[i][key] for i in range(n)] for h in hs if key in h[0]])
+            if len(vals):
+                lbl = f"{inp.upper()} {PRETRAIN_LABEL[pre]} ({'val' if key.startswith('val') else 'train'})"
+                ax.plot(ep, vals.mean(axis=0), style, marker=".", label=lbl)
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy (mean over folds × seeds)")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="Loss (mean over folds × seeds)")
+    for ax in (ax_acc, ax_loss):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _plot_pretrain_curves(results: Path, pretrain: list[dict], path: Path) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hists = []
+    for r in pretrain:
+        p = results / "pretrain" / r["job"] / "run" / "metrics.jsonl"
+        hists.append([json.loads(line) for line in p.read_text().splitlines() if line.strip()] if p.exists() else [])
+    if not any(hists):
+        return False
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for r, hist in zip(pretrain, hists):
+        if hist:
+            s = r["settings"]
+            ep = [h["epoch"] for h in hist]
+            ax.plot(ep, [h["train_accuracy"] for h in hist], ":", marker=".", label=f"{s['device']} {s['input']} train")
+            if "val_accuracy" in hist[0]:
+                ax.plot(ep, [h["val_accuracy"] for h in hist], "-", marker=".", label=f"{s['device']} {s['input']} val")
+    ax.set(xlabel="epoch", ylabel="accuracy", title="Pretraining on WISDM (18 activities)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+# ---------------------------------------------------------------- report
+def _settings_lines(cfg: dict, invocations: list[dict]) -> list[str]:
+    t, p, f, g = cfg["target"], cfg["pretrain"], cfg["finetune"], cfg["grid"]
+    target = ("Quiroz et al. 2018 walking emotions (smartwatch, happy / neutral / sad)" if t["dataset"] == "quiroz"
+              else f"SEECS-layout data at {t['root']} (6 emotions)")
+    machines = sorted({json.dumps(i["machine"], sort_keys=True) for i in invocations})
+    lines = [
+        f"- **Profile** `{cfg['profile']}`; data root `{cfg['data_root']}`"
+        + (" (the sample bundled with the package: 12 Quiroz participants, 6 WISDM watch subjects)"
+           if cfg["data_root"] == "bundled" else ""),
+        f"- **Target**: {target}; windows of {t['window']} samples, step {t['step']}"
+        + (f"; participants {t['participants']}" if t["participants"] else "; all participants in the data"),
+        f"- **Splits**: `subject` = {g['n_folds']}-fold by participant (no person in two parts), `random` = "
+        f"{g['n_folds']}-fold stratified over windows (the paper's probable protocol; overlapping windows of the "
+        f"same walk land in train and test); folds run: {cfgmod.folds(cfg)}; split seed {g['split_seed']}; "
+        f"validation = {f['val_fraction']:.0%} of the rest (for checkpoint selection by macro-F1).",
+        f"- **Fine-tuning**: {f['epochs']} epochs, batch {f['batch_size']}, Adam lr {f['learning_rate']} "
+        f"(paper: 90 epochs); all layers trained; best-validation checkpoint evaluated on the test fold.",
+        f"- **Pretraining**: WISDM 2019, {len(p['activities'])} activities `{p['activities']}`, step {p['step']}, "
+        f"{p['epochs']} epochs (paper: 40), subject hold-out ({p['test_fraction']:.0%} test, "
+        f"{p['val_fraction']:.0%} val), seed {p['seed']}; subjects listed below.",
+        f"- **Seeds** (initialisation, shuffling): {g['seeds']}; mean ± SD are over folds × seeds (sample SD).",
+        f"- **Baseline**: random forest ({cfg['baseline']['n_estimators']} trees) on 15 gait features per channel, "
+        f"same folds, trained on train + validation." if cfg["baseline"]["enabled"] else "- Baseline: off.",
+    ]
+    for m in machines:
+        m = json.loads(m)
+        lines.append(f"- **Machine**: {m['host_cpu']}, {m['cpu_count']} cores, JAX {m['jax']} on "
+                     f"{m['jax_devices']} ({m['jax_backend']}), Python {m['python']}")
+    return lines
+
+
+def build_report(results: str | Path, cfg: dict | None = None, command: str | None = None) -> Path:
+    """Write ``report.md`` and ``figures/`` into ``results``; return the report's path."""
+    results = Path(results)
+    if cfg is None:
+        p = results / "config.json"
+        if not p.exists():
+            raise FileNotFoundError(f"{results} has no config.json: run the grid first (or pass a config)")
+        cfg = json.loads(p.read_text())
+    fig_dir = results / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    jobs = grid.plan(cfg)
+    done = {j.id: json.loads((j.folder(results) / "result.json").read_text()) for j in jobs if j.done(results)}
+    missing = [j for j in jobs if j.id not in done]
+    inv_path = results / "invocations.jsonl"
+    invocations = [json.loads(line) for line in inv_path.read_text().splitlines() if line.strip()] if inv_path.exists() else []
+    pretrain = [r for r in done.values() if r["kind"] == "pretrain"]
+    rows = [_flat(r) for r in done.values() if r["kind"] != "pretrain"]
+    g = cfg["grid"]
+
+    out: list[str] = [f"# Jazbat-Net experiments on public data ({cfg['profile']} profile)", ""]
+    if command:
+        out += ["Command:", "", "```", command, "```", ""]
+    total_wall = sum(r.get("wall_s") or 0 for r in done.values())
+    out += [f"{len(done)} of {len(jobs)} jobs finished"
+            + (f" ({len(missing)} missing, listed at the end)" if missing else "")
+            + f"; training / fitting wall time of the finished jobs {total_wall / 60:.1f} min"
+            + (f"; invocations: " + ", ".join(f"{i['started']} ({i['wall_s'] / 60:.1f} min, {len(i['ran'])} jobs run)"
+                                              for i in invocations) if invocations else "") + ".", ""]
+    out += ["## Settings", "", *_settings_lines(cfg, invocations), ""]
+
+    # ---- main grid
+    out += ["## Results: test accuracy and macro-F1 (%), mean ± SD over folds × seeds", ""]
+    dataset = "Quiroz 2018 (3 classes, chance 33.3%)" if cfg["target"]["dataset"] == "quiroz" else "SEECS-layout (6 classes)"
+    for protocol in g["protocols"]:
+        prow = [r for r in rows if r["protocol"] == protocol]
+        desc = ("subject-independent: test participants never seen in training" if protocol == "subject"
+                else "random window split: overlapping windows of the same walks in train and test (leaky)")
+        out += [f"### Split `{protocol}` ({desc})", "",
+                f"Data: {dataset}; {g['n_folds']}-fold, folds {cfgmod.folds(cfg)}, seeds {g['seeds']}; "
+                f"fine-tuning {cfg['finetune']['epochs']} epochs.", "",
+                "| input | model | accuracy | macro-F1 | runs | paper Table VI accuracy (SEECS, 6 classes; not comparable) |",
+                "|---|---|---|---|---|---|"]
+        for inp in g["inputs"]:
+            if cfg["baseline"]["enabled"]:
+                rs = [r for r in prow if r["input"] == inp and r["kind"] == "baseline"]
+                out.append(f"| {inp.upper()} | random forest (gait features) | {_mean_sd([r['acc'] for r in rs])} | "
+                           f"{_mean_sd([r['f1'] for r in rs])} | {len(rs)} | — |")
+            for pre in g["pretraining"]:
+                rs = [r for r in prow if r["input"] == inp and r["kind"] == "deep" and r["pretraining"] == pre]
+                out.append(f"| {inp.upper()} | Jazbat-Net, {PRETRAIN_LABEL[pre]} | {_mean_sd([r['acc'] for r in rs])} | "
+                           f"{_mean_sd([r['f1'] for r in rs])} | {len(rs)} | {PAPER_TABLE_VI[(inp, pre)]:.2f} |")
+        out.append("")
+    out += [f"The paper's column ({PAPER_SOURCE}) is for the closed SEECS data (chest-worn phone, 40 subjects, six "
+            "emotions, 90 fine-tuning epochs, split not stated and probably random over overlapping windows). It is "
+            "printed for orientation only: different data, sensor position, classes and protocol.", ""]
+
+    # ---- leakage
+    if set(g["protocols"]) == {"subject", "random"}:
+        out += ["### The cost of leakage (random − subject, accuracy points)", "", "| input | model | random − subject |", "|---|---|---|"]
+        for (inp, pre), rs in sorted(_group(rows, "input", "pretraining").items()):
+            a = [r["acc"] for r in rs if r["protocol"] == "random"]
+            b = [r["acc"] for r in rs if r["protocol"] == "subject"]
+            if a and b:
+                name = "random forest" if pre == "rf" else f"Jazbat-Net, {PRETRAIN_LABEL[pre]}"
+                out.append(f"| {inp.upper()} | {name} | {100 * (statistics.fmean(a) - statistics.fmean(b)):+.1f} |")
+        out.append("")
+
+    out += ["### Published anchor for the target data", "", QUIROZ_ANCHOR if cfg["target"]["dataset"] == "quiroz"
+            else "No published anchor for user-supplied SEECS-layout data.", ""]
+
+    # ---- best cell
+    deep_subject = [r for r in rows if r["kind"] == "deep"]
+    if deep_subject:
+        best_protocol = "subject" if any(r["protocol"] == "subject" for r in deep_subject) else deep_subject[0]["protocol"]
+        groups = _group([r for r in deep_subject if r["protocol"] == best_protocol], "input", "pretraining")
+        (b_inp, b_pre), b_rows = max(groups.items(), key=lambda kv: statistics.fmean(r["f1"] for r in kv[1]))
+        comb = _combined_report(b_rows)
+        from jazbat_jax.train import plots
+
+        plots.plot_confusion(comb, fig_dir / "best_confusion.png",
+                             title=f"{b_inp.upper()} {PRETRAIN_LABEL[b_pre]}, split {best_protocol} (row %)")
+        plots.plot_per_class(comb, fig_dir / "best_per_class.png")
+        out += [f"## Best Jazbat-Net cell under the `{best_protocol}` split: {b_inp.upper()}, {PRETRAIN_LABEL[b_pre]}", "",
+                f"Highest mean macro-F1. Test predictions of all {len(b_rows)} runs (folds {sorted({r['fold'] for r in b_rows})}, "
+                f"seeds {sorted({r['seed'] for r in b_rows})}) pooled: {comb['n']} windows, accuracy "
+                f"{100 * comb['accuracy']:.1f}%, macro-F1 {100 * comb['macro']['f1']:.1f}%.", "",
+                "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+        for name, m in comb["per_class"].items():
+            out.append(f"| {name} | {100 * m['precision']:.1f} | {100 * m['recall']:.1f} | {100 * m['f1']:.1f} | {m['support']} |")
+        out += ["", "![confusion](figures/best_confusion.png) ![per-class](figures/best_per_class.png)", ""]
+
+    # ---- learning curves
+    curve_lines = []
+    for protocol in g["protocols"]:
+        name = f"curves_{protocol}.png"
+        if _plot_curves(results, [r for r in rows if r["protocol"] == protocol], fig_dir / name,
+                        f"Fine-tuning on the target, split {protocol}, {cfg['finetune']['epochs']} epochs"):
+            curve_lines.append(f"![curves {protocol}](figures/{name})")
+    if curve_lines:
+        out += ["## Learning curves", "",
+                "Mean over folds × seeds of the per-epoch training (dotted) and validation (solid) accuracy and loss. "
+                "Validation parts follow the split protocol (held-out participants for `subject`).", "", *curve_lines, ""]
+
+    # ---- pretraining
+    out += ["## Pretraining on WISDM 2019", ""]
+    if pretrain:
+        out += ["| device | input | subjects (all used) | activities | windows | epochs | test subjects | test accuracy | test macro-F1 | wall time |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in pretrain:
+            s, d = r["settings"], r["data_used"]
+            out.append(f"| {s['device']} | {s['input'].upper()} | {len(d['subjects'])}: {', '.join(map(str, d['subjects']))} | "
+                       f"{len(d['activities'])}: {''.join(d['activities']) if all(len(a) == 1 for a in d['activities']) else ', '.join(d['activities'])} | "
+                       f"{d['windows']} | {s['epochs']} | {', '.join(map(str, d['split']['test']))} | "
+                       f"{100 * r['report']['accuracy']:.1f}% | {100 * r['report']['macro']['f1']:.1f}% | {r['wall_s']:.0f} s |")
+        out += ["", "Chance on 18 activities is 5.6%. The paper pretrains on all WISDM subjects for 40 epochs and reports no "
+                "held-out pretraining accuracy; we hold out subjects to measure it.", ""]
+        if _plot_pretrain_curves(results, pretrain, fig_dir / "pretrain_curves.png"):
+            out += ["![pretraining](figures/pretrain_curves.png)", ""]
+    else:
+        out += ["No pretraining in this grid.", ""]
+
+    # ---- complexity
+    out += _complexity_section(cfg, rows)
+
+    # ---- every cell
+    out += ["## Every finished job", "",
+            "| job | input | model | split | fold | seed | train / test windows | test participants | best epoch | accuracy | macro-F1 | wall time |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        model = "random forest" if r["kind"] == "baseline" else PRETRAIN_LABEL[r["pretraining"]]
+        subj = ", ".join(map(str, r["test_subjects"])) if r["protocol"] == "subject" and r["test_subjects"] else "all (random)"
+        out.append(f"| `{r['job']}` | {r['input'].upper()} | {model} | {r['protocol']} | {r['fold']} | {r['seed']} | "
+                   f"{r['n_train']} / {r['n_test']} | {subj} | "
+                   f"{r['checkpoint_epoch'] if r['checkpoint_epoch'] is not None else '—'}"
+                   f"{'/' + str(r['epochs']) if r['epochs'] else ''} | {100 * r['acc']:.1f} | {100 * r['f1']:.1f} | "
+                   f"{r['wall_s']:.0f} s |")
+    out.append("")
+    if missing:
+        out += ["## Missing jobs (not run: the grid was stopped or the compute ran out)", ""]
+        out += [f"- `{j.id}`" for j in missing]
+        out.append("")
+    path = results / "report.md"
+    path.write_text("\n".join(out))
+    return path
+
+
+def _complexity_section(cfg: dict, rows: list[dict]) -> list[str]:
+    from jazbat_jax import summary
+
+    c = 3 if cfg["target"]["dataset"] == "quiroz" else 6
+    lines = ["## Model complexity (computed from the models, `jazbat_jax.summary`)", "",
+             "| input | model | K | C | trainable params | total params | MACs per window |", "|---|---|---|---|---|---|---|"]
+    for inp in cfg["grid"]["inputs"]:
+        variants = []
+        if "none" in cfg["grid"]["pretraining"]:
+            variants.append(("no pretraining (K = C)", c))
+        if any(p != "none" for p in cfg["grid"]["pretraining"]):
+            variants.append(("transferred (K = 18 kept)", 18))
+        for name, k in variants:
+            j = summary.build(inp, k, c, xla=False)["jazbat_net"]
+            lines.append(f"| {inp.upper()} | {name} | {k} | {c} | {j['trainable_params']:,} | {j['total_params']:,} | {j['macs']:,} |")
+    lines += ["", "Window 256. On-device latency is measured by the export tools (`conversion/`, see its docs); "
+              "it is not part of this report.", ""]
+    return lines

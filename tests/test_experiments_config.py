@@ -1,0 +1,66 @@
+"""Experiment config: profiles, JSON / TOML merge, validation with clear errors, job hashes."""
+import json
+
+import pytest
+
+from jazbat_jax.experiments import config, grid
+
+
+def test_profiles():
+    q, f = config.load_config("quick"), config.load_config("full")
+    assert q["grid"]["inputs"] == ["1d"] and q["grid"]["pretraining"] == ["none", "watch"]
+    assert q["grid"]["protocols"] == ["subject", "random"] and q["data_root"] == "bundled"
+    assert f["grid"]["inputs"] == ["1d", "3d", "6d"] and f["grid"]["pretraining"] == ["none", "watch", "phone"]
+    assert (f["pretrain"]["epochs"], f["finetune"]["epochs"]) == (40, 90)  # the paper's epochs
+    assert (f["pretrain"]["step"], f["target"]["step"]) == (32, 16)  # the paper's steps
+    assert config.load_config() == q  # quick is the default
+
+
+def test_toml_and_json_merge(tmp_path):
+    t = tmp_path / "g.toml"
+    t.write_text('profile = "full"\n[grid]\ninputs = ["3d"]\nseeds = [7]\n[finetune]\nepochs = 2\n')
+    cfg = config.load_config(None, t)
+    assert cfg["profile"] == "full" and cfg["grid"]["inputs"] == ["3d"] and cfg["grid"]["seeds"] == [7]
+    assert cfg["finetune"]["epochs"] == 2 and cfg["finetune"]["batch_size"] == 32  # untouched keys stay
+    j = tmp_path / "g.json"
+    j.write_text(json.dumps({"grid": {"folds": [1]}}))
+    cfg = config.load_config("quick", j)
+    assert config.folds(cfg) == [1] and config.folds(config.load_config("quick")) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("text, match", [
+    ('[grid]\ninputs = ["2d"]\n', "grid.inputs"),
+    ('[grid]\nprotocols = ["time"]\n', "grid.protocols"),
+    ('[grid]\nfolds = [5]\n', "grid.folds"),
+    ('[grid]\nseeds = []\n', "grid.seeds"),
+    ('[target]\ndataset = "seecs"\n', "needs target.root"),
+    ('[pretrain]\nactivities = "ABN"\n', "pretrain.activities"),
+    ('[grdi]\ninputs = ["1d"]\n', "unknown config key 'grdi'"),
+    ('[grid]\nfoo = 1\n', "unknown config key 'grid.foo'"),
+    ('profile = "medium"\n', "profile must be one of"),
+    ('[grid\n', "cannot parse"),
+])
+def test_errors(tmp_path, text, match):
+    p = tmp_path / "bad.toml"
+    p.write_text(text)
+    with pytest.raises(config.ConfigError, match=match):
+        config.load_config(None, p)
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(config.ConfigError, match="does not exist"):
+        config.load_config(None, tmp_path / "none.toml")
+    (tmp_path / "c.yaml").write_text("a: 1")
+    with pytest.raises(config.ConfigError, match=".json or .toml"):
+        config.load_config(None, tmp_path / "c.yaml")
+
+
+def test_job_ids_are_stable_and_readable():
+    cfg = config.load_config("quick")
+    a, b = grid.plan(cfg), grid.plan(config.load_config("quick"))
+    assert [j.id for j in a] == [j.id for j in b]
+    assert a[0].id.startswith("wisdm-watch-1d-")
+    assert any(j.id.startswith("quiroz-1d-none-subject-f0-s0-") for j in a)
+    assert "bundled" == a[0].settings["data_root"]  # location-independent: a moved checkout reuses its results
+    # quick: 1 trunk + 2 protocols × 3 folds × (forest + 2 deep)
+    assert len(a) == 1 + 2 * 3 * 3

@@ -1,0 +1,167 @@
+"""The grid on a tiny real grid (bundled sample, window 32): caching, skip, resume, report, CLI.
+
+Real code paths end to end: the loaders, ``loop.fit``, the transfer surgery, the forest, the report.
+"""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from jazbat_jax.cli import main
+from jazbat_jax.experiments import config, grid, report
+
+TINY = {
+    "target": {"window": 32, "step": 64, "participants": [2, 3, 4, 5, 6, 7]},
+    "pretrain": {"epochs": 1, "step": 64, "activities": "ABCD", "watch_subjects": [1600, 1604, 1606]},
+    "finetune": {"epochs": 2, "batch_size": 32},
+    "grid": {"n_folds": 3, "folds": [0], "protocols": ["subject", "random"], "pretraining": ["none", "watch"]},
+    "baseline": {"n_estimators": 10},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_cfg_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cfg") / "tiny.json"
+    path.write_text(json.dumps(TINY))
+    return path
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory, tiny_cfg_file):
+    """A results folder made in two invocations: the first stopped after 2 jobs, the second finished."""
+    cfg = config.load_config("quick", tiny_cfg_file)
+    results = tmp_path_factory.mktemp("results")
+    first = grid.run_grid(cfg, results, progress=False, stop_after=2)
+    second = grid.run_grid(cfg, results, progress=False)
+    return cfg, results, first, second
+
+
+def test_plan_shape_and_reuse_of_the_trunk(done):
+    cfg, results, first, second = done
+    jobs = grid.plan(cfg)
+    kinds = [j.kind for j in jobs]
+    # one trunk, then per protocol (2) × fold (1) × seed (1): a forest and two deep cells
+    assert kinds == ["pretrain"] + ["baseline", "deep", "deep"] * 2
+    trunk = jobs[0].id
+    assert [j.settings["pretrain_job"] for j in jobs if j.kind == "deep" and j.settings["pretraining"] == "watch"] == [trunk, trunk]
+    assert len({j.id for j in jobs}) == len(jobs)
+    assert len(list((results / "pretrain").iterdir())) == 1  # trained once, used by both transfer cells
+
+
+def test_second_invocation_skips_finished_jobs(done):
+    cfg, results, first, second = done
+    assert len(first["ran"]) == 2 and first["skipped_done"] == 0
+    assert second["skipped_done"] == 2 and len(second["ran"]) == 5
+    assert set(first["ran"]).isdisjoint(second["ran"])
+    third = grid.run_grid(cfg, results, progress=False)
+    assert third["ran"] == [] and third["skipped_done"] == 7
+    lines = (results / "invocations.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and json.loads(lines[0])["machine"]["cpu_count"] >= 1
+
+
+def test_results_record_settings_data_and_time(done):
+    cfg, results, *_ = done
+    rs = grid.load_results(results, cfg)
+    assert len(rs) == 7
+    pre = rs[0]
+    assert pre["kind"] == "pretrain"
+    assert pre["data_used"]["subjects"] == [1600, 1604, 1606]
+    assert pre["data_used"]["activities"] == ["walking", "jogging", "stairs", "sitting"]
+    for r in rs[1:]:
+        assert r["wall_s"] >= 0 and r["finished_at"] and r["settings"]["target"]["participants"] == [2, 3, 4, 5, 6, 7]
+        assert r["report"]["n"] == r["n_test"] > 0
+        if r["settings"]["split"]["protocol"] == "subject":
+            assert len(r["test_subjects"]) == 2  # 6 participants in 3 folds
+    deep = [r for r in rs if r["kind"] == "deep"]
+    assert all(r["checkpoint_epoch"] in (1, 2) for r in deep)
+
+
+def test_changed_setting_makes_a_new_job(done):
+    cfg, *_ = done
+    other = json.loads(json.dumps(cfg))
+    other["finetune"]["epochs"] = 3
+    a = {j.id for j in grid.plan(cfg) if j.kind == "deep"}
+    b = {j.id for j in grid.plan(other) if j.kind == "deep"}
+    assert a.isdisjoint(b)
+    # the trunk and the forest do not depend on fine-tuning epochs: they are reused
+    assert grid.plan(cfg)[0].id == grid.plan(other)[0].id
+    assert {j.id for j in grid.plan(cfg) if j.kind == "baseline"} == {j.id for j in grid.plan(other) if j.kind == "baseline"}
+
+
+def test_killed_cell_resumes_to_the_uninterrupted_result(done, tmp_path):
+    """A cell stopped after epoch 1 (what a kill leaves: checkpoints, no result.json) resumes and
+    ends with the same test predictions as the uninterrupted run."""
+    cfg, results, *_ = done
+    job = next(j for j in grid.plan(cfg) if j.kind == "deep" and j.settings["pretraining"] == "watch")
+    reference = json.loads((job.folder(results) / "result.json").read_text())
+    copy = tmp_path / "results"
+    shutil.copytree(results / "pretrain", copy / "pretrain")  # the trunk it needs
+    # interrupt: train the same cell to epoch 1 only, with the grid's own runner inputs
+    from jazbat_jax.data import Standardizer
+    from jazbat_jax.train.checkpoint import load_checkpoint
+    from jazbat_jax.train.loop import fit
+    from jazbat_jax.train.transfer import reheaded_variables, transfer_model
+
+    s = job.settings
+    data = grid.DataCache(cfg)
+    ws = data.target("1d")
+    sp = grid._split(ws, s["split"])
+    train, val, test = ws.subset(sp.train), ws.subset(sp.val), ws.subset(sp.test)
+    src_model, src_vars, _ = load_checkpoint(copy / "pretrain" / s["pretrain_job"] / "run")
+    model = transfer_model(src_model, 3)
+    fit(model, reheaded_variables(src_vars, model, s["seed"]), train, val, test, Standardizer.fit(train.x),
+        grid._train_config(s, s["learning_rate"]), job.folder(copy) / "run", data_config=s,
+        extra_meta={"split_summary": sp.summary}, progress=False, make_plots=False, stop_after_epoch=1)
+    assert not job.done(copy)
+    result = grid.run_deep(job, copy, data, progress=False)
+    hist = [json.loads(x) for x in (job.folder(copy) / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in hist] == [1, 2]
+    assert result["report"]["confusion"] == reference["report"]["confusion"]
+
+
+def test_report_tables_figures_and_gaps(done, tmp_path):
+    cfg, results, *_ = done
+    path = report.build_report(results, cfg, command="jazbat experiments --config tiny.json")
+    text = path.read_text()
+    for needle in ("### Split `subject`", "### Split `random`", "random forest (gait features)",
+                   "Jazbat-Net, WISDM watch", "85.10", "90.62", "not comparable", "The cost of leakage",
+                   "Quiroz et al. (JMIR", "## Pretraining on WISDM 2019", "1600, 1604, 1606",
+                   "## Model complexity", "29,027", "## Every finished job", "jazbat experiments --config tiny.json"):
+        assert needle in text, needle
+    assert "Missing jobs" not in text
+    for fig in ("best_confusion.png", "best_per_class.png", "curves_subject.png", "curves_random.png", "pretrain_curves.png"):
+        assert (results / "figures" / fig).stat().st_size > 1000
+    # the table's numbers are the results' numbers: one run per cell, so mean = that run
+    rs = grid.load_results(results, cfg)
+    rf = next(r for r in rs if r["kind"] == "baseline" and r["settings"]["split"]["protocol"] == "subject")
+    assert f"| 1D | random forest (gait features) | {100 * rf['report']['accuracy']:.1f} |" in text
+    # a partial folder: the report lists what is missing
+    part = tmp_path / "partial"
+    shutil.copytree(results, part, ignore=shutil.ignore_patterns("run"))
+    victim = next(part.glob("cells/*/result.json"))
+    victim.unlink()
+    text = report.build_report(part, cfg).read_text()
+    assert "## Missing jobs" in text and victim.parent.name in text
+
+
+def test_mean_sd_and_pooled_confusion():
+    assert report._mean_sd([0.5]) == "50.0"
+    assert report._mean_sd([0.4, 0.6]) == "50.0 ± 14.1"
+    assert report._mean_sd([]) == "—"
+    rows = [{"report": {"class_names": ["a", "b"], "confusion": [[3, 1], [0, 4]]}},
+            {"report": {"class_names": ["a", "b"], "confusion": [[2, 0], [1, 1]]}}]
+    comb = report._combined_report(rows)
+    assert comb["confusion"] == [[5, 1], [1, 5]] and comb["accuracy"] == pytest.approx(10 / 12)
+
+
+def test_cli_report_only_and_errors(done, tiny_cfg_file, capsys):
+    cfg, results, *_ = done
+    (results / "report.md").unlink(missing_ok=True)
+    assert main(["experiments", "--config", str(tiny_cfg_file), "--results", str(results), "--report-only"]) == 0
+    assert (results / "report.md").exists()
+    assert "report:" in capsys.readouterr().out
+    bad = tiny_cfg_file.parent / "bad.toml"
+    bad.write_text('[grid]\ninputs = ["2d"]\n')
+    with pytest.raises(SystemExit, match="grid.inputs"):
+        main(["experiments", "--config", str(bad), "--results", str(results), "--report-only"])
