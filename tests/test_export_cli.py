@@ -52,3 +52,32 @@ def test_profile_small(tmp_path):
     assert [t["runtime"] for t in row["latency"]] == ["onnx"]
     assert (tmp_path / "profile.png").stat().st_size > 0
     assert "jazbat_net_1d" in (tmp_path / "profile.md").read_text()
+
+
+def test_export_from_a_checkpoint(tmp_path):
+    """A checkpoint written by the training code exports with its class names and standardizer;
+    with the bundled sample's classes, the real-window gate also reports accuracy."""
+    import numpy as np
+
+    from jazbat_jax.data.core import Standardizer
+    from jazbat_jax.model import init_variables, jazbat_net
+    from jazbat_jax.train.checkpoint import Checkpoints, model_config
+    from jazbat_jax.train.state import create_train_state
+    from jazbat_jax.train.steps import make_optimizer
+
+    model = jazbat_net("1d", num_classes=3, reduce_filters=3)
+    state = create_train_state(model, init_variables(model, 1), make_optimizer(), seed=0)
+    std = Standardizer(np.array([1.5], np.float32), np.array([2.0], np.float32))
+    meta = {"model": model_config(model), "class_names": ["happy", "neutral", "sad"], "standardizer": std.to_dict()}
+    ck = Checkpoints(tmp_path / "run" / "checkpoints")
+    ck.save(1, state, meta, is_best=True)
+    ck.close()
+
+    args = parse(["export", str(tmp_path / "run"), "--format", "onnx", "--out", str(tmp_path / "out")])
+    assert args.func(args) == 0
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["model"]["class_names"] == ["happy", "neutral", "sad"]
+    assert manifest["model"]["standardizer"] == std.to_dict()
+    assert manifest["model"]["origin"] == str((tmp_path / "run").resolve())
+    (real,) = [r for r in manifest["artifacts"][0]["parity"] if r["windows"] == "real"]
+    assert real["accuracy_reference"] is not None and real["accuracy_candidate"] == real["accuracy_reference"]

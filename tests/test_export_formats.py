@@ -67,12 +67,11 @@ def test_tflite_conversion_is_deterministic(exported, source):
     assert hashlib.sha256(again).hexdigest() == _entry(m, ".tflite")["sha256"]
 
 
-def test_tflite_fixed_batch_rejects_other_sizes(exported):
+def test_tflite_runner_splits_into_the_fixed_batch(exported):
     out, m = exported
     runner = tflite.TFLiteRunner((out / _entry(m, ".tflite")["file"]).read_bytes())
-    assert runner(np.zeros((3, 256, 1), np.float32)).shape == (3, 6)  # split into batches of 1
-    with pytest.raises(ValueError, match="must|batch"):
-        tflite.TFLiteRunner(tflite.to_tflite_bytes(fresh_source(), batch_size=2))(np.zeros((3, 256, 1), np.float32))
+    assert runner.batch_size == 1
+    assert runner(np.zeros((3, 256, 1), np.float32)).shape == (3, 6)
 
 
 def test_onnx_native_parity_size_and_dynamic_batch(exported, source):
