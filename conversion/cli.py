@@ -87,7 +87,7 @@ def register(subparsers) -> None:
     q.add_argument("--runs", type=int, default=100, help="timed runs (after 5 warm-up runs)")
     q.add_argument("--warmup", type=int, default=5)
     q.add_argument("--runtimes", nargs="+", default=["jax", "tflite", "onnx"], choices=["jax", "tflite", "onnx"])
-    q.add_argument("--out", type=Path, default=Path("reports/profile"), help="folder for profile.{md,json,png}")
+    q.add_argument("--out", type=Path, default=Path("runs/profile"), help="folder for profile.{md,json,png}")
     q.set_defaults(func=run_profile)
 
 

@@ -47,7 +47,9 @@ def published(source: ExportSource) -> dict[str, Any]:
         table, device = paper.JAZBAT_PUBLISHED.get(kind, {}), paper.ON_DEVICE["jazbat"]
         fp32 = table.get("fp32_kb", 0) * 1e3 if table else None
         who = paper.PAPER
+    peak = paper.TABLE_IV["peak_activation_floats"] * 4 if source.architecture == "jazbat_net" and kind == "1d" else None
     return {"source": who, "params": table.get("params"), "macs": table.get("macs"), "fp32_bytes": fp32,
+            "peak_activation_bytes": peak,
             "tflite_bytes": device["tflite_mb"] * 1e6 if kind == "1d" else None,
             "device_median_ms": device["median_ms"] if kind == "1d" else None,
             "device_mean_ms": device["mean_ms"] if kind == "1d" else None,
@@ -113,8 +115,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores ({m['system']}). Protocol: {report['protocol']}.", ""]
     lines += ["| model | params trainable / total | paper params | MACs | paper MACs | XLA flops (scan ×T) | "
-              "XLA temp mem (B=1) | FP32 weights | TFLite FP32 | TFLite dyn-INT8 | ONNX | paper TFLite |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "XLA temp mem (B=1) | paper peak act. | FP32 weights | TFLite FP32 | TFLite dyn-INT8 | ONNX | paper TFLite |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in report["models"]:
         p, a = r["paper"], r["artifact_bytes"]
         # Published precision: Jazbat-Net 28.36K / 6.96M, [9] 754K / 157.88M.
@@ -124,6 +126,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"{_k(p['params'])}{_mark(r['params_total'], p['params'], params_half_unit)} | {_k(r['macs'], 'M', 1e6)} | "
             f"{_k(p['macs'], 'M', 1e6)}{_mark(r['macs'], p['macs'], 5e3)} | "
             f"{_k(r['xla']['xla_flops_scan_corrected'], 'M', 1e6)} | {_k(r['xla']['memory_temp_bytes'], ' KB')} | "
+            f"{_k(p.get('peak_activation_bytes'), ' KB')} | "
             f"{_k(r['fp32_weight_bytes'], ' KB')} | {_k(a['tflite_fp32'], ' KB')} | {_k(a['tflite_dynamic_int8'], ' KB')} | "
             f"{_k(a['onnx'], ' KB')} | {_k(p['tflite_bytes'], ' KB')} |")
     lines += ["", "| model | runtime | batch | median ms | mean ± SD ms | min / max ms | paper on-device median ms |",
