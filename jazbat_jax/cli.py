@@ -7,7 +7,13 @@ import sys
 from pathlib import Path
 
 # Each area's module defines `register(subparsers)` for its own subcommands.
-SUBCOMMAND_MODULES: list[str] = ["jazbat_jax.data.cli", "jazbat_jax.bench", "jazbat_jax.experiments.cli"]
+SUBCOMMAND_MODULES: list[str] = [
+    "jazbat_jax.data.cli",  # data info / split
+    "jazbat_jax.train.cli",  # pretrain / finetune / evaluate / predict
+    "conversion.cli",  # export / profile
+    "jazbat_jax.experiments.cli",  # experiments (the paper's Table VI grid)
+    "jazbat_jax.bench",  # bench-gate / bench-report
+]
 
 
 def add_summary(subparsers) -> None:
