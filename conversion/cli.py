@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from conversion.common import ExportSource, fresh_source
+from conversion.common import ExportSource, RealWindows, fresh_source
 
 INPUT_KIND = {1: "1d", 3: "3d", 6: "6d"}
 
@@ -21,7 +21,7 @@ def load_source(path: str | Path, prefer: str = "best") -> ExportSource:
     std = meta.get("standardizer")
     architecture = "sota_surrogate" if type(model).__name__ == "SotaSurrogate" else "jazbat_net"
     kind = INPUT_KIND.get(int(model.input_dim), f"{model.input_dim}ch")
-    return ExportSource(
+    source = ExportSource(
         model=model,
         variables={k: v for k, v in variables.items() if k in ("params", "batch_stats")},
         class_names=tuple(meta["class_names"]),
@@ -30,6 +30,31 @@ def load_source(path: str | Path, prefer: str = "best") -> ExportSource:
         name=f"{architecture}_{kind}",
         origin=str(Path(path).resolve()),
     )
+    source.test_windows = checkpoint_test_windows(source, meta)
+    return source
+
+
+def checkpoint_test_windows(source: ExportSource, meta: dict) -> RealWindows | None:
+    """The checkpoint's held-out test split (its stored data configuration, rebuilt), standardised;
+    None when the data cannot be found here (the gates then use the bundled sample)."""
+    import numpy as np
+
+    if "data" not in meta:
+        return None
+    try:
+        from jazbat_jax.train.cli import load_data
+
+        ws, split = load_data(meta["data"])
+    except (ImportError, OSError, ValueError, KeyError, SystemExit) as e:
+        print(f"note: the checkpoint's test split could not be rebuilt ({e}); gates use the bundled sample",
+              file=sys.stderr)
+        return None
+    if tuple(ws.class_names) != source.class_names or len(split.test) == 0:
+        return None
+    x = np.asarray(ws.x[split.test], np.float32)
+    x = source.standardizer(x) if source.standardizer is not None else x
+    return RealWindows(x, np.asarray(ws.y[split.test]), tuple(ws.class_names),
+                       f"checkpoint test split: {meta['data'].get('dataset')} ({split.protocol}), {len(x)} windows")
 
 
 def _source_from_args(args) -> ExportSource:

@@ -24,6 +24,16 @@ OUTPUT_SEMANTICS = "probabilities (softmax over classes) for standardised window
 
 
 @dataclasses.dataclass
+class RealWindows:
+    """Labelled real windows, already standardised with the source's Standardizer."""
+
+    x: np.ndarray
+    y: np.ndarray
+    class_names: tuple[str, ...]
+    origin: str
+
+
+@dataclasses.dataclass
 class ExportSource:
     """A model ready to export. ``variables`` is ``{'params': ..., 'batch_stats': ...}``."""
 
@@ -33,6 +43,7 @@ class ExportSource:
     standardizer: Standardizer | None = None
     name: str = "model"
     origin: str = "fresh"  # "fresh (seed N)" or the checkpoint path
+    test_windows: RealWindows | None = None  # a checkpoint's held-out test split, when it can be rebuilt
 
     def __post_init__(self) -> None:
         self.class_names = tuple(str(c) for c in self.class_names)

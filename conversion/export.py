@@ -54,14 +54,15 @@ def export(
     """Write the artifacts of ``formats`` and ``manifest.json`` into ``out_dir``; return the manifest.
 
     batch_size: the fixed batch of the TFLite / SavedModel files (the ONNX graph takes any batch).
-    real: real windows for the gates (True = the bundled sample when available).
+    real: real windows for the gates (True = the checkpoint's test split when the source has one, else
+    ``parity_windows`` windows of the bundled sample).
     Raises ``parity.ParityError`` if an FP32 artifact disagrees with the JAX model.
     """
     formats = expand_formats(formats)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if real is True:
-        real = parity.real_windows(source, parity_windows)
+    if real is True:  # a checkpoint's test split, else the bundled sample
+        real = source.test_windows or parity.real_windows(source, parity_windows)
     stem = source.name
     signature = {"name": "x", "shape": list(source.input_shape(batch_size)), "dtype": "float32"}
     staging = Path(tempfile.mkdtemp(prefix=".export-staging-", dir=out_dir))

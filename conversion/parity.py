@@ -13,7 +13,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from conversion.common import ExportSource
+from conversion.common import ExportSource, RealWindows
 
 FP32_ATOL = 1e-5
 
@@ -26,6 +26,7 @@ class ParityError(RuntimeError):
 class ParityResult:
     windows: str  # "random" | "real"
     n: int
+    origin: str
     max_abs_error: float
     argmax_agreement: float  # share of windows with the same predicted class
     accuracy_reference: float | None = None  # with labels: the JAX model's accuracy
@@ -42,14 +43,6 @@ class ParityResult:
 def random_windows(source: ExportSource, n: int = 64, seed: int = 0) -> np.ndarray:
     """Standard-normal windows: what standardised inputs look like to the model."""
     return np.random.default_rng(seed).standard_normal(source.input_shape(n)).astype(np.float32)
-
-
-@dataclasses.dataclass
-class RealWindows:
-    x: np.ndarray  # standardised with the source's Standardizer
-    y: np.ndarray
-    class_names: tuple[str, ...]
-    origin: str
 
 
 def real_windows(source: ExportSource, n: int = 64) -> RealWindows | None:
@@ -71,7 +64,7 @@ def real_windows(source: ExportSource, n: int = 64) -> RealWindows | None:
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray, windows: str,
-            labels: np.ndarray | None = None) -> ParityResult:
+            labels: np.ndarray | None = None, origin: str = "") -> ParityResult:
     """Errors of ``candidate`` against ``reference`` probabilities; accuracies when ``labels`` are given."""
     reference, candidate = np.asarray(reference), np.asarray(candidate)
     if reference.shape != candidate.shape:
@@ -79,6 +72,7 @@ def compare(reference: np.ndarray, candidate: np.ndarray, windows: str,
     result = ParityResult(
         windows=windows,
         n=int(len(reference)),
+        origin=origin,
         max_abs_error=float(np.max(np.abs(reference - candidate))) if np.all(np.isfinite(candidate)) else float("inf"),
         argmax_agreement=float(np.mean(reference.argmax(-1) == candidate.argmax(-1))),
     )
@@ -98,19 +92,20 @@ def check(
 ) -> list[ParityResult]:
     """Run the gates. ``exact``: FP32 rule (raise ParityError on failure); else only report.
 
-    ``real``: True to load the bundled sample, False / None to skip it, or the windows to use.
-    Accuracies are reported only when the windows' class names are the model's (a trained model).
+    ``real``: True for the source's test split (a checkpoint's, all of it) or else ``n`` windows of the
+    bundled sample; False / None to skip; or the windows to use. Accuracies are reported only when the
+    windows' class names are the model's (a model trained on them).
     """
     reference = jax.jit(source.probabilities_fn())
-    sets: list[tuple[str, np.ndarray, np.ndarray | None]] = [("random", random_windows(source, n), None)]
+    sets = [("random", random_windows(source, n), None, "standard normal, seed 0")]
     if real is True:
-        real = real_windows(source, n)
+        real = source.test_windows or real_windows(source, n)
     if real:
         labels = real.y if tuple(real.class_names) == tuple(source.class_names) else None
-        sets.append(("real", real.x, labels))
+        sets.append(("real", real.x, labels, real.origin))
     results = []
-    for name, x, labels in sets:
-        result = compare(np.asarray(reference(x)), candidate(x), name, labels)
+    for name, x, labels, origin in sets:
+        result = compare(_batched(reference, x), candidate(x), name, labels, origin)
         results.append(result)
         if exact and not result.passed_fp32:
             raise ParityError(
@@ -119,3 +114,8 @@ def check(
                 f"{result.argmax_agreement:.1%} (must be 100%)"
             )
     return results
+
+
+def _batched(fn, x: np.ndarray, size: int = 512) -> np.ndarray:
+    """The JAX reference in fixed-size chunks (one compilation per shape, bounded memory)."""
+    return np.concatenate([np.asarray(fn(x[i : i + size])) for i in range(0, len(x), size)])
