@@ -32,7 +32,7 @@ def done(tmp_path_factory, tiny_cfg_file):
     """A results folder made in two invocations: the first stopped after 2 jobs, the second finished."""
     cfg = config.load_config("quick", tiny_cfg_file)
     results = tmp_path_factory.mktemp("results")
-    first = grid.run_grid(cfg, results, progress=False, stop_after=2)
+    first = grid.run_grid(cfg, results, progress=False, stop_after=2, command="jazbat experiments --config tiny.json")
     second = grid.run_grid(cfg, results, progress=False)
     return cfg, results, first, second
 
@@ -58,6 +58,7 @@ def test_second_invocation_skips_finished_jobs(done):
     assert third["ran"] == [] and third["skipped_done"] == 7
     lines = (results / "invocations.jsonl").read_text().splitlines()
     assert len(lines) == 3 and json.loads(lines[0])["machine"]["cpu_count"] >= 1
+    assert json.loads(lines[0])["command"] == "jazbat experiments --config tiny.json"
 
 
 def test_results_record_settings_data_and_time(done):
@@ -122,12 +123,13 @@ def test_killed_cell_resumes_to_the_uninterrupted_result(done, tmp_path):
 
 def test_report_tables_figures_and_gaps(done, tmp_path):
     cfg, results, *_ = done
-    path = report.build_report(results, cfg, command="jazbat experiments --config tiny.json")
+    path = report.build_report(results, cfg, command="jazbat experiments --config tiny.json --report-only")
     text = path.read_text()
     for needle in ("### Split `subject`", "### Split `random`", "random forest (gait features)",
                    "Jazbat-Net, WISDM watch", "85.10", "90.62", "not comparable", "The cost of leakage",
                    "Quiroz et al. (JMIR", "## Pretraining on WISDM 2019", "1600, 1604, 1606",
-                   "## Model complexity", "29,027", "## Every finished job", "jazbat experiments --config tiny.json"):
+                   "## Model complexity", "29,027", "## Every finished job", "jazbat experiments --config tiny.json --report-only",
+                   "2 jobs run, 0 skipped as done", "— `jazbat experiments --config tiny.json`"):
         assert needle in text, needle
     assert "Missing jobs" not in text
     for fig in ("best_confusion.png", "best_per_class.png", "curves_subject.png", "curves_random.png", "pretrain_curves.png"):
@@ -159,7 +161,8 @@ def test_cli_report_only_and_errors(done, tiny_cfg_file, capsys):
     cfg, results, *_ = done
     (results / "report.md").unlink(missing_ok=True)
     assert main(["experiments", "--config", str(tiny_cfg_file), "--results", str(results), "--report-only"]) == 0
-    assert (results / "report.md").exists()
+    text = (results / "report.md").read_text()
+    assert f"jazbat experiments --config {tiny_cfg_file} --results {results} --report-only" in text
     assert "report:" in capsys.readouterr().out
     bad = tiny_cfg_file.parent / "bad.toml"
     bad.write_text('[grid]\ninputs = ["2d"]\n')

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 import time
 from pathlib import Path
 
@@ -38,6 +37,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_experiments)
 
 
+def _command_line(args: argparse.Namespace) -> str:
+    """The command as a user would type it (recorded in the results and the report)."""
+    parts = ["jazbat", "experiments"]
+    if args.profile:
+        parts.append(f"--{args.profile}")
+    if args.config:
+        parts += ["--config", str(args.config)]
+    if args.results:
+        parts += ["--results", str(args.results)]
+    if args.report_only:
+        parts.append("--report-only")
+    return " ".join(shlex.quote(p) for p in parts)
+
+
 def cmd_experiments(args: argparse.Namespace) -> int:
     from jazbat_jax.experiments import config, grid, report
 
@@ -46,11 +59,11 @@ def cmd_experiments(args: argparse.Namespace) -> int:
     except config.ConfigError as e:
         raise SystemExit(f"jazbat experiments: {e}")
     results = args.results or Path("runs") / f"experiments-{cfg['profile']}"
-    command = "jazbat " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
+    command = _command_line(args)
     t0 = time.perf_counter()
     if not args.report_only:
         try:
-            grid.run_grid(cfg, results, progress=not args.no_progress)
+            grid.run_grid(cfg, results, progress=not args.no_progress, command=command)
         except config.ConfigError as e:
             raise SystemExit(f"jazbat experiments: {e}")
     path = report.build_report(results, cfg, command=command)

@@ -331,7 +331,7 @@ def enable_compilation_cache(results: Path) -> None:
 
 
 def run_grid(cfg: dict, results: str | Path, progress: bool = True, log: Callable[[str], None] = print,
-             stop_after: int | None = None) -> dict:
+             stop_after: int | None = None, command: str | None = None) -> dict:
     """Run every job of ``cfg`` not yet finished in ``results``; return a summary of this invocation.
 
     ``stop_after``: stop after that many jobs were run (not skipped); used by the tests.
@@ -363,7 +363,7 @@ def run_grid(cfg: dict, results: str | Path, progress: bool = True, log: Callabl
         if stop_after is not None and len(ran) >= stop_after:
             break
     bar.close()
-    summary = {"started": started, "profile": cfg["profile"], "machine": machine_info(),
+    summary = {"started": started, "command": command, "profile": cfg["profile"], "machine": machine_info(),
                "jobs": len(jobs), "skipped_done": len(jobs) - len(todo), "ran": ran,
                "wall_s": round(time.perf_counter() - t_start, 2)}
     with open(results / "invocations.jsonl", "a") as f:

@@ -96,22 +96,24 @@ def _plot_curves(results: Path, rows: list[dict], path: Path, title: str) -> boo
     if not any(histories.values()):
         return False  # run folders not present (e.g. a copied results folder without runs)
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
-    for (inp, pre), hs in histories.items():
+    for k, ((inp, pre), hs) in enumerate(histories.items()):
         if not hs:
             continue
         n = min(len(h) for h in hs)
         ep = np.arange(1, n + 1)
+        color = f"C{k}"  # one colour per configuration: solid validation, dotted training
         for key, ax, style in (("val_accuracy", ax_acc, "-"), ("train_accuracy", ax_acc, ":"),
                                ("val_loss", ax_loss, "-"), ("train_loss", ax_loss, ":")):
             vals = np.array([[h[i][key] for i in range(n)] for h in hs if key in h[0]])
             if len(vals):
                 lbl = f"{inp.upper()} {PRETRAIN_LABEL[pre]} ({'val' if key.startswith('val') else 'train'})"
-                ax.plot(ep, vals.mean(axis=0), style, marker=".", label=lbl)
+                ax.plot(ep, vals.mean(axis=0), style, marker=".", color=color, label=lbl)
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy (mean over folds × seeds)")
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="Loss (mean over folds × seeds)")
     for ax in (ax_acc, ax_loss):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+        ax.xaxis.get_major_locator().set_params(integer=True)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -132,13 +134,16 @@ def _plot_pretrain_curves(results: Path, pretrain: list[dict], path: Path) -> bo
     if not any(hists):
         return False
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    for r, hist in zip(pretrain, hists):
+    for k, (r, hist) in enumerate(zip(pretrain, hists)):
         if hist:
             s = r["settings"]
             ep = [h["epoch"] for h in hist]
-            ax.plot(ep, [h["train_accuracy"] for h in hist], ":", marker=".", label=f"{s['device']} {s['input']} train")
+            ax.plot(ep, [h["train_accuracy"] for h in hist], ":", marker=".", color=f"C{k}",
+                    label=f"{s['device']} {s['input']} train")
             if "val_accuracy" in hist[0]:
-                ax.plot(ep, [h["val_accuracy"] for h in hist], "-", marker=".", label=f"{s['device']} {s['input']} val")
+                ax.plot(ep, [h["val_accuracy"] for h in hist], "-", marker=".", color=f"C{k}",
+                        label=f"{s['device']} {s['input']} val")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set(xlabel="epoch", ylabel="accuracy", title="Pretraining on WISDM (18 activities)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -201,13 +206,18 @@ def build_report(results: str | Path, cfg: dict | None = None, command: str | No
 
     out: list[str] = [f"# Jazbat-Net experiments on public data ({cfg['profile']} profile)", ""]
     if command:
-        out += ["Command:", "", "```", command, "```", ""]
+        out += ["Report written by:", "", "```", command, "```", ""]
     total_wall = sum(r.get("wall_s") or 0 for r in done.values())
     out += [f"{len(done)} of {len(jobs)} jobs finished"
             + (f" ({len(missing)} missing, listed at the end)" if missing else "")
             + f"; training / fitting wall time of the finished jobs {total_wall / 60:.1f} min"
-            + (f"; invocations: " + ", ".join(f"{i['started']} ({i['wall_s'] / 60:.1f} min, {len(i['ran'])} jobs run)"
-                                              for i in invocations) if invocations else "") + ".", ""]
+            + ".", ""]
+    if invocations:
+        out += ["Invocations of the grid on this results folder (from `invocations.jsonl`):", ""]
+        out += [f"- {i['started']}: {len(i['ran'])} jobs run, {i['skipped_done']} skipped as done, "
+                f"{i['wall_s'] / 60:.1f} min wall" + (f" — `{i['command']}`" if i.get("command") else "")
+                for i in invocations]
+        out.append("")
     out += ["## Settings", "", *_settings_lines(cfg, invocations), ""]
 
     # ---- main grid
