@@ -135,7 +135,12 @@ def run_export(args) -> int:
         agree = min(r["argmax_agreement"] for r in a["parity"])
         kind = a.get("quantization") or a.get("exporter", a["format"]).split(" ")[0]
         print(f"  {a['file']:<36} {a['bytes']:>10,} B  {kind:<13} max|dp| {worst:.2e}  argmax agree {agree:.1%}")
-    print(f"  manifest.json (sha256, opset, input signature, parity)")
+    print("  manifest.json (sha256, opset, input signature, parity)")
+    for a in manifest["artifacts"]:
+        agree = min(r["argmax_agreement"] for r in a["parity"])
+        if agree < 0.9:  # only quantised files get here: FP32 files failing the gate are never written
+            print(f"warning: {a['file']} predicts the JAX model's class on only {agree:.1%} of the gate windows "
+                  f"(see docs/export.md, quantisation)", file=sys.stderr)
     return 0
 
 
