@@ -128,7 +128,7 @@ def test_report_tables_figures_and_gaps(done, tmp_path):
     for needle in ("### Split `subject`", "### Split `random`", "random forest (gait features)",
                    "Jazbat-Net, WISDM watch", "85.10", "90.62", "not comparable", "The cost of leakage",
                    "Quiroz et al. (JMIR", "## Pretraining on WISDM 2019", "1600, 1604, 1606",
-                   "## Model complexity", "29,027", "## Every finished job", "jazbat experiments --config tiny.json --report-only",
+                   "## Model complexity", "29,027", "Where these results differ from the paper", "## Every finished job", "jazbat experiments --config tiny.json --report-only",
                    "2 jobs run, 0 skipped as done", "— `jazbat experiments --config tiny.json`"):
         assert needle in text, needle
     assert "Missing jobs" not in text
@@ -168,3 +168,28 @@ def test_cli_report_only_and_errors(done, tiny_cfg_file, capsys):
     bad.write_text('[grid]\ninputs = ["2d"]\n')
     with pytest.raises(SystemExit, match="grid.inputs"):
         main(["experiments", "--config", str(bad), "--results", str(results), "--report-only"])
+
+
+def test_seecs_layout_target(tmp_path):
+    """A user's SEECS-layout folder as the target: six classes, 3D input, no pretraining."""
+    from jazbat_jax.data import SEECS_EMOTIONS, write_seecs_recording
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "seecs"
+    for s in (1, 2, 3):
+        for e in SEECS_EMOTIONS:
+            t = np.arange(160) * 1000.0 / 75
+            write_seecs_recording(root / f"{s:02d}" / e / "walk1.csv", t, rng.normal(size=(160, 3)) + [0, 0, 9.81],
+                                  rng.normal(size=(160, 3)))
+    cfg_file = tmp_path / "seecs.toml"
+    cfg_file.write_text(f'[target]\ndataset = "seecs"\nroot = "{root}"\nwindow = 32\nstep = 32\n'
+                        '[finetune]\nepochs = 1\n[baseline]\nn_estimators = 10\n'
+                        '[grid]\ninputs = ["3d"]\npretraining = ["none"]\nprotocols = ["subject"]\nfolds = [0]\n')
+    results = tmp_path / "results"
+    assert main(["experiments", "--config", str(cfg_file), "--results", str(results), "--no-progress"]) == 0
+    rs = grid.load_results(results, config.load_config(None, cfg_file))
+    assert [r["kind"] for r in rs] == ["baseline", "deep"]
+    assert all(r["report"]["class_names"] == list(SEECS_EMOTIONS) for r in rs)
+    assert all(len(r["test_subjects"]) == 1 for r in rs)  # 3 participants, 3 folds
+    text = (results / "report.md").read_text()
+    assert "SEECS-layout (6 classes)" in text and "No published anchor" in text and "No pretraining in this grid" in text

@@ -9,7 +9,7 @@ from pathlib import Path
 EPILOG = """examples:
   jazbat experiments --quick                         # bundled sample, < 10 min on 2 CPU cores
   jazbat experiments --quick                         # again: every finished job is skipped, report rewritten
-  jazbat experiments --full --results results/full   # the paper's epochs, all data (days on a CPU)
+  jazbat experiments --full --results runs/full      # the paper's epochs, all data (weeks on 2 CPU cores)
   jazbat experiments --config my_grid.toml           # a profile with your changes (JSON or TOML)
   jazbat experiments --quick --report-only           # rebuild report.md from the results folder
 """
