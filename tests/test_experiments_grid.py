@@ -32,8 +32,9 @@ def done(tmp_path_factory, tiny_cfg_file):
     """A results folder made in two invocations: the first stopped after 2 jobs, the second finished."""
     cfg = config.load_config("quick", tiny_cfg_file)
     results = tmp_path_factory.mktemp("results")
-    first = grid.run_grid(cfg, results, progress=False, stop_after=2, command="jazbat experiments --config tiny.json")
-    second = grid.run_grid(cfg, results, progress=False)
+    first = grid.run_grid(cfg, results, progress=False, stop_after=2, command="jazbat experiments --config tiny.json",
+                          compilation_cache=False)
+    second = grid.run_grid(cfg, results, progress=False, compilation_cache=False)
     return cfg, results, first, second
 
 
@@ -54,7 +55,7 @@ def test_second_invocation_skips_finished_jobs(done):
     assert len(first["ran"]) == 2 and first["skipped_done"] == 0
     assert second["skipped_done"] == 2 and len(second["ran"]) == 5
     assert set(first["ran"]).isdisjoint(second["ran"])
-    third = grid.run_grid(cfg, results, progress=False)
+    third = grid.run_grid(cfg, results, progress=False, compilation_cache=False)
     assert third["ran"] == [] and third["skipped_done"] == 7
     lines = (results / "invocations.jsonl").read_text().splitlines()
     assert len(lines) == 3 and json.loads(lines[0])["machine"]["cpu_count"] >= 1
@@ -186,8 +187,10 @@ def test_seecs_layout_target(tmp_path):
                         '[finetune]\nepochs = 1\n[baseline]\nn_estimators = 10\n'
                         '[grid]\ninputs = ["3d"]\npretraining = ["none"]\nprotocols = ["subject"]\nfolds = [0]\n')
     results = tmp_path / "results"
-    assert main(["experiments", "--config", str(cfg_file), "--results", str(results), "--no-progress"]) == 0
-    rs = grid.load_results(results, config.load_config(None, cfg_file))
+    cfg = config.load_config(None, cfg_file)
+    grid.run_grid(cfg, results, progress=False, compilation_cache=False)
+    assert main(["experiments", "--config", str(cfg_file), "--results", str(results), "--report-only"]) == 0
+    rs = grid.load_results(results, cfg)
     assert [r["kind"] for r in rs] == ["baseline", "deep"]
     assert all(r["report"]["class_names"] == list(SEECS_EMOTIONS) for r in rs)
     assert all(len(r["test_subjects"]) == 1 for r in rs)  # 3 participants, 3 folds

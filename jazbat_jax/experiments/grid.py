@@ -331,14 +331,17 @@ def enable_compilation_cache(results: Path) -> None:
 
 
 def run_grid(cfg: dict, results: str | Path, progress: bool = True, log: Callable[[str], None] = print,
-             stop_after: int | None = None, command: str | None = None) -> dict:
+             stop_after: int | None = None, command: str | None = None, compilation_cache: bool = True) -> dict:
     """Run every job of ``cfg`` not yet finished in ``results``; return a summary of this invocation.
 
     ``stop_after``: stop after that many jobs were run (not skipped); used by the tests.
+    ``compilation_cache``: set JAX's persistent cache to ``results/.jax_cache`` (process-wide
+    setting: the tests turn it off so that it does not leak into other tests).
     """
     results = Path(results)
     results.mkdir(parents=True, exist_ok=True)
-    enable_compilation_cache(results)
+    if compilation_cache:
+        enable_compilation_cache(results)
     _write_json(results / "config.json", cfg)
     jobs = plan(cfg)
     todo = [j for j in jobs if not j.done(results)]
