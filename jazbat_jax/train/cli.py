@@ -365,3 +365,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
         write_predictions(result, names, args.output)
         print(f"wrote {args.output}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m jazbat_jax.train.cli COMMAND ...`` (the same commands as ``jazbat COMMAND``)."""
+    parser = argparse.ArgumentParser(prog="python -m jazbat_jax.train.cli")
+    register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
