@@ -25,7 +25,7 @@ from keras_twin import build_keras_twin, copy_flax_weights, twin_to_tflite  # no
 from conversion import onnx_native, parity, runtime, tflite  # noqa: E402
 from conversion.common import fresh_source, perturbed  # noqa: E402
 
-pytestmark = pytest.mark.bench
+pytestmark = [pytest.mark.bench, pytest.mark.ci]  # part of the short CI benchmark pass
 
 TARGET_MS = {"onnx": 0.4, "tflite": 1.0, "jax": 0.6}
 MIN_SPEEDUP = 5.0

@@ -29,7 +29,7 @@ def compiled_forward(model, batch):
     return lambda: forward(variables, x).block_until_ready()
 
 
-@pytest.mark.parametrize("batch", [1, 256])
+@pytest.mark.parametrize("batch", [pytest.param(1, marks=pytest.mark.ci), 256])
 @pytest.mark.parametrize("name", MODELS)
 def test_forward(benchmark, name, batch):
     if name.startswith("s754") and batch == 256:
