@@ -218,7 +218,10 @@ def build_report(results: str | Path, cfg: dict | None = None, command: str | No
                 f"{i['wall_s'] / 60:.1f} min wall" + (f" — `{i['command']}`" if i.get("command") else "")
                 for i in invocations]
         out.append("")
-    out += ["## Settings", "", *_settings_lines(cfg, invocations), ""]
+    roots = sorted({r["settings"]["target"]["root"] for r in done.values() if "target" in r["settings"]}
+                   | {r["settings"]["data_root"] for r in pretrain})
+    out += ["## Settings", "", *_settings_lines(cfg, invocations),
+            f"- **Data folders used** (as recorded in the jobs): {', '.join(f'`{x}`' for x in roots) or '—'}", ""]
 
     # ---- main grid
     out += ["## Results: test accuracy and macro-F1 (%), mean ± SD over folds × seeds", ""]
@@ -305,6 +308,11 @@ def build_report(results: str | Path, cfg: dict | None = None, command: str | No
                        f"{len(d['activities'])}: {''.join(d['activities']) if all(len(a) == 1 for a in d['activities']) else ', '.join(d['activities'])} | "
                        f"{d['windows']} | {s['epochs']} | {', '.join(map(str, d['split']['test']))} | "
                        f"{100 * r['report']['accuracy']:.1f}% | {100 * r['report']['macro']['f1']:.1f}% | {r['wall_s']:.0f} s |")
+        out.append("")
+        for r in pretrain:
+            wpc = r["data_used"]["windows_per_class"]
+            out.append(f"- {r['settings']['device']} {r['settings']['input'].upper()} windows per activity: "
+                       + ", ".join(f"{k} {v}" for k, v in wpc.items()))
         out += ["", "Chance on 18 activities is 5.6%. The paper pretrains on all WISDM subjects for 40 epochs and reports no "
                 "held-out pretraining accuracy; we hold out subjects to measure it.", ""]
         if _plot_pretrain_curves(results, pretrain, fig_dir / "pretrain_curves.png"):
