@@ -66,3 +66,15 @@ def test_pretrain_finetune_evaluate_predict(tmp_path, capsys):
 
     with pytest.raises(Exception, match="resume is off"):
         _run([*tl_args, "--no-resume"])
+
+
+def test_sample_flag_points_at_the_bundled_data():
+    from jazbat_jax.train.cli import data_config_from_args
+
+    parser = argparse.ArgumentParser(prog="jazbat")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["finetune", "--no-pretrain", "--sample"])
+    cfg = data_config_from_args(args, "1d", 256)
+    assert cfg["root"] == str(SAMPLE / "quiroz2018_emotion_walking") and cfg["step"] == 16
+    with pytest.raises(SystemExit):
+        data_config_from_args(parser.parse_args(["finetune", "--no-pretrain", "--sample", "--data", "seecs"]), "1d", 256)

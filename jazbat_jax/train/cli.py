@@ -13,11 +13,13 @@ from pathlib import Path
 import numpy as np
 
 EPILOG_PRETRAIN = """examples:
+  jazbat pretrain --sample --epochs 2 --run-dir runs/sample-wisdm     # a quick try on the bundled sample
   jazbat pretrain --run-dir runs/wisdm                       # the paper: 40 epochs, WISDM watch, 1D
   jazbat pretrain --epochs 3 --max-windows 20000 --run-dir runs/wisdm-short
   jazbat pretrain --run-dir runs/wisdm                       # again: resumes from the last checkpoint
 """
 EPILOG_FINETUNE = """examples:
+  jazbat finetune --from runs/sample-wisdm --sample --epochs 2 --run-dir runs/sample-tl
   jazbat finetune --from runs/wisdm --run-dir runs/quiroz-tl           # the paper: 90 epochs, all layers
   jazbat finetune --from runs/wisdm --freeze epochs --freeze-epochs 5 --run-dir runs/quiroz-tl-f5
   jazbat finetune --no-pretrain --run-dir runs/quiroz-scratch          # the no-transfer baseline (K = C)
@@ -32,6 +34,7 @@ EPILOG_PREDICT = """examples:
 """
 
 DATASETS = ("wisdm", "quiroz", "seecs")
+SAMPLE_FOLDERS = {"wisdm": "wisdm2019", "quiroz": "quiroz2018_emotion_walking"}
 
 
 # ---------------------------------------------------------------- arguments
@@ -40,6 +43,8 @@ def _add_data_args(p: argparse.ArgumentParser, dataset_default: str, step_defaul
     g.add_argument("--data", default=dataset_default, choices=DATASETS, help="dataset")
     g.add_argument("--data-root", type=Path, default=None,
                    help="dataset folder (default: ../shared/data or $JAZBAT_DATA_ROOT, else the bundled sample)")
+    g.add_argument("--sample", action="store_true",
+                   help="use the small real sample bundled with the package (a quick try; not for reporting)")
     g.add_argument("--input", default=None, choices=["1d", "3d", "6d"],
                    help="input channels: |a|, a_xyz or a_xyz+ω_xyz (default 1d; finetune: the pretrained model's)")
     g.add_argument("--mag-mode", default="norm_minus_g", choices=["norm_minus_g", "norm", "paper_literal"],
@@ -165,9 +170,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 # ---------------------------------------------------------------- data
 def data_config_from_args(args: argparse.Namespace, input_kind: str, window: int) -> dict:
     step = args.step if args.step is not None else (32 if args.data == "wisdm" else 16)
+    root = args.data_root
+    if args.sample:
+        from jazbat_jax.data import bundled_sample_root
+
+        if args.data_root or args.data not in SAMPLE_FOLDERS:
+            raise SystemExit(f"--sample is for --data {' / '.join(SAMPLE_FOLDERS)}, without --data-root")
+        root = bundled_sample_root() / SAMPLE_FOLDERS[args.data]
     cfg = {
         "dataset": args.data,
-        "root": str(args.data_root) if args.data_root else None,
+        "root": str(root) if root else None,
         "input_kind": input_kind,
         "mag_mode": args.mag_mode,
         "window": window,
