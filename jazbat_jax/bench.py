@@ -27,8 +27,9 @@ from typing import Any, Iterable
 class TimingGate:
     """``median(candidate) <= max_ratio × median(reference)``, both from the same run.
 
-    Names are pytest-benchmark ``name`` values or fnmatch patterns (each pattern matched
-    against the candidate names; the reference must match exactly one benchmark).
+    Names are pytest-benchmark ``name`` values (matched exactly first) or fnmatch patterns
+    (``test_forward[[]jazbat_*]``); the reference must match exactly one benchmark. A gate whose
+    benchmarks are missing from the run fails: a renamed benchmark must not silently drop its gate.
     """
 
     candidate: str
@@ -88,14 +89,19 @@ def check_exact(run: dict[str, Any], baseline: dict[str, dict[str, Any]]) -> tup
     return failures, notes, merged
 
 
+def _match(names: Iterable[str], pattern: str) -> list[str]:
+    names = list(names)
+    return [pattern] if pattern in names else [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+
+
 def check_timing(run: dict[str, Any], gates: Iterable[TimingGate]) -> tuple[list[str], list[str]]:
     failures, notes = [], []
     med = medians(run)
     for gate in gates:
-        refs = [n for n in med if fnmatch.fnmatchcase(n, gate.reference)]
-        cands = [n for n in med if fnmatch.fnmatchcase(n, gate.candidate)]
+        refs, cands = _match(med, gate.reference), _match(med, gate.candidate)
         if len(refs) != 1 or not cands:
-            notes.append(f"timing: skipped {gate.candidate} vs {gate.reference}: not both in this run")
+            failures.append(f"timing: {gate.candidate} vs {gate.reference}: not both in this run "
+                            f"(found {len(cands)} candidate(s), {len(refs)} reference(s))  FAILED")
             continue
         ref = refs[0]
         for cand in cands:

@@ -111,3 +111,17 @@ def test_bad_json_is_a_clear_error(tmp_path):
     bad.write_text("{}")
     with pytest.raises(SystemExit, match="not a pytest-benchmark JSON file"):
         bench.load_run(bad)
+
+
+def test_gate_on_a_benchmark_missing_from_the_run_fails(runs):
+    _, fast, _, _ = runs
+    gates = [bench.TimingGate("test_renamed", "test_reference", 1.5)]
+    failures, _ = bench.check_timing(bench.load_run(fast), gates)
+    assert failures and "not both in this run" in failures[0]
+
+
+def test_names_with_brackets_match_exactly():
+    run = {"benchmarks": [{"name": n, "stats": {"median": m}} for n, m in
+                          [("test_x[onnx]", 1.0), ("test_x[twin]", 10.0), ("test_x[o]", 9.0)]]}
+    failures, notes = bench.check_timing(run, [bench.TimingGate("test_x[onnx]", "test_x[twin]", 0.2)])
+    assert not failures and "test_x[onnx] median 1000.000 ms = 0.100" in notes[0]
