@@ -10,28 +10,14 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
-import platform
 from pathlib import Path
 from typing import Any, Sequence
 
 from conversion import onnx_native, runtime, tflite
 from conversion.common import ExportSource
+from jazbat_jax.machine import machine_info
 
 KIND = {1: "1d", 3: "3d", 6: "6d"}
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "system": f"{platform.system()} {platform.release()}",
-            "python": platform.python_version()}
 
 
 def published(source: ExportSource) -> dict[str, Any]:
@@ -95,7 +81,7 @@ def build(sources: Sequence[ExportSource], batches: Sequence[int] = (1, 32), run
           warmup: int = runtime.WARMUP, runtimes=("jax", "tflite", "onnx")) -> dict[str, Any]:
     return {
         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": machine_info(),
         "protocol": f"{warmup} warm-up + {runs} timed runs per cell; JAX jit (XLA CPU default threads), "
                     "TFLite (LiteRT) XNNPACK 1 thread, ONNX Runtime 1 thread",
         "models": [profile_model(s, batches, runtimes, warmup, runs) for s in sources],
@@ -113,7 +99,7 @@ def _mark(ours: float, theirs: float | None, half_unit: float) -> str:
 
 def render_markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
-    lines = [f"Machine: {m['cpu']}, {m['cores']} cores ({m['system']}). Protocol: {report['protocol']}.", ""]
+    lines = [f"Machine: {m['host_cpu']}, {m['cpu_count']} cores ({m['system']}). Protocol: {report['protocol']}.", ""]
     lines += ["| model | params trainable / total | paper params | MACs | paper MACs | XLA flops (scan ×T) | "
               "XLA temp mem (B=1) | paper peak act. | FP32 weights | TFLite FP32 | TFLite dyn-INT8 | ONNX | paper TFLite |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -173,7 +159,7 @@ def plot(report: dict[str, Any], path: Path) -> Path:
     ax2.set_ylabel("artifact size (KB)")
     ax2.set_yscale("log")
     ax2.legend()
-    fig.suptitle(f"{report['machine']['cpu']} ({report['machine']['cores']} cores)", fontsize=9)
+    fig.suptitle(f"{report['machine']['host_cpu']} ({report['machine']['cpu_count']} cores)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -30,6 +28,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jazbat_jax.experiments import config as cfgmod
+from jazbat_jax.machine import machine_info
 
 DEVICES = {"watch": "watch", "phone": "phone"}
 
@@ -51,23 +50,6 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON-serialisable: {type(o)}")
-
-
-def machine_info() -> dict:
-    import jax
-
-    cpu = platform.processor() or platform.machine()
-    try:  # a readable CPU name on Linux
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    dev = jax.devices()[0]
-    return {"host_cpu": cpu, "cpu_count": os.cpu_count(), "jax_backend": dev.platform,
-            "jax_devices": f"{jax.device_count()} × {getattr(dev, 'device_kind', dev.platform)}",
-            "python": platform.python_version(), "jax": jax.__version__}
 
 
 def resolve_data_root(cfg: dict) -> Path | None:
