@@ -17,6 +17,7 @@ TINY = {
     "finetune": {"epochs": 2, "batch_size": 32},
     "grid": {"n_folds": 3, "folds": [0], "protocols": ["subject", "random"], "pretraining": ["none", "watch"]},
     "baseline": {"n_estimators": 10},
+    "latency": {"models": ["jazbat_net:1d"], "runs": 3, "warmup": 1},
 }
 
 
@@ -196,3 +197,14 @@ def test_seecs_layout_target(tmp_path):
     assert all(len(r["test_subjects"]) == 1 for r in rs)  # 3 participants, 3 folds
     text = (results / "report.md").read_text()
     assert "SEECS-layout (6 classes)" in text and "No published anchor" in text and "No pretraining in this grid" in text
+
+
+def test_latency_profile_runs_once_and_is_in_the_report(done):
+    cfg, results, *_ = done
+    profile_json = results / "profile" / "profile.json"
+    made = profile_json.stat().st_mtime
+    profiled = json.loads(profile_json.read_text())
+    assert [m["name"] for m in profiled["models"]] == ["jazbat_net_1d"]
+    assert grid.run_latency_profile(cfg, results) == profile_json and profile_json.stat().st_mtime == made  # cached
+    text = report.build_report(results, cfg).read_text()
+    assert "## Exported models: size and latency" in text and "| jazbat_net_1d |" in text

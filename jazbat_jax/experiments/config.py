@@ -19,6 +19,7 @@ Sections::
     grid         inputs, pretraining ("none" | "watch" | "phone"), protocols ("subject" |
                  "random"), n_folds, folds (which folds to run; null = all), seeds, split_seed
     baseline     enabled, n_estimators, max_depth
+    latency      enabled, models ("arch:input"), runs, warmup: the export profile in the report
 """
 from __future__ import annotations
 
@@ -52,6 +53,8 @@ QUICK: dict[str, Any] = {
         "n_folds": 3, "folds": None, "seeds": [0], "split_seed": 0,
     },
     "baseline": {"enabled": True, "n_estimators": 200, "max_depth": None},
+    # `jazbat profile` of the exported models (sizes, latency of JAX / TFLite / ONNX at batch 1)
+    "latency": {"enabled": True, "models": ["jazbat_net:1d", "sota_surrogate:1d"], "runs": 100, "warmup": 5},
 }
 
 # The full profile: the paper's epochs (40 pretraining, 90 fine-tuning) and steps (32 WISDM,
@@ -71,6 +74,8 @@ FULL: dict[str, Any] = {
         "n_folds": 5, "folds": None, "seeds": [0, 1, 2], "split_seed": 0,
     },
     "baseline": {"enabled": True, "n_estimators": 300, "max_depth": None},
+    "latency": {"enabled": True, "models": ["jazbat_net:1d", "jazbat_net:3d", "jazbat_net:6d", "sota_surrogate:1d"],
+                "runs": 100, "warmup": 5},
 }
 
 PROFILES = {"quick": QUICK, "full": FULL}

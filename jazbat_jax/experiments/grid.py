@@ -348,6 +348,8 @@ def run_grid(cfg: dict, results: str | Path, progress: bool = True, log: Callabl
         if stop_after is not None and len(ran) >= stop_after:
             break
     bar.close()
+    if stop_after is None or len(ran) < stop_after:  # every job done: profile the exported models once
+        run_latency_profile(cfg, results)
     summary = {"started": started, "command": command, "profile": cfg["profile"], "machine": machine_info(),
                "jobs": len(jobs), "skipped_done": len(jobs) - len(todo), "ran": ran,
                "wall_s": round(time.perf_counter() - t_start, 2)}
@@ -367,3 +369,19 @@ def load_results(results: str | Path, cfg: dict | None = None) -> list[dict]:
                 out.append(json.loads(p.read_text()))
         return out
     return [json.loads(p.read_text()) for p in sorted(results.glob("*/*/result.json"))]
+
+
+def run_latency_profile(cfg: dict, results: Path) -> Path | None:
+    """Export the configured models (fresh, perturbed weights: a trained model's file sizes) and time
+    them with the paper's protocol; cached in RESULTS/profile/ like a finished job."""
+    lat = cfg.get("latency", {})
+    out = Path(results) / "profile"
+    if not lat.get("enabled") or (out / "profile.json").exists():
+        return out / "profile.json" if (out / "profile.json").exists() else None
+    from conversion import profile
+    from conversion.common import fresh_source, perturbed
+
+    sources = [perturbed(fresh_source(*spec.split(":"))) for spec in lat["models"]]
+    report = profile.build(sources, batches=(1,), runs=lat["runs"], warmup=lat["warmup"])
+    profile.write(report, out)
+    return out / "profile.json"

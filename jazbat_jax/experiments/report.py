@@ -321,7 +321,7 @@ def build_report(results: str | Path, cfg: dict | None = None, command: str | No
         out += ["No pretraining in this grid.", ""]
 
     # ---- complexity
-    out += _complexity_section(cfg, rows)
+    out += _complexity_section(cfg, rows, results)
 
     # ---- every cell
     out += ["## Every finished job", "",
@@ -381,7 +381,7 @@ def _differences_section(cfg: dict, rows: list[dict]) -> list[str]:
     return lines
 
 
-def _complexity_section(cfg: dict, rows: list[dict]) -> list[str]:
+def _complexity_section(cfg: dict, rows: list[dict], results: Path) -> list[str]:
     from jazbat_jax import summary
 
     c = 3 if cfg["target"]["dataset"] == "quiroz" else 6
@@ -396,6 +396,15 @@ def _complexity_section(cfg: dict, rows: list[dict]) -> list[str]:
         for name, k in variants:
             j = summary.build(inp, k, c, xla=False)["jazbat_net"]
             lines.append(f"| {inp.upper()} | {name} | {k} | {c} | {j['trainable_params']:,} | {j['total_params']:,} | {j['macs']:,} |")
-    lines += ["", "Window 256. On-device latency is measured by the export tools (`conversion/`, see its docs); "
-              "it is not part of this report.", ""]
+    lines += ["", "Window 256.", ""]
+    profile_json = Path(results) / "profile" / "profile.json"
+    if profile_json.exists():  # written by the grid: the exported models' sizes and latency
+        from conversion import profile
+
+        lines += ["## Exported models: size and latency (`jazbat profile`, fresh models with perturbed weights)", "",
+                  profile.render_markdown(json.loads(profile_json.read_text())), "",
+                  "![latency and size](profile/profile.png)", ""]
+    else:
+        lines += ["This results folder has no latency profile (the grid writes one when `latency.enabled` is on; "
+                  "`jazbat profile` makes one on its own).", ""]
     return lines
