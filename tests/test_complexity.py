@@ -1,5 +1,4 @@
 """Exact complexity accounting: the paper's convention, derived from the real tree, cross-checked with XLA."""
-import jax
 import jax.numpy as jnp
 import pytest
 

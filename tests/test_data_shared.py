@@ -1,7 +1,6 @@
 """Checks on the full data in ../shared/data (skipped cleanly when it is absent)."""
 import json
 
-import numpy as np
 import pytest
 
 from jazbat_jax.data import load_quiroz, load_wisdm, shared_data_root, split_windows

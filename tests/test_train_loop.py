@@ -1,6 +1,5 @@
 """The epoch loop: run folder, resume determinism (stop + resume, and SIGKILL during a save)."""
 import json
-import os
 import signal
 import subprocess
 import sys
