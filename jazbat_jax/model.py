@@ -10,11 +10,13 @@ The architecture and every number it must reproduce are in ``shared/spec/archite
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from jazbat_jax.kernels import conv1d_same, gru_gates, gru_scan
 
 # Keras defaults, so that training behaves like the paper's Keras model.
 glorot_uniform = nn.initializers.glorot_uniform()
@@ -69,13 +71,8 @@ def keras_gru_step(params: dict, h: jax.Array, x_proj: jax.Array) -> jax.Array:
     the input side has no recurrence, so it is computed for all time steps at once.
     """
     units = h.shape[-1]
-    rec = h @ params["recurrent_kernel"] + params["bias"][1]
     xz, xr, xh = x_proj[..., :units], x_proj[..., units : 2 * units], x_proj[..., 2 * units :]
-    rz, rr, rh = rec[..., :units], rec[..., units : 2 * units], rec[..., 2 * units :]
-    z = jax.nn.sigmoid(xz + rz)
-    r = jax.nn.sigmoid(xr + rr)
-    h_tilde = jnp.tanh(xh + r * rh)
-    return z * h + (1.0 - z) * h_tilde
+    return gru_gates(h, xz, xr, xh, params["recurrent_kernel"], params["bias"][1])[0]
 
 
 class KerasGRU(nn.Module):
@@ -98,14 +95,11 @@ class KerasGRU(nn.Module):
             "recurrent_kernel": self.param("recurrent_kernel", orthogonal, (self.units, 3 * self.units)),
             "bias": self.param("bias", zeros, (2, 3 * self.units)),
         }
-        x_proj = x @ params["kernel"] + params["bias"][0]  # (B, T, 3h), all steps at once
-        h0 = jnp.zeros(x.shape[:1] + (self.units,), x.dtype)
-
-        def step(h, xp_t):
-            h = keras_gru_step(params, h, xp_t)
-            return h, h
-
-        _, hs = jax.lax.scan(step, h0, jnp.swapaxes(x_proj, 0, 1), reverse=self.reverse, unroll=self.unroll)
+        # Input projections for all steps at once, one (T, B, h) array per gate (see kernels.gru_scan).
+        x_t = jnp.swapaxes(x, 0, 1)
+        gates = [x_t @ params["kernel"][:, g * self.units : (g + 1) * self.units]
+                 + params["bias"][0, g * self.units : (g + 1) * self.units] for g in range(3)]
+        hs = gru_scan(*gates, params["recurrent_kernel"], params["bias"][1], self.reverse, self.unroll)
         return jnp.swapaxes(hs, 0, 1)  # (B, T, h); outputs stay time-aligned for reverse=True too
 
 
@@ -122,9 +116,22 @@ class BiGRU(nn.Module):
         return jnp.concatenate([fwd, bwd], axis=-1)
 
 
-def conv1d(features: int, kernel_size: int, name: str) -> nn.Conv:
-    """Keras ``Conv1D(features, kernel_size, padding='same')`` on (B, T, C)."""
-    return nn.Conv(features, (kernel_size,), padding="SAME", kernel_init=glorot_uniform, name=name)
+class Conv1D(nn.Module):
+    """Keras ``Conv1D(features, kernel_size, padding='same')`` on (B, T, C), with the variables of
+    ``nn.Conv`` (kernel (k, C_in, C_out), bias) and a weight gradient that XLA:CPU runs fast."""
+
+    features: int
+    kernel_size: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", glorot_uniform, (self.kernel_size, x.shape[-1], self.features))
+        bias = self.param("bias", zeros, (self.features,))
+        return conv1d_same(x, kernel, bias)
+
+
+def conv1d(features: int, kernel_size: int, name: str) -> Conv1D:
+    return Conv1D(features, kernel_size, name=name)
 
 
 class MultiScaleModule(nn.Module):

@@ -1,0 +1,64 @@
+"""The hand-written gradients in ``jazbat_jax.kernels`` equal autodiff of the plain formulation."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jazbat_jax.kernels import _conv, conv1d_same, gru_gates, gru_scan
+
+
+def _plain_gru(xz, xr, xh, kernel, bias, reverse):
+    """The same recurrence as a plain ``lax.scan``; JAX differentiates it by itself."""
+
+    def step(h, x_t):
+        h, _ = gru_gates(h, *x_t, kernel, bias)
+        return h, h
+
+    return jax.lax.scan(step, jnp.zeros(xz.shape[1:]), (xz, xr, xh), reverse=reverse)[1]
+
+
+def _random(shape, seed, scale=1.0):
+    return jnp.asarray(np.random.default_rng(seed).normal(scale=scale, size=shape).astype(np.float32))
+
+
+def _assert_trees_close(a, b, rtol=2e-5):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=rtol * float(jnp.abs(y).max()))
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("unroll", [1, 3])
+def test_gru_scan_values_and_gradients_match_autodiff(reverse, unroll):
+    t, b, h = 12, 5, 4
+    args = (_random((t, b, h), 0), _random((t, b, h), 1), _random((t, b, h), 2),
+            _random((h, 3 * h), 3, 0.5), _random((3 * h,), 4, 0.1))
+    weights = _random((t, b, h), 5)  # a loss that weighs every output differently
+
+    def loss(fn):
+        return lambda *a: jnp.sum(fn(*a) * weights)
+
+    ours = gru_scan(*args, reverse, unroll)
+    plain = _plain_gru(*args, reverse)
+    np.testing.assert_allclose(ours, plain, rtol=1e-6, atol=1e-6)
+    grads_ours = jax.grad(loss(lambda *a: gru_scan(*a, reverse, unroll)), argnums=range(5))(*args)
+    grads_plain = jax.grad(loss(lambda *a: _plain_gru(*a, reverse)), argnums=range(5))(*args)
+    _assert_trees_close(grads_ours, grads_plain)
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_conv1d_same_values_and_gradients_match_autodiff(k):
+    x, kernel, bias = _random((3, 16, 7), 0), _random((k, 7, 4), 1), _random((4,), 2)
+    weights = _random((3, 16, 4), 3)
+    np.testing.assert_allclose(conv1d_same(x, kernel, bias), _conv(x, kernel) + bias, rtol=1e-6, atol=1e-6)
+    ours = jax.grad(lambda *a: jnp.sum(conv1d_same(*a) * weights), argnums=(0, 1, 2))(x, kernel, bias)
+    plain = jax.grad(lambda x, w, c: jnp.sum((_conv(x, w) + c) * weights), argnums=(0, 1, 2))(x, kernel, bias)
+    _assert_trees_close(ours, plain)
+
+
+def test_conv1d_same_pads_like_keras():
+    """'same' padding: output length = input length, and a centred tap reads the same position."""
+    x = jnp.arange(1.0, 9.0).reshape(1, 8, 1)
+    centre = jnp.zeros((5, 1, 1)).at[2].set(1.0)
+    np.testing.assert_array_equal(conv1d_same(x, centre, jnp.zeros(1)), x)
+    left = jnp.zeros((5, 1, 1)).at[0].set(1.0)  # reads two steps back, zeros before the start
+    np.testing.assert_array_equal(conv1d_same(x, left, jnp.zeros(1))[0, :, 0], [0, 0, 1, 2, 3, 4, 5, 6])
