@@ -5,11 +5,11 @@ gradients with ``jax.grad`` of the plain version); they only arrange the work di
 reasons measured with ``jax.profiler`` on the 2-core CPU machine (batch 256, jax 0.10):
 
 * ``gru_scan``: XLA:CPU compiles a loop-body fusion that reads several slices of one per-step
-  array (the usual ``x_proj[..., :h]``, ``[..., h:2h]``, ``[..., 2h:]``) into slow scalar code,
-  about 8x slower than the same fusion on separate arrays. So the three gate inputs come in as
-  three arrays. Autodiff of ``lax.scan`` also accumulates the recurrent weight gradient inside
-  the reverse loop, one small outer product per step; here the reverse loop only carries
-  ``dh`` and the weight gradient is one large matmul after it.
+  array (the usual hoisted ``x_proj[t][..., :h]``, ``[..., h:2h]``, ``[..., 2h:]``) into slow
+  scalar code, about 8x slower than the same fusion on separate arrays. Jazbat-Net's input is
+  1-6 channels wide, so each step projects its own input, gate by gate, inside the loop: this
+  also saves writing and re-reading three (T, B, h) projection arrays per direction. The
+  reverse loop is written out by hand, so that it reads only what it needs, once.
 * ``conv1d_same``: the weight gradient of a convolution is lowered to a convolution over the
   time axis that first transposes the whole (batch, time, channels) activation, 27-51 ms each
   for 64 channels; written as one matmul over (batch * time) it needs no transpose.
@@ -25,7 +25,7 @@ _CONV_DIMS = ("NWC", "WIO", "NWC")  # (batch, time, channels), Keras Conv1D kern
 
 
 def gru_gates(h, xz, xr, xh, recurrent_kernel, recurrent_bias):
-    """One Keras ``GRU(reset_after=True)`` step from precomputed input projections per gate.
+    """One Keras ``GRU(reset_after=True)`` step from the input projections of each gate.
 
     Returns the new state and the gate values the gradient needs: (h_new, (z, r, n, rh)), where
     ``rh = h @ recurrent_kernel[:, 2u:] + recurrent_bias[2u:]`` is the reset-gated recurrent term.
@@ -39,53 +39,68 @@ def gru_gates(h, xz, xr, xh, recurrent_kernel, recurrent_bias):
     return z * h + (1.0 - z) * n, (z, r, n, rh)
 
 
-def _zero_state(xz):
-    return jnp.zeros(xz.shape[1:], xz.dtype)
+def _gru_step(x_t, h, kernel, bias, recurrent_kernel):
+    """Project this step's input per gate (three small matmuls: see the module docstring), then step."""
+    units = h.shape[-1]
+    xz, xr, xh = (x_t @ kernel[:, g * units : (g + 1) * units] + bias[0, g * units : (g + 1) * units] for g in range(3))
+    return gru_gates(h, xz, xr, xh, recurrent_kernel, bias[1])
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6))
-def gru_scan(xz, xr, xh, recurrent_kernel, recurrent_bias, reverse=False, unroll=1):
-    """All states of one GRU direction: inputs (T, B, h) per gate, output (T, B, h), time-aligned."""
+def _zero_state(x, recurrent_kernel):
+    return jnp.zeros((x.shape[1], recurrent_kernel.shape[0]), x.dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
+def gru_scan(x, kernel, bias, recurrent_kernel, reverse=False, unroll=1):
+    """All states of one Keras GRU direction. x (T, B, d) time-major; kernel (d, 3h), bias (2, 3h),
+    recurrent_kernel (h, 3h) as in Keras. Returns (T, B, h), time-aligned also for ``reverse``."""
 
     def step(h, x_t):
-        h, _ = gru_gates(h, *x_t, recurrent_kernel, recurrent_bias)
+        h, _ = _gru_step(x_t, h, kernel, bias, recurrent_kernel)
         return h, h
 
-    return jax.lax.scan(step, _zero_state(xz), (xz, xr, xh), reverse=reverse, unroll=unroll)[1]
+    return jax.lax.scan(step, _zero_state(x, recurrent_kernel), x, reverse=reverse, unroll=unroll)[1]
 
 
-def _gru_scan_fwd(xz, xr, xh, recurrent_kernel, recurrent_bias, reverse, unroll):
+def _gru_scan_fwd(x, kernel, bias, recurrent_kernel, reverse, unroll):
     def step(h, x_t):
-        h, gates = gru_gates(h, *x_t, recurrent_kernel, recurrent_bias)
+        h, gates = _gru_step(x_t, h, kernel, bias, recurrent_kernel)
         return h, (h, *gates)
 
-    hs, z, r, n, rh = jax.lax.scan(step, _zero_state(xz), (xz, xr, xh), reverse=reverse, unroll=unroll)[1]
-    return hs, (hs, z, r, n, rh, recurrent_kernel)
+    hs, z, r, n, rh = jax.lax.scan(step, _zero_state(x, recurrent_kernel), x, reverse=reverse, unroll=unroll)[1]
+    return hs, (x, hs, z, r, n, rh, kernel, recurrent_kernel)
 
 
 def _gru_scan_bwd(reverse, unroll, residuals, d_hs):
-    hs, z, r, n, rh, recurrent_kernel = residuals
+    x, hs, z, r, n, rh, kernel, recurrent_kernel = residuals
     zero = jnp.zeros_like(hs[:1])
     # The state each step started from: the previous step's output in the direction of travel.
     h_prev = jnp.concatenate([hs[1:], zero]) if reverse else jnp.concatenate([zero, hs[:-1]])
-    kernel_t = recurrent_kernel.T
+    kernel_t, recurrent_kernel_t = kernel.T, recurrent_kernel.T
 
-    def step(dh, per_step):
-        d_out, h_p, z, r, n, rh = per_step
+    def step(carry, per_step):
+        dh, d_kernel, d_bias, d_recurrent = carry
+        d_out, x_t, h_p, z, r, n, rh = per_step
         dh = dh + d_out
         d_z = dh * (h_p - n) * z * (1.0 - z)  # through the sigmoid
         d_n = dh * (1.0 - z) * (1.0 - n * n)  # through the tanh
         d_r = d_n * rh * r * (1.0 - r)
-        dh_prev = dh * z + jnp.concatenate([d_z, d_r, d_n * r], axis=-1) @ kernel_t
-        return dh_prev, (d_z, d_r, d_n)
+        d_in = jnp.concatenate([d_z, d_r, d_n], axis=-1)  # gradient of the input projection
+        d_rec = jnp.concatenate([d_z, d_r, d_n * r], axis=-1)  # ... and of h_prev @ recurrent_kernel + bias[1]
+        carry = (
+            dh * z + d_rec @ recurrent_kernel_t,
+            d_kernel + x_t.T @ d_in,
+            d_bias + jnp.stack([d_in.sum(0), d_rec.sum(0)]),
+            d_recurrent + h_p.T @ d_rec,
+        )
+        return carry, d_in @ kernel_t
 
-    _, (d_z, d_r, d_n) = jax.lax.scan(
-        step, jnp.zeros_like(hs[0]), (d_hs, h_prev, z, r, n, rh), reverse=not reverse, unroll=unroll
+    init = (jnp.zeros_like(hs[0]), jnp.zeros_like(kernel), jnp.zeros((2, kernel.shape[1]), x.dtype),
+            jnp.zeros_like(recurrent_kernel))
+    (_, d_kernel, d_bias, d_recurrent), dx = jax.lax.scan(
+        step, init, (d_hs, x, h_prev, z, r, n, rh), reverse=not reverse, unroll=unroll
     )
-    d_rec = jnp.concatenate([d_z, d_r, d_n * r], axis=-1)  # gradient of h_prev @ kernel + bias, all steps
-    units = hs.shape[-1]
-    d_kernel = jax.lax.dot_general(h_prev.reshape(-1, units), d_rec.reshape(-1, 3 * units), (((0,), (0,)), ((), ())))
-    return d_z, d_r, d_n, d_kernel, d_rec.sum(axis=(0, 1))
+    return dx, d_kernel, d_bias, d_recurrent
 
 
 gru_scan.defvjp(_gru_scan_fwd, _gru_scan_bwd)

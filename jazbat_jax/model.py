@@ -95,11 +95,8 @@ class KerasGRU(nn.Module):
             "recurrent_kernel": self.param("recurrent_kernel", orthogonal, (self.units, 3 * self.units)),
             "bias": self.param("bias", zeros, (2, 3 * self.units)),
         }
-        # Input projections for all steps at once, one (T, B, h) array per gate (see kernels.gru_scan).
-        x_t = jnp.swapaxes(x, 0, 1)
-        gates = [x_t @ params["kernel"][:, g * self.units : (g + 1) * self.units]
-                 + params["bias"][0, g * self.units : (g + 1) * self.units] for g in range(3)]
-        hs = gru_scan(*gates, params["recurrent_kernel"], params["bias"][1], self.reverse, self.unroll)
+        hs = gru_scan(jnp.swapaxes(x, 0, 1), params["kernel"], params["bias"], params["recurrent_kernel"],
+                      self.reverse, self.unroll)
         return jnp.swapaxes(hs, 0, 1)  # (B, T, h); outputs stay time-aligned for reverse=True too
 
 

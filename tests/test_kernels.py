@@ -4,17 +4,20 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jazbat_jax.kernels import _conv, conv1d_same, gru_gates, gru_scan
+from jazbat_jax.kernels import _conv, conv1d_same, gru_scan
+from jazbat_jax.model import keras_gru_step
 
 
-def _plain_gru(xz, xr, xh, kernel, bias, reverse):
-    """The same recurrence as a plain ``lax.scan``; JAX differentiates it by itself."""
+def _plain_gru(x, kernel, bias, recurrent_kernel, reverse):
+    """The textbook formulation: hoisted input projection, a plain ``lax.scan`` that JAX differentiates."""
+    x_proj = x @ kernel + bias[0]
+    params = {"recurrent_kernel": recurrent_kernel, "bias": bias}
 
-    def step(h, x_t):
-        h, _ = gru_gates(h, *x_t, kernel, bias)
+    def step(h, xp_t):
+        h = keras_gru_step(params, h, xp_t)
         return h, h
 
-    return jax.lax.scan(step, jnp.zeros(xz.shape[1:]), (xz, xr, xh), reverse=reverse)[1]
+    return jax.lax.scan(step, jnp.zeros((x.shape[1], recurrent_kernel.shape[0])), x_proj, reverse=reverse)[1]
 
 
 def _random(shape, seed, scale=1.0):
@@ -28,10 +31,11 @@ def _assert_trees_close(a, b, rtol=2e-5):
 
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("unroll", [1, 3])
-def test_gru_scan_values_and_gradients_match_autodiff(reverse, unroll):
+@pytest.mark.parametrize("d", [1, 6])
+def test_gru_scan_values_and_gradients_match_autodiff(reverse, unroll, d):
     t, b, h = 12, 5, 4
-    args = (_random((t, b, h), 0), _random((t, b, h), 1), _random((t, b, h), 2),
-            _random((h, 3 * h), 3, 0.5), _random((3 * h,), 4, 0.1))
+    args = (_random((t, b, d), 0), _random((d, 3 * h), 1, 0.5), _random((2, 3 * h), 2, 0.1),
+            _random((h, 3 * h), 3, 0.5))
     weights = _random((t, b, h), 5)  # a loss that weighs every output differently
 
     def loss(fn):
@@ -40,8 +44,8 @@ def test_gru_scan_values_and_gradients_match_autodiff(reverse, unroll):
     ours = gru_scan(*args, reverse, unroll)
     plain = _plain_gru(*args, reverse)
     np.testing.assert_allclose(ours, plain, rtol=1e-6, atol=1e-6)
-    grads_ours = jax.grad(loss(lambda *a: gru_scan(*a, reverse, unroll)), argnums=range(5))(*args)
-    grads_plain = jax.grad(loss(lambda *a: _plain_gru(*a, reverse)), argnums=range(5))(*args)
+    grads_ours = jax.grad(loss(lambda *a: gru_scan(*a, reverse, unroll)), argnums=range(4))(*args)
+    grads_plain = jax.grad(loss(lambda *a: _plain_gru(*a, reverse)), argnums=range(4))(*args)
     _assert_trees_close(grads_ours, grads_plain)
 
 
