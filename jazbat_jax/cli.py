@@ -48,6 +48,25 @@ def run_summary(args) -> int:
     return 0
 
 
+def add_machine(subparsers) -> None:
+    p = subparsers.add_parser(
+        "machine",
+        help="print the machine facts recorded next to every report (JSON)",
+        description="Print what jazbat records about this machine next to every measured number: CPU, cores, "
+        "JAX backend and devices, versions, and whether malloc uses transparent huge pages (see README, Speed).",
+    )
+    p.set_defaults(func=run_machine)
+
+
+def run_machine(args) -> int:
+    import json
+
+    from jazbat_jax.machine import machine_info
+
+    print(json.dumps(machine_info(), indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jazbat",
@@ -55,12 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_summary(subparsers)
+    add_machine(subparsers)
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # a real command line (not a call from Python): huge-page malloc, see machine.py
+        from jazbat_jax.machine import reexec_with_hugepage_malloc
+
+        reexec_with_hugepage_malloc(sys.argv[1:])
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 

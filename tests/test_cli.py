@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from jazbat_jax.cli import build_parser, main
+from jazbat_jax.machine import HUGEPAGE_TUNABLE, hugepage_malloc_env, transparent_hugepage_mode
 
 
 def test_summary_json_has_the_exact_numbers(capsys):
@@ -48,3 +49,49 @@ def test_bad_arguments_give_clear_errors(capsys):
 def test_console_script_help():
     out = subprocess.run([sys.executable, "-m", "jazbat_jax.cli", "summary", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "--reduce-filters" in out.stdout
+
+
+# Huge-page malloc (machine.py): when the `jazbat` command restarts itself, and that it does.
+
+
+@pytest.mark.parametrize(
+    "environ, thp, libc, expected",
+    [
+        ({}, "madvise", ("glibc", "2.36"), HUGEPAGE_TUNABLE),
+        ({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}, "madvise", ("glibc", "2.35"),
+         "glibc.malloc.arena_max=2:" + HUGEPAGE_TUNABLE),  # the user's tunables are kept
+        ({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}, "madvise", ("glibc", "2.36"), None),  # the user decided
+        ({"JAZBAT_HUGEPAGE_MALLOC": "0"}, "madvise", ("glibc", "2.36"), None),  # opted out
+        ({}, "always", ("glibc", "2.36"), None),  # every mapping gets huge pages already
+        ({}, "never", ("glibc", "2.36"), None),
+        ({}, None, ("glibc", "2.36"), None),  # not Linux
+        ({}, "madvise", ("glibc", "2.31"), None),  # no hugetlb tunable before glibc 2.35
+        ({}, "madvise", ("", ""), None),  # musl, macOS
+    ],
+)
+def test_hugepage_malloc_env(environ, thp, libc, expected):
+    env = hugepage_malloc_env(environ, thp, libc)
+    assert (env and env["GLIBC_TUNABLES"]) == expected
+    if env:
+        assert {k: v for k, v in env.items() if k != "GLIBC_TUNABLES"} == {
+            k: v for k, v in environ.items() if k != "GLIBC_TUNABLES"}
+
+
+def _machine_report(extra_env):
+    import os
+    import platform
+
+    env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "JAZBAT_HUGEPAGE_MALLOC")}
+    env.update(extra_env)
+    restart = hugepage_malloc_env(env, transparent_hugepage_mode(), platform.libc_ver()) is not None
+    code = "import sys; sys.argv = ['jazbat', 'machine']; from jazbat_jax.cli import main; sys.exit(main())"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return restart, json.loads(out.stdout)
+
+
+def test_jazbat_command_restarts_with_hugepage_malloc_where_it_helps():
+    restart, report = _machine_report({})
+    assert report["malloc_hugepages"] is restart  # on this machine kind (THP madvise, glibc 2.36): True
+    assert report["transparent_hugepages"] == transparent_hugepage_mode()
+    _, opted_out = _machine_report({"JAZBAT_HUGEPAGE_MALLOC": "0"})
+    assert opted_out["malloc_hugepages"] is False
