@@ -39,7 +39,7 @@ def gru_gates(h, xz, xr, xh, recurrent_kernel, recurrent_bias):
     return z * h + (1.0 - z) * n, (z, r, n, rh)
 
 
-def _gru_step(x_t, h, kernel, bias, recurrent_kernel):
+def gru_step(x_t, h, kernel, bias, recurrent_kernel):
     """Project this step's input per gate (three small matmuls: see the module docstring), then step."""
     units = h.shape[-1]
     xz, xr, xh = (x_t @ kernel[:, g * units : (g + 1) * units] + bias[0, g * units : (g + 1) * units] for g in range(3))
@@ -56,7 +56,7 @@ def gru_scan(x, kernel, bias, recurrent_kernel, reverse=False, unroll=1):
     recurrent_kernel (h, 3h) as in Keras. Returns (T, B, h), time-aligned also for ``reverse``."""
 
     def step(h, x_t):
-        h, _ = _gru_step(x_t, h, kernel, bias, recurrent_kernel)
+        h, _ = gru_step(x_t, h, kernel, bias, recurrent_kernel)
         return h, h
 
     return jax.lax.scan(step, _zero_state(x, recurrent_kernel), x, reverse=reverse, unroll=unroll)[1]
@@ -64,7 +64,7 @@ def gru_scan(x, kernel, bias, recurrent_kernel, reverse=False, unroll=1):
 
 def _gru_scan_fwd(x, kernel, bias, recurrent_kernel, reverse, unroll):
     def step(h, x_t):
-        h, gates = _gru_step(x_t, h, kernel, bias, recurrent_kernel)
+        h, gates = gru_step(x_t, h, kernel, bias, recurrent_kernel)
         return h, (h, *gates)
 
     hs, z, r, n, rh = jax.lax.scan(step, _zero_state(x, recurrent_kernel), x, reverse=reverse, unroll=unroll)[1]
