@@ -2,15 +2,17 @@
 (the paper's toolchain), each side in its own process (see train_throughput.py), alternated over
 ROUNDS rounds so that every side sees the same machine load. Run:
 
-    GLIBC_TUNABLES=glibc.malloc.hugetlb=1 .venv/bin/pytest benchmarks/test_bench_train.py --benchmark-enable -s
+    .venv/bin/pytest benchmarks/test_bench_train.py --benchmark-enable -s
 
 Sides: ``jax`` and both Keras configurations run with huge-page malloc where the machine supports
-it (what the ``jazbat`` command sets up for itself; see machine.py), and ``jax-default-malloc``
-without it, to show what that setting is worth.
+it (what the ``jazbat`` command sets up for itself; see machine.py); ``jax-default-malloc`` and
+``keras-xla-default-malloc`` run without it: the process setup behind the engineering notes' numbers.
 
-Targets (issue 4): at least 3x the throughput of the Keras ``fit`` configuration that gave the
-issue's reference numbers (XLA-compiled: ``keras-xla``, ~290 windows/s in the engineering notes),
-and never slower than Keras' CPU default (``keras``, no XLA), which is ~4x faster than that.
+Target (issue 4): at least 3x the Keras twin's ``fit``, the configuration a Keras user gets
+(``keras``: on a CPU-only machine Keras does not use XLA), with the same process setup. The issue
+quotes 2.7x for a first Flax version against ~290 windows/s (shared/spec/engineering-notes.md);
+that reference is what ``fit`` gives here with ``jit_compile=True`` and glibc's default malloc
+(``keras-xla-default-malloc``), in some processes only: it is bimodal, 300-400 or 600-800.
 """
 from __future__ import annotations
 
@@ -29,19 +31,19 @@ from jazbat_jax.machine import hugepage_malloc_env, transparent_hugepage_mode
 pytestmark = pytest.mark.bench
 
 ROUNDS = 2
-SIDES = ("jax", "keras", "keras-xla", "jax-default-malloc")
+SIDES = ("jax", "keras", "keras-xla", "jax-default-malloc", "keras-xla-default-malloc")
 SCRIPT = Path(__file__).with_name("train_throughput.py")
 
 
 def _env(side: str) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
-    if side == "jax-default-malloc":
+    if side.endswith("-default-malloc"):
         return base
     return hugepage_malloc_env(base, transparent_hugepage_mode(), platform.libc_ver()) or base
 
 
 def _run(side: str) -> dict:
-    script_side = "jax" if side == "jax-default-malloc" else side
+    script_side = side.removesuffix("-default-malloc")
     out = subprocess.run([sys.executable, str(SCRIPT), script_side], env=_env(side), capture_output=True,
                          text=True, timeout=600)
     if out.returncode:
@@ -65,20 +67,22 @@ def test_train_step_throughput_vs_keras(benchmark):
     holder = {}
     benchmark.pedantic(lambda: holder.update(measure_all()), rounds=1, iterations=1)  # the whole measurement
     med = {side: r["median"] for side, r in holder.items()}
-    vs_xla, vs_default = med["jax"] / med["keras-xla"], med["jax"] / med["keras"]
+    vs_default = med["jax"] / med["keras"]
     benchmark.group = "train step batch 256"
     benchmark.extra_info.update(
         {f"{side}_windows_per_s": round(m, 1) for side, m in med.items()},
-        ratio_vs_keras_xla=round(vs_xla, 2),
-        ratio_vs_keras_default=round(vs_default, 2),
+        ratio_vs_keras=round(vs_default, 2),
+        ratio_vs_keras_xla=round(med["jax"] / med["keras-xla"], 2),
+        ratio_default_malloc_vs_keras_xla_default_malloc=round(
+            med["jax-default-malloc"] / med["keras-xla-default-malloc"], 2),
         hugepage_speedup=round(med["jax"] / med["jax-default-malloc"], 2),
         all={side: [round(x, 1) for x in r["windows_per_s"]] for side, r in holder.items()},
         malloc_hugepages={side: r["malloc_hugepages"] for side, r in holder.items()},
     )
-    print("\nwindows/s, batch 256 (median of %d blocks of 6 steps per side):" % (5 * ROUNDS))
+    print(f"\nwindows/s, batch 256 (median of {5 * ROUNDS} blocks of 6 steps per side):")
     for side, m in med.items():
-        print(f"  {side:20s} {m:7.0f}   hugepage malloc: {holder[side]['malloc_hugepages']}")
-    print(f"jazbat-jax is {vs_xla:.2f}x Keras fit with XLA (target >= 3x) and {vs_default:.2f}x Keras fit's "
-          f"CPU default (target >= 1x)")
-    assert vs_xla >= 3.0, f"jazbat-jax is {vs_xla:.2f}x the XLA-compiled Keras fit (target >= 3x)"
-    assert vs_default >= 1.0, f"jazbat-jax is slower than Keras fit's CPU default ({vs_default:.2f}x)"
+        print(f"  {side:26s} {m:7.0f}   huge-page malloc: {holder[side]['malloc_hugepages']}")
+    print(f"jazbat-jax is {vs_default:.2f}x Keras fit (target >= 3x), {med['jax'] / med['keras-xla']:.2f}x Keras fit "
+          f"with XLA, {med['jax-default-malloc'] / med['keras-xla-default-malloc']:.2f}x the notes' reference setup; "
+          f"huge-page malloc is worth {med['jax'] / med['jax-default-malloc']:.2f}x")
+    assert vs_default >= 3.0, f"jazbat-jax is {vs_default:.2f}x the Keras twin's fit (target >= 3x)"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -381,6 +382,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m jazbat_jax.train.cli COMMAND ...`` (the same commands as ``jazbat COMMAND``)."""
+    if argv is None:  # a real command line: huge-page malloc, as for `jazbat` (see jazbat_jax/machine.py)
+        from jazbat_jax.machine import reexec_with_hugepage_malloc
+
+        reexec_with_hugepage_malloc(sys.argv[1:])
     parser = argparse.ArgumentParser(prog="python -m jazbat_jax.train.cli")
     register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
     args = parser.parse_args(argv)
