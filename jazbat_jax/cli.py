@@ -53,7 +53,7 @@ def add_machine(subparsers) -> None:
         "machine",
         help="print the machine facts recorded next to every report (JSON)",
         description="Print what jazbat records about this machine next to every measured number: CPU, cores, "
-        "JAX backend and devices, versions, and whether malloc uses transparent huge pages (see README, Speed).",
+        "JAX backend and devices, versions, and whether malloc uses transparent huge pages (see docs/training.md).",
     )
     p.set_defaults(func=run_machine)
 
