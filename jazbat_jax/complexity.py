@@ -199,7 +199,10 @@ def gru_step_flops(gru_params: dict) -> dict[str, float]:
     d, three_h = gru_params["kernel"].shape
     x = jnp.zeros((1, d), jnp.float32)
     state = jnp.zeros((1, three_h // 3), jnp.float32)
-    body = lambda p, x, h: gru_step(x, h, p["kernel"], p["bias"], p["recurrent_kernel"])[0]  # noqa: E731
+
+    def body(p, x, h):
+        return gru_step(x, h, p["kernel"], p["bias"], p["recurrent_kernel"])[0]
+
     return {
         "input_matmul": _flops(_compiled(lambda w, x: x @ w, gru_params["kernel"], x)),
         "recurrent_matmul": _flops(_compiled(lambda u, s: s @ u, gru_params["recurrent_kernel"], state)),
