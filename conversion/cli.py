@@ -10,25 +10,21 @@ from conversion.common import ExportSource, RealWindows, fresh_source
 INPUT_KIND = {1: "1d", 3: "3d", 6: "6d"}
 
 
-def load_source(path: str | Path, prefer: str = "best") -> ExportSource:
+def load_source(path: str | Path, kind: str = "best") -> ExportSource:
     """An ``ExportSource`` from a training checkpoint (run folder, checkpoints/ folder or epoch folder)."""
-    import numpy as np
-
     from jazbat_jax.data.core import Standardizer
+    from jazbat_jax.model import ARCHITECTURE_OF_CLASS
     from jazbat_jax.train.checkpoint import load_checkpoint
 
-    model, variables, meta = load_checkpoint(path, prefer)
-    std = meta.get("standardizer")
-    architecture = "sota_surrogate" if type(model).__name__ == "SotaSurrogate" else "jazbat_net"
-    kind = INPUT_KIND.get(int(model.input_dim), f"{model.input_dim}ch")
+    model, variables, meta = load_checkpoint(path, kind)
+    architecture = ARCHITECTURE_OF_CLASS[type(model).__name__]
     source = ExportSource(
         model=model,
         variables={k: v for k, v in variables.items() if k in ("params", "batch_stats")},
         class_names=tuple(meta["class_names"]),
-        standardizer=None if std is None else Standardizer(np.asarray(std["mean"], np.float32),
-                                                           np.asarray(std["std"], np.float32)),
-        name=f"{architecture}_{kind}",
-        origin=str(Path(path).resolve()),
+        standardizer=Standardizer.from_dict(meta["standardizer"]),
+        name=f"{architecture}_{INPUT_KIND.get(int(model.input_dim), f'{model.input_dim}ch')}",
+        origin=f"{meta['checkpoint']} (epoch {meta['epoch']})",
     )
     source.test_windows = checkpoint_test_windows(source, meta)
     return source
@@ -36,17 +32,17 @@ def load_source(path: str | Path, prefer: str = "best") -> ExportSource:
 
 def checkpoint_test_windows(source: ExportSource, meta: dict) -> RealWindows | None:
     """The checkpoint's held-out test split (its stored data configuration, rebuilt), standardised;
-    None when the data cannot be found here (the gates then use the bundled sample)."""
+    None, with a note, when the data cannot be found on this machine (the gates then use the bundled sample)."""
     import numpy as np
 
-    if "data" not in meta:
-        return None
-    try:
-        from jazbat_jax.train.cli import load_data
+    from jazbat_jax.data.config import load_split
+    from jazbat_jax.train.config import RunConfig
 
-        ws, split = load_data(meta["data"])
-    except (ImportError, OSError, ValueError, KeyError, SystemExit) as e:
-        print(f"note: the checkpoint's test split could not be rebuilt ({e}); gates use the bundled sample",
+    data = RunConfig.from_dict(meta["run"]).data
+    try:
+        ws, split = load_split(data)
+    except (OSError, ValueError) as e:
+        print(f"note: the checkpoint's test split could not be rebuilt here ({e}); the gates use the bundled sample",
               file=sys.stderr)
         return None
     if tuple(ws.class_names) != source.class_names or len(split.test) == 0:
@@ -54,12 +50,12 @@ def checkpoint_test_windows(source: ExportSource, meta: dict) -> RealWindows | N
     x = np.asarray(ws.x[split.test], np.float32)
     x = source.standardizer(x) if source.standardizer is not None else x
     return RealWindows(x, np.asarray(ws.y[split.test]), tuple(ws.class_names),
-                       f"checkpoint test split: {meta['data'].get('dataset')} ({split.protocol}), {len(x)} windows")
+                       f"checkpoint test split: {data.dataset} ({split.protocol}), {len(x)} windows")
 
 
 def _source_from_args(args) -> ExportSource:
     if args.fresh == (args.checkpoint is not None):
-        raise SystemExit(f"jazbat {args.command}: give either a CHECKPOINT path or --fresh (not both)")
+        raise ValueError("give either a CHECKPOINT path or --fresh (not both)")
     if args.checkpoint is not None:
         return load_source(args.checkpoint, args.prefer)
     return fresh_source(args.arch, args.input, args.classes, args.reduce_filters, args.seed)
@@ -68,7 +64,8 @@ def _source_from_args(args) -> ExportSource:
 def _add_source_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", nargs="?", help="a training run folder, its checkpoints/ folder or one epoch's folder")
     p.add_argument("--fresh", action="store_true", help="export a freshly initialised model instead of a checkpoint")
-    p.add_argument("--prefer", default="best", choices=["best", "last"], help="which checkpoint of a run to load")
+    p.add_argument("--checkpoint-kind", dest="prefer", default="best", choices=["best", "last"],
+                   help="which checkpoint of a run folder: the best by validation macro-F1, or the newest")
     fresh = p.add_argument_group("fresh model (with --fresh)")
     fresh.add_argument("--arch", default="jazbat_net", choices=["jazbat_net", "sota_surrogate"],
                        help="sota_surrogate is S-754, a complexity-matched surrogate of [9], not [9]")
@@ -127,8 +124,7 @@ def run_export(args) -> int:
     try:
         manifest = export(source, args.out, formats, batch_size=args.batch_size, gru_unroll=unroll)
     except ParityError as e:
-        print(f"jazbat export: {e}\nNothing was written to {args.out}.", file=sys.stderr)
-        return 2
+        raise ParityError(f"{e} Nothing was written to {args.out}.") from None
     print(f"exported {source.name} ({source.origin}) to {args.out}:")
     for a in manifest["artifacts"]:
         worst = max(r["max_abs_error"] for r in a["parity"])
@@ -164,14 +160,3 @@ def run_profile(args) -> int:
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Standalone entry (``python -m conversion.cli``) until the main CLI wires ``register`` in."""
-    parser = argparse.ArgumentParser(prog="jazbat")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -173,3 +173,15 @@ def write(report: dict[str, Any], out_dir: str | Path) -> list[Path]:
     md.write_text(render_markdown(report) + "\n")
     js.write_text(json.dumps(report, indent=2) + "\n")
     return [md, js, plot(report, out_dir / "profile.png")]
+
+
+def profile_models(models: Sequence[str], out_dir: str | Path, runs: int = runtime.RUNS, warmup: int = 5) -> Path:
+    """Profile fresh models named ``arch:input`` at batch 1 and write profile.{json,md,png} to ``out_dir``
+    (the experiment report's latency table; reached through the ``jazbat.profilers`` entry point)."""
+    from conversion.common import fresh_source, perturbed
+
+    # A fresh init has zero biases and identity BatchNorm, which the TFLite converter folds away;
+    # perturbed weights give the artifact sizes a trained model will have.
+    sources = [perturbed(fresh_source(*spec.split(":"))) for spec in models]
+    write(build(sources, batches=(1,), runs=runs, warmup=warmup), out_dir)
+    return Path(out_dir) / "profile.json"

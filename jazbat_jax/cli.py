@@ -1,19 +1,28 @@
-"""The `jazbat` command line. Each area registers its own subcommands; this file only wires them."""
+"""The `jazbat` command line. Each area registers its own subcommands; this file only wires them,
+and is the one place where an error becomes a one-line message and a non-zero exit.
+
+Commands of other installed packages join through the ``jazbat.commands`` entry-point group
+(``conversion`` adds ``export`` and ``profile`` that way), so this package never imports them.
+"""
 from __future__ import annotations
 
 import argparse
-import importlib
+import os
 import sys
 from pathlib import Path
 
-# Each area's module defines `register(subparsers)` for its own subcommands.
+from jazbat_jax.cliargs import ArgumentParser, HelpFormatter, positive_int
+
+# Each area's module defines `register(subparsers)` for its own subcommands. Registering imports
+# nothing heavy (JAX, TensorFlow): `jazbat --help` stays fast.
 SUBCOMMAND_MODULES: list[str] = [
     "jazbat_jax.data.cli",  # data info / split
     "jazbat_jax.train.cli",  # pretrain / finetune / evaluate / predict
-    "conversion.cli",  # export / profile
     "jazbat_jax.experiments.cli",  # experiments (the paper's Table VI grid)
-    "jazbat_jax.bench",  # bench-gate / bench-report
 ]
+# Commands that train: they re-execute themselves with huge-page malloc (see machine.py).
+TRAINING_COMMANDS = {"pretrain", "finetune", "experiments"}
+EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 2, 1, 130
 
 
 def add_summary(subparsers) -> None:
@@ -22,13 +31,13 @@ def add_summary(subparsers) -> None:
         help="per-layer parameters / MACs / activations and the comparison with the previous SOTA",
         description="Print Jazbat-Net's per-layer complexity table (like a Keras model summary) and a side-by-side "
         "comparison with the previous SOTA [9]: its published figures and our complexity-matched surrogate S-754.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--input", default="1d", choices=["1d", "3d", "6d"], help="input channels: |a|, a_xyz, or a_xyz+ω_xyz")
-    p.add_argument("-K", "--reduce-filters", type=int, default=6,
+    p.add_argument("-K", "--reduce-filters", type=positive_int, default=6,
                    help="filters of the 1×1 reduction conv (6 reproduces the paper's tables; 18 for WISDM pretraining)")
-    p.add_argument("-C", "--classes", type=int, default=6, help="number of output classes")
-    p.add_argument("--format", default="text", choices=["text", "markdown", "json"])
+    p.add_argument("-C", "--classes", type=positive_int, default=6, help="number of output classes")
+    p.add_argument("--format", default="text", choices=["text", "markdown", "json"], help="output format")
     p.add_argument("--no-xla", action="store_true", help="skip the XLA cost/memory cross-checks (no compilation)")
     p.add_argument("-o", "--output", type=Path, help="also write the report to this file")
     p.set_defaults(func=run_summary)
@@ -37,14 +46,15 @@ def add_summary(subparsers) -> None:
 def run_summary(args) -> int:
     from jazbat_jax import summary
 
-    if args.reduce_filters < 1 or args.classes < 2:
-        raise SystemExit("jazbat summary: --reduce-filters must be ≥ 1 and --classes ≥ 2")
+    if args.classes < 2:
+        raise ValueError("--classes must be at least 2")
     report = summary.build(args.input, args.reduce_filters, args.classes, xla=not args.no_xla)
     text = summary.render(report, args.format)
     print(text)
     if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text + "\n")
+        from jazbat_jax.files import write_atomically
+
+        write_atomically(args.output, text + "\n")
     return 0
 
 
@@ -68,25 +78,68 @@ def run_machine(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    import importlib
+
+    from jazbat_jax import plugins
+
+    parser = ArgumentParser(
         prog="jazbat",
         description="Jazbat-Net in JAX/Flax: complexity, data, training, transfer, export and profiling.",
     )
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (also: environment variable JAZBAT_DEBUG=1)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="let TensorFlow, absl, orbax and XLA print their log messages")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=ArgumentParser)
     add_summary(subparsers)
     add_machine(subparsers)
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    for register in plugins.load_all(plugins.COMMANDS):
+        register(subparsers)
     return parser
 
 
+def error_line(e: BaseException) -> str:
+    """One line for an exception: its message's lines joined, without a traceback."""
+    text = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
+    if isinstance(e, KeyError | AttributeError | TypeError | IndexError | AssertionError | NameError):
+        # Not a message written for users: say what it is, so that a bug report can name it.
+        text = f"{type(e).__name__}: {text} (an unexpected error: --debug shows where)"
+    return text or type(e).__name__
+
+
+def quiet_library_logs() -> None:
+    """Silence the INFO/WARNING chatter of TensorFlow, absl, orbax and XLA (errors still show)."""
+    import logging
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # read by TensorFlow and XLA when they load
+    for name in ("absl", "orbax", "jax", "tensorflow", "tf2onnx"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
-    if argv is None:  # a real command line (not a call from Python): huge-page malloc, see machine.py
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get("JAZBAT_DEBUG", "") not in ("", "0")
+    if not args.verbose:
+        quiet_library_logs()
+    if argv is None and args.command in TRAINING_COMMANDS:  # a real command line that trains: huge-page malloc
         from jazbat_jax.machine import reexec_with_hugepage_malloc
 
         reexec_with_hugepage_malloc(sys.argv[1:])
-    args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"jazbat {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:  # noqa: BLE001 - the one place that turns every error into one line
+        if debug:
+            raise
+        print(f"jazbat {args.command}: error: {error_line(e)}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ Jazbat-Net at batch 256) and glibc hands them back to the kernel when they are f
 step faults ~100,000 zeroed 4 KiB pages back in, about a third of the step on the 2-core machine.
 With transparent huge pages in ``madvise`` mode (the common default) glibc >= 2.35 can ask for
 2 MiB pages instead: ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``. Tunables are read at process
-start, so the ``jazbat`` command re-executes itself once with that variable set.
+start, so the ``jazbat`` commands that train re-execute themselves once with that variable set.
 Set ``JAZBAT_HUGEPAGE_MALLOC=0`` to opt out.
 """
 from __future__ import annotations
@@ -76,4 +76,7 @@ def machine_info() -> dict:
             "jax_backend": dev.platform,
             "jax_devices": f"{jax.device_count()} × {getattr(dev, 'device_kind', dev.platform)}",
             "python": platform.python_version(), "jax": jax.__version__,
-            "transparent_hugepages": transparent_hugepage_mode(), "malloc_hugepages": hugepage_malloc_active()}
+            "transparent_hugepages": transparent_hugepage_mode(), "malloc_hugepages": hugepage_malloc_active(),
+            # what `jazbat pretrain / finetune / experiments` run with (they re-execute with it, see above)
+            "training_malloc_hugepages": hugepage_malloc_active() or hugepage_malloc_env(
+                os.environ, transparent_hugepage_mode(), platform.libc_ver()) is not None}

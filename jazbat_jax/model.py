@@ -5,17 +5,19 @@ Everything here is a pure function of a variable tree: ``model.init`` builds
 stable because transfer learning (re-heading) and complexity accounting address
 parameters by path: ``bigru/forward``, ``module_1/b1_1x1``, ``reduce``, ``head`` ...
 
-The architecture and every number it must reproduce are in ``shared/spec/architecture.md``
-(see also ``docs/architecture.md`` in this repository for the short version).
+The architecture and the numbers it reproduces are summarised in the README ("The model",
+"Complexity"); ``tests/test_complexity.py`` pins every count.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jazbat_jax.data.inputs import INPUT_WIDTH as INPUT_WIDTHS  # the one table of input kinds
 from jazbat_jax.kernels import conv1d_same, gru_gates, gru_scan
 
 # Keras defaults, so that training behaves like the paper's Keras model.
@@ -31,9 +33,6 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "elu": nn.elu,
     "tanh": jnp.tanh,
 }
-
-# Input widths the paper uses: 1D |a|, 3D acceleration, 6D acceleration + angular velocity.
-INPUT_WIDTHS = {"1d": 1, "3d": 3, "6d": 6}
 
 
 def activation(name: str) -> Callable[[jax.Array], jax.Array]:
@@ -277,3 +276,34 @@ def init_variables(model: nn.Module, seed: int = 0, batch_size: int = 1) -> dict
     """Initialise ``{'params', 'batch_stats'}`` for ``model`` from a seed (jitted: fast on CPU)."""
     x = jnp.zeros((batch_size, model.window, model.input_dim), jnp.float32)
     return jax.jit(lambda key: model.init({"params": key, "dropout": key}, x, train=False))(jax.random.key(seed))
+
+
+# ---------------------------------------------------------------- registry
+# Architectures by name (command lines, configurations) and by class (checkpoints store the class name).
+ARCHITECTURES = {"jazbat_net": jazbat_net, "sota_surrogate": sota_surrogate}
+MODEL_CLASSES = {"JazbatNet": JazbatNet, "SotaSurrogate": SotaSurrogate}
+ARCHITECTURE_OF_CLASS = {"JazbatNet": "jazbat_net", "SotaSurrogate": "sota_surrogate"}
+
+
+def build(arch: str, input_kind: str, num_classes: int, reduce_filters: int | None = None, window: int = 256) -> nn.Module:
+    """A model by architecture name. ``reduce_filters`` is Jazbat-Net's K (default: ``num_classes``)."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
+    if arch == "jazbat_net":
+        return jazbat_net(input_kind, num_classes, reduce_filters, window=window)
+    return sota_surrogate(input_kind, num_classes, window=window)
+
+
+def model_config(model: nn.Module) -> dict:
+    """The constructor arguments of a model, JSON-serialisable, plus its class name."""
+    fields = {f.name: getattr(model, f.name) for f in dataclasses.fields(model) if f.name not in ("parent", "name")}
+    return {"class": type(model).__name__, **{k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}}
+
+
+def model_from_config(config: dict) -> nn.Module:
+    """The inverse of ``model_config``."""
+    config = dict(config)
+    name = config.pop("class", None)
+    if name not in MODEL_CLASSES:
+        raise ValueError(f"unknown model class {name!r}; known: {sorted(MODEL_CLASSES)}")
+    return MODEL_CLASSES[name](**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})

@@ -7,16 +7,20 @@ import pytest
 
 from jazbat_jax.cli import build_parser, main
 from jazbat_jax.machine import HUGEPAGE_TUNABLE, hugepage_malloc_env, transparent_hugepage_mode
+from tiny import EXPECTED
+
+PAPER_MODEL = next(e for e in EXPECTED["jazbat_net"] if (e["input"], e["K"], e["C"]) == ("1d", 6, 6))
 
 
 def test_summary_json_has_the_exact_numbers(capsys):
     assert main(["summary", "--input", "1d", "--no-xla", "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
     ours = report["jazbat_net"]
-    assert (ours["trainable_params"], ours["total_params"], ours["macs"]) == (28_232, 28_360, 6_955_044)
+    assert (ours["trainable_params"], ours["total_params"], ours["macs"]) == (
+        PAPER_MODEL["trainable"], PAPER_MODEL["total"], PAPER_MODEL["macs"])
     assert ours["groups"]["bigru"]["trainable"] == 6_720
     assert ours["groups"]["modules"]["trainable"] == 20_952
-    assert report["sota_surrogate"]["total_params"] == 754_582
+    assert report["sota_surrogate"]["total_params"] == EXPECTED["sota_surrogate"][0]["total"]
     assert "surrogate" in report["sota_surrogate"]["label"]
     assert report["published"]["sota"]["macs"] == 157.88e6
 
@@ -41,9 +45,32 @@ def test_summary_text_with_xla_crosscheck(capsys):
 def test_bad_arguments_give_clear_errors(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["summary", "--input", "2d"])
-    assert "invalid choice: '2d'" in capsys.readouterr().err
-    with pytest.raises(SystemExit, match="--classes ≥ 2"):
-        main(["summary", "-C", "1", "--no-xla"])
+    err = capsys.readouterr().err
+    assert "invalid choice: '2d'" in err and err.count("\n") == 1 and "usage:" not in err
+    assert main(["summary", "-C", "1", "--no-xla"]) == 1
+    assert capsys.readouterr().err == "jazbat summary: error: --classes must be at least 2\n"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["evaluate", "no/such/run"], "jazbat evaluate: error: no checkpoint at no/such/run"),
+    (["predict", "missing.csv", "--checkpoint", "no/such/run"], "jazbat predict: error: no checkpoint at no/such/run"),
+    (["experiments", "--config", "no/such/grid.toml", "--report-only"], "jazbat experiments: error: config file"),
+    (["finetune", "--no-pretrain", "--sample", "--data", "seecs", "--run-dir", "x"], "jazbat finetune: error: --sample"),
+])
+def test_user_errors_are_one_line_without_traceback(argv, message, tmp_path, monkeypatch):
+    """As a user runs it: a subprocess, its whole stderr, its exit status."""
+    monkeypatch.chdir(tmp_path)
+    env = {k: v for k, v in __import__("os").environ.items() if k != "JAZBAT_DEBUG"}
+    proc = subprocess.run([sys.executable, "-m", "jazbat_jax.cli", *argv], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert proc.returncode != 0
+    assert proc.stderr.startswith(message), proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_debug_shows_the_traceback(capsys):
+    with pytest.raises(ValueError, match="at least 2"):
+        main(["--debug", "summary", "-C", "1", "--no-xla"])
 
 
 def test_console_script_help():
@@ -89,9 +116,11 @@ def _machine_report(extra_env):
     return restart, json.loads(out.stdout)
 
 
-def test_jazbat_command_restarts_with_hugepage_malloc_where_it_helps():
+def test_training_commands_restart_with_hugepage_malloc_where_it_helps():
     restart, report = _machine_report({})
-    assert report["malloc_hugepages"] is restart  # on this machine kind (THP madvise, glibc 2.36): True
+    # Only the commands that train restart themselves; `machine` says what they would get.
+    assert report["malloc_hugepages"] is False
+    assert report["training_malloc_hugepages"] is restart  # on this machine kind (THP madvise, glibc 2.36): True
     assert report["transparent_hugepages"] == transparent_hugepage_mode()
     _, opted_out = _machine_report({"JAZBAT_HUGEPAGE_MALLOC": "0"})
-    assert opted_out["malloc_hugepages"] is False
+    assert opted_out["training_malloc_hugepages"] is False

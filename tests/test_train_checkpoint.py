@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from jazbat_jax.data.core import Standardizer
-from jazbat_jax.model import init_variables
-from jazbat_jax.train.checkpoint import CheckpointError, Checkpoints, load_checkpoint, model_config, resolve_checkpoint
+from jazbat_jax.model import init_variables, model_config
+from jazbat_jax.train.checkpoint import CheckpointError, Checkpoints, load_checkpoint, resolve_checkpoint
 from jazbat_jax.train.input_pipeline import batches
 from jazbat_jax.train.state import create_train_state
 from jazbat_jax.train.steps import jit_train_step, make_optimizer
-from test_train_helpers import tiny_model, tiny_windowset
+from tiny import tiny_model, tiny_windowset
 
 MODEL = tiny_model()
 
@@ -61,7 +61,8 @@ def test_round_trip_resume_and_load(tmp_path, trained_state):
     assert meta["class_names"] == ["class_0", "class_1", "class_2"]
     assert Standardizer.from_dict(meta["standardizer"]).std.tolist() == [2.0]
     assert _equal(variables["params"], trained_state.params)
-    assert resolve_checkpoint(tmp_path, prefer="last").name == "3"
+    assert resolve_checkpoint(tmp_path, "last").name == "3"
+    assert meta["checkpoint"] == str(tmp_path / "checkpoints" / "best" / "2")
 
 
 def _data_files(step_dir: Path, item: str):
@@ -102,7 +103,7 @@ def test_incompatible_model_lists_the_mismatches(tmp_path, trained_state):
     wrong = create_train_state(other, init_variables(other, 0), make_optimizer())
     with pytest.raises(CheckpointError) as e:
         Checkpoints(tmp_path, keep_last=1).restore_latest(wrong)
-    assert "wrong shape" in str(e.value) and "head/kernel: checkpoint (4, 3) vs model (4, 5)" in str(e.value)
+    assert "wrong shape" in str(e.value) and "head/kernel (4, 3) vs (4, 5) expected" in str(e.value)
 
 
 def test_missing_or_half_written_checkpoint(tmp_path, trained_state):
@@ -117,3 +118,39 @@ def test_missing_or_half_written_checkpoint(tmp_path, trained_state):
     assert ck.latest_epoch() == 1
     state, meta = ck.restore_latest(_fresh())
     assert meta["epoch"] == 1 and _equal(state.params, trained_state.params)
+
+
+def test_edited_meta_fails_its_fingerprint(tmp_path, trained_state):
+    """One changed digit of the stored standardizer would change every prediction: it must not load."""
+    ck = Checkpoints(tmp_path, keep_last=1)
+    ck.save(1, trained_state, _meta(), is_best=True)
+    ck.close()
+    meta_file = tmp_path / "best" / "1" / "meta" / "metadata"
+    meta = json.loads(meta_file.read_text())
+    meta["standardizer"]["mean"][0] = 1.6
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="meta .* does not match the fingerprint"):
+        load_checkpoint(tmp_path / "best")
+
+
+def test_damaged_best_is_an_error_not_a_silent_fallback(tmp_path, trained_state):
+    ck = Checkpoints(tmp_path / "checkpoints", keep_last=2)
+    ck.save(1, trained_state, _meta(), is_best=True)
+    ck.save(2, trained_state, _meta(), is_best=False)
+    ck.close()
+    shutil.rmtree(tmp_path / "checkpoints" / "best" / "1" / "variables")
+    with pytest.raises(CheckpointError, match="--checkpoint-kind last"):
+        load_checkpoint(tmp_path)
+    assert load_checkpoint(tmp_path, "last")[2]["epoch"] == 2  # the explicit choice works
+
+
+def test_older_format_is_refused_with_a_message(tmp_path, trained_state):
+    ck = Checkpoints(tmp_path, keep_last=1)
+    ck.save(1, trained_state, _meta(), is_best=True)
+    ck.close()
+    meta_file = tmp_path / "best" / "1" / "meta" / "metadata"
+    meta = json.loads(meta_file.read_text())
+    meta["format_version"] = 1
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="has format 1, this version of jazbat-jax reads format 2"):
+        load_checkpoint(tmp_path / "best")

@@ -1,12 +1,11 @@
 """The training commands end to end on the bundled real sample (T = 32, one epoch, few windows)."""
-import argparse
 import json
 
 import numpy as np
 import pytest
 
+from jazbat_jax.cli import build_parser
 from jazbat_jax.data import bundled_sample_root
-from jazbat_jax.train.cli import register
 
 SAMPLE = bundled_sample_root()
 SHORT = ["--window", "32", "--step", "32", "--max-windows", "300", "--epochs", "1", "--batch-size", "32",
@@ -14,9 +13,8 @@ SHORT = ["--window", "32", "--step", "32", "--max-windows", "300", "--epochs", "
 
 
 def _run(argv):
-    parser = argparse.ArgumentParser(prog="jazbat")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
+    """The command's function itself (errors raise, as the library raises them)."""
+    args = build_parser().parse_args(argv)
     return args.func(args)
 
 
@@ -26,7 +24,7 @@ def test_help_is_complete(command, capsys):
         _run([command, "--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    assert "examples:" in out and "default" in out
+    assert "examples:" in out and "default" in out and "(default: None)" not in out
 
 
 def test_pretrain_finetune_evaluate_predict(tmp_path, capsys):
@@ -34,7 +32,8 @@ def test_pretrain_finetune_evaluate_predict(tmp_path, capsys):
     assert _run(["pretrain", "--data-root", str(SAMPLE / "wisdm2019"), "--run-dir", str(pre), *SHORT]) == 0
     cfg = json.loads((pre / "config.json").read_text())
     assert cfg["model"]["num_classes"] == 18 and cfg["model"]["reduce_filters"] == 18  # K = C of WISDM
-    assert cfg["data"]["max_windows"] == 300 and cfg["data"]["split"]["protocol"] == "subject"
+    assert cfg["run"]["data"]["max_windows"] == 300 and cfg["run"]["data"]["split"]["protocol"] == "subject"
+    assert cfg["input"]["gravity"] == "included" and cfg["input"]["magnitude"] == "norm_minus_g"
 
     tl_args = ["finetune", "--from", str(pre), "--data-root", str(SAMPLE / "quiroz2018_emotion_walking"),
                "--run-dir", str(tl), "--step", "32", "--max-windows", "300", "--epochs", "1", "--batch-size", "32",
@@ -42,7 +41,9 @@ def test_pretrain_finetune_evaluate_predict(tmp_path, capsys):
     assert _run(tl_args) == 0
     cfg = json.loads((tl / "config.json").read_text())
     assert (cfg["model"]["num_classes"], cfg["model"]["reduce_filters"], cfg["model"]["window"]) == (3, 18, 32)
-    assert cfg["transfer"]["source_classes"][0] == "walking"
+    assert cfg["transfer_source"]["class_names"][0] == "walking"
+    assert cfg["run"]["transfer"]["dont_load"] == ["head/.*"]
+    assert cfg["input"]["gravity"] == "removed" and cfg["input"]["magnitude"] == "norm"  # Quiroz: linear acceleration
     std = cfg["standardizer"]
     assert std != json.loads((pre / "config.json").read_text())["standardizer"]  # the target's statistics
     final = json.loads((tl / "final_eval.json").read_text())
@@ -69,12 +70,12 @@ def test_pretrain_finetune_evaluate_predict(tmp_path, capsys):
 
 
 def test_sample_flag_points_at_the_bundled_data():
+    from jazbat_jax.data.config import resolve_root
     from jazbat_jax.train.cli import data_config_from_args
 
-    parser = argparse.ArgumentParser(prog="jazbat")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["finetune", "--no-pretrain", "--sample"])
-    cfg = data_config_from_args(args, "1d", 256)
-    assert cfg["root"] == str(SAMPLE / "quiroz2018_emotion_walking") and cfg["step"] == 16
-    with pytest.raises(SystemExit):
+    parser = build_parser()
+    cfg = data_config_from_args(parser.parse_args(["finetune", "--no-pretrain", "--sample"]), "1d", 256)
+    assert cfg.root == "bundled" and cfg.step == 16
+    assert resolve_root(cfg) == SAMPLE / "quiroz2018_emotion_walking"
+    with pytest.raises(ValueError, match="--sample"):
         data_config_from_args(parser.parse_args(["finetune", "--no-pretrain", "--sample", "--data", "seecs"]), "1d", 256)

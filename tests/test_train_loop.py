@@ -10,33 +10,16 @@ import jax
 import numpy as np
 import pytest
 
-from jazbat_jax.data.core import Standardizer
-from jazbat_jax.model import init_variables
 from jazbat_jax.train.checkpoint import CheckpointError, load_checkpoint
-from jazbat_jax.train.loop import TrainConfig, fit
-from test_train_helpers import tiny_model, tiny_windowset
+from tiny import fit_tiny, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = TrainConfig(epochs=3, batch_size=16, keep_last=2, schedule="cosine")  # cosine: the schedule must resume too
-
-
-def _data():
-    ws = tiny_windowset(60)
-    tr, va, te = ws.subset(np.arange(0, 40)), ws.subset(np.arange(40, 50)), ws.subset(np.arange(50, 60))
-    return tr, va, te, Standardizer.fit(tr.x)
-
-
-def _fit(run_dir, **kw):
-    tr, va, te, std = _data()
-    model = tiny_model()
-    return fit(model, init_variables(model, 0), tr, va, te, std, CONFIG, run_dir, {"source": "tiny"},
-               progress=False, make_plots=kw.pop("make_plots", False), **kw)
 
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     run = tmp_path_factory.mktemp("full")
-    result = _fit(run, make_plots=True)
+    result = fit_tiny(run, plots=True)
     return run, jax.device_get(result["state"].params), result
 
 
@@ -52,7 +35,8 @@ def test_run_folder_contents(uninterrupted):
     best_epoch = max(rows, key=lambda r: (r["val_macro_f1"], -r["epoch"]))["epoch"]
     assert final["checkpoint_epoch"] == best_epoch
     model, variables, meta = load_checkpoint(run)
-    assert meta["data"] == {"source": "tiny"} and meta["class_names"] == ["class_0", "class_1", "class_2"]
+    assert meta["run"] == tiny_config().to_dict() and meta["class_names"] == ["class_0", "class_1", "class_2"]
+    assert meta["input"]["kind"] == "1d" and meta["input"]["gravity"] == "removed"
 
 
 def _same(a, b):
@@ -61,27 +45,25 @@ def _same(a, b):
 
 def test_stop_and_resume_equals_uninterrupted(tmp_path, uninterrupted):
     _, params, _ = uninterrupted
-    stopped = _fit(tmp_path, stop_after_epoch=1)
+    stopped = fit_tiny(tmp_path, stop_after_epoch=1)
     assert stopped["stopped_after_epoch"] == 1
-    resumed = _fit(tmp_path)
+    resumed = fit_tiny(tmp_path)
     assert _same(jax.device_get(resumed["state"].params), params)
     assert [json.loads(l)["epoch"] for l in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
 
 
 def test_resume_refuses_a_different_configuration(tmp_path):
-    _fit(tmp_path, stop_after_epoch=1)
-    tr, va, te, std = _data()
-    model = tiny_model()
-    with pytest.raises(CheckpointError, match="train.learning_rate"):
-        fit(model, init_variables(model, 0), tr, va, te, std, TrainConfig(epochs=3, batch_size=16, learning_rate=0.1,
-            schedule="cosine"), tmp_path, {"source": "tiny"}, progress=False, make_plots=False)
+    fit_tiny(tmp_path, stop_after_epoch=1)
+    with pytest.raises(CheckpointError, match="train.learning_rate: 0.001 in the run folder vs 0.1 now"):
+        fit_tiny(tmp_path, tiny_config(learning_rate=0.1))
+    fit_tiny(tmp_path, tiny_config(epochs=2))  # more or fewer epochs may change on resume
 
 
 KILL_DURING_SAVE = textwrap.dedent("""
     import os, signal, sys
     sys.path.insert(0, {tests!r})
     import orbax.checkpoint as ocp
-    import test_train_loop as t
+    import tiny
 
     # SIGKILL this process in the middle of epoch 2's checkpoint: after the arrays of
     # 'variables' and 'train' are written, while the JSON item is being written.
@@ -98,7 +80,7 @@ KILL_DURING_SAVE = textwrap.dedent("""
                 os.kill(os.getpid(), signal.SIGKILL)
             return await original_async(self, directory, *a, **k)
         ocp.JsonCheckpointHandler.async_save = async_save
-    t._fit({run!r})
+    tiny.fit_tiny({run!r})
 """)
 
 
@@ -110,6 +92,6 @@ def test_sigkill_during_save_resumes_from_last_complete_checkpoint(tmp_path, uni
     last = tmp_path / "checkpoints" / "last"
     assert sorted(p.name for p in last.iterdir() if p.name.isdigit()) == ["1"]
     assert any("tmp" in p.name for p in last.iterdir())  # the half-written save is still there
-    resumed = _fit(tmp_path)
+    resumed = fit_tiny(tmp_path)
     assert _same(jax.device_get(resumed["state"].params), params)
     assert not any("tmp" in p.name for p in last.iterdir())  # and was cleaned up on resume

@@ -21,7 +21,7 @@ SCRIPT = textwrap.dedent("""
     from jazbat_jax.train.sharding import DataParallel
     from jazbat_jax.train.state import create_train_state
     from jazbat_jax.train.steps import jit_eval_step, jit_train_step, make_optimizer
-    from test_train_helpers import tiny_model, tiny_windowset
+    from tiny import tiny_model, tiny_windowset
 
     ws = tiny_windowset(16)
     model = tiny_model()

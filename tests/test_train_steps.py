@@ -8,7 +8,7 @@ from jazbat_jax.model import init_variables
 from jazbat_jax.train.input_pipeline import batches, epoch_order
 from jazbat_jax.train.state import create_train_state
 from jazbat_jax.train.steps import class_weights, jit_eval_step, jit_train_step, make_optimizer, weighted_cross_entropy
-from test_train_helpers import tiny_model, tiny_windowset
+from tiny import tiny_model, tiny_windowset
 
 
 def _state(seed=0, **kw):

@@ -9,13 +9,14 @@ from jazbat_jax.train.state import create_train_state
 from jazbat_jax.train.steps import jit_train_step, make_optimizer
 from jazbat_jax.train.transfer import (
     ParameterMismatchError,
+    TransferConfig,
     merge_params,
-    new_layer_names,
+    param_labels,
     reheaded_variables,
     transfer_model,
     transfer_optimizer,
 )
-from test_train_helpers import tiny_windowset
+from tiny import EXPECTED, tiny_windowset
 from jazbat_jax.train.input_pipeline import batches
 
 SOURCE = JazbatNet(input_dim=1, num_classes=18, reduce_filters=18, window=32)
@@ -32,6 +33,10 @@ def src():
 @pytest.fixture(scope="module")
 def reheaded(src):
     return reheaded_variables(src, transfer_model(SOURCE, 6), seed=1)
+
+
+def _expected(kind, k, c):
+    return next(e["trainable"] for e in EXPECTED["jazbat_net"] if (e["input"], e["K"], e["C"]) == (kind, k, c))
 
 
 def _n_params(tree):
@@ -51,18 +56,31 @@ def test_reheading_keeps_trunk_and_bn_stats_and_makes_new_head(src, reheaded):
             a, b = a[k], b[k]
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(src["batch_stats"]["batchnorm"]["mean"], new["batch_stats"]["batchnorm"]["mean"])
-    # The paper's transfer model (F=1, K=18, C=6) has 29,084 trainable parameters (spec §1.4);
-    # with T=32 the count is the same (no parameter depends on T).
-    assert _n_params(new["params"]) == 29_084
+    # The paper's transfer model (F=1, K=18, C=6); with T=32 the count is the same (no parameter depends on T).
+    assert _n_params(new["params"]) == _expected("1d", 18, 6)
 
 
 def test_reheading_can_recreate_the_reduction_with_k_equal_c(src):
-    target = transfer_model(SOURCE, num_classes=6, recreate_reduce=True)
-    new = reheaded_variables(src, target, seed=1, recreate_reduce=True)
+    target = transfer_model(SOURCE, num_classes=6, reduce_filters=6)
+    new = reheaded_variables(src, target, seed=1, dont_load=("head/.*", "reduce/.*"))
     assert new["params"]["reduce"]["kernel"].shape == (1, 64, 6)
     assert new["params"]["head"]["kernel"].shape == (6, 6)
-    assert _n_params(new["params"]) == 28_232  # the paper's Table IV model
-    assert new_layer_names(True) == ("head", "reduce")
+    assert _n_params(new["params"]) == _expected("1d", 6, 6)  # the paper's Table IV model
+    np.testing.assert_array_equal(new["params"]["module_3"]["aggregate"]["kernel"],
+                                  src["params"]["module_3"]["aggregate"]["kernel"])
+
+
+def test_one_addressing_scheme_for_not_loaded_and_new(src):
+    """The patterns that keep parameters from loading are the ones that mark the layers trained first."""
+    labels = param_labels(src["params"], ("head/.*", "reduce/.*"))
+    assert labels["head"] == {"kernel": "new", "bias": "new"} and labels["reduce"]["kernel"] == "new"
+    assert labels["bigru"]["forward"]["kernel"] == "trunk" and labels["module_1"]["aggregate"]["bias"] == "trunk"
+    only_bias = param_labels(src["params"], ("head/bias",))
+    assert only_bias["head"] == {"kernel": "trunk", "bias": "new"}
+    with pytest.raises(ValueError, match="freeze_epochs"):
+        TransferConfig("runs/x", freeze="epochs")
+    with pytest.raises(Exception):
+        TransferConfig("runs/x", dont_load=("head/[",))  # not a regular expression
 
 
 def test_merge_fails_loudly_listing_every_problem(src):
@@ -75,10 +93,12 @@ def test_merge_fails_loudly_listing_every_problem(src):
     with pytest.raises(ParameterMismatchError) as e:
         merge_params(target, src, dont_load=["head/.*"])
     msg = str(e.value)
-    assert "missing (12)" in msg and "module_3/aggregate/kernel" in msg and "module_3/b2_1x3/bias" in msg
-    assert "unexpected (1)" in msg and "extra/kernel" in msg
-    assert "wrong shape (2)" in msg
-    assert "bigru/forward/kernel: checkpoint (1, 96) vs model (3, 96)" in msg
+    assert "\n" not in msg  # one line
+    missing = msg.split("missing: ")[1].split(";")[0].split(", ")
+    assert len(missing) == 12 and "module_3/aggregate/kernel" in missing and "module_3/b2_1x3/bias" in missing
+    assert "unexpected: extra/kernel;" in msg
+    wrong = msg.split("wrong shape: ")[1].split(";")[0]
+    assert wrong.count(" vs ") == 2 and "bigru/forward/kernel (1, 96) vs (3, 96) expected" in wrong
     assert "head/" not in msg.split("not loaded on purpose")[0]
 
 

@@ -1,5 +1,5 @@
 """The ``jazbat data`` subcommand: ``jazbat data info PATH [--format text|json]`` and
-``jazbat data split PATH --protocol subject|random|time [--out split.json]``.
+``jazbat data split PATH --protocol subject|random|time [--out runs/split.json]``.
 
 ``register(subparsers)`` adds it to the main ``jazbat`` parser; each leaf sets ``func``.
 """
@@ -7,54 +7,46 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-
 from pathlib import Path
 
-from .info import describe, format_info
-from .paths import data_root
-from .splits import PROTOCOLS, format_split_summary, save_split_summary, split_windows
+from jazbat_jax.cliargs import HelpFormatter, fraction, non_negative_int, positive_int
 
 
 def _info(args: argparse.Namespace) -> int:
+    from .info import describe, format_info
+    from .paths import data_root
+
     path = args.path if args.path is not None else str(data_root())
     info = describe(path, on_bad_line=args.on_bad_line)
-    if args.format == "json":
-        print(json.dumps(info, indent=1))
-    else:
-        print(format_info(info))
+    print(json.dumps(info, indent=1) if args.format == "json" else format_info(info))
     return 0
 
 
-def _load(args: argparse.Namespace):
-    from . import quiroz, seecs, wisdm
+def _detect_source(path: Path) -> str:
+    """'wisdm' or 'quiroz' when the folder holds that dataset, else 'seecs'."""
+    from . import quiroz, wisdm
 
-    path = Path(args.path) if args.path is not None else data_root()
-    src = args.source
-    if src == "auto":
-        for name, probe in (("wisdm", wisdm.resolve_wisdm_root), ("quiroz", quiroz.resolve_quiroz_path)):
-            try:
-                probe(path)
-                src = name
-                break
-            except FileNotFoundError:
-                pass
-        else:
-            src = "seecs"
-    kw = dict(input_kind=args.input_kind, window=args.window)
-    if args.step:
-        kw["step"] = args.step
-    if src == "wisdm":
-        return wisdm.load_wisdm(path, device=args.device, on_bad_line=args.on_bad_line, **kw)
-    if src == "quiroz":
-        return quiroz.load_quiroz(path, **kw)
-    return seecs.load_seecs(path, **kw)
+    for name, probe in (("wisdm", wisdm.resolve_wisdm_root), ("quiroz", quiroz.resolve_quiroz_path)):
+        try:
+            probe(path)
+            return name
+        except FileNotFoundError:
+            pass
+    return "seecs"
 
 
 def _split(args: argparse.Namespace) -> int:
-    ws = _load(args)
-    sp = split_windows(ws, args.protocol, test_fraction=args.test_fraction, val_fraction=args.val_fraction,
-                       seed=args.seed, n_folds=args.n_folds, fold=args.fold)
+    from .config import DataConfig, SplitConfig, load_split
+    from .paths import data_root
+    from .splits import format_split_summary, save_split_summary
+
+    path = Path(args.path) if args.path is not None else data_root()
+    source = _detect_source(path) if args.source == "auto" else args.source
+    config = DataConfig(dataset=source, root=str(path), input_kind=args.input_kind, window=args.window,
+                        step=args.step or 0, device=args.device,
+                        split=SplitConfig(args.protocol, args.test_fraction, args.val_fraction, args.seed,
+                                          args.n_folds, args.fold))
+    ws, sp = load_split(config, on_bad_line=args.on_bad_line)
     print(f"{ws.source}: {len(ws)} windows of {ws.x.shape[1]} x {ws.x.shape[2]}")
     print(format_split_summary(sp.summary))
     if args.out:
@@ -64,43 +56,39 @@ def _split(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``data`` (with ``info``) to an argparse subparsers object; returns the ``data`` parser."""
+    from .splits import PROTOCOLS
+
     p = subparsers.add_parser("data", help="inspect data folders (WISDM raw/packed, Quiroz 2018, SEECS layout)")
-    sub = p.add_subparsers(dest="data_command", required=True)
-    info = sub.add_parser("info", help="print subjects, classes, rows, rates, windows per class and defects")
+    sub = p.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+    info = sub.add_parser("info", help="print subjects, classes, rows, rates, windows per class and defects",
+                          formatter_class=HelpFormatter)
     info.add_argument("path", nargs="?", default=None,
                       help="data folder (default: ../shared/data if present, else the bundled sample)")
-    info.add_argument("--format", choices=("text", "json"), default="text")
+    info.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     info.add_argument("--on-bad-line", choices=("raise", "skip"), default="raise",
                       help="raw WISDM files: stop at a malformed line (default) or skip and count them")
     info.set_defaults(func=_info)
 
-    sp = sub.add_parser("split", help="load a source, split it, print the split summary (and save it as JSON)")
+    sp = sub.add_parser("split", help="load a source, split it, print the split summary (and save it as JSON)",
+                        formatter_class=HelpFormatter)
     sp.add_argument("path", nargs="?", default=None, help="data folder (default as for info; with a root "
                     "holding several datasets, WISDM is used unless --source says otherwise)")
-    sp.add_argument("--source", choices=("auto", "wisdm", "quiroz", "seecs"), default="auto")
-    sp.add_argument("--device", choices=("watch", "phone"), default="watch", help="WISDM only")
-    sp.add_argument("--input-kind", choices=("1d", "3d", "6d"), default="1d")
-    sp.add_argument("--window", type=int, default=256)
-    sp.add_argument("--step", type=int, default=None, help="default: 32 for WISDM, 16 for emotions")
-    sp.add_argument("--protocol", choices=PROTOCOLS, default="subject")
-    sp.add_argument("--test-fraction", type=float, default=0.2)
-    sp.add_argument("--val-fraction", type=float, default=0.1)
-    sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--n-folds", type=int, default=None)
-    sp.add_argument("--fold", type=int, default=None)
-    sp.add_argument("--on-bad-line", choices=("raise", "skip"), default="raise")
-    sp.add_argument("--out", type=Path, default=None, help="write the summary here as JSON")
+    sp.add_argument("--source", choices=("auto", "wisdm", "quiroz", "seecs"), default="auto",
+                    help="dataset of the folder (auto: recognised from the files)")
+    sp.add_argument("--device", choices=("watch", "phone"), default="watch", help="WISDM only: which device")
+    sp.add_argument("--input-kind", choices=("1d", "3d", "6d"), default="1d", help="input channels: |a|, a_xyz, a_xyz+ω_xyz")
+    sp.add_argument("--window", type=positive_int, default=256, help="window length in samples")
+    sp.add_argument("--step", type=positive_int, default=None, help="stride in samples (default: 32 for WISDM, 16 for emotions)")
+    sp.add_argument("--protocol", choices=PROTOCOLS, default="subject",
+                    help="subject: no person in two parts; random: the paper's (leaky); time: within-recording blocks")
+    sp.add_argument("--test-fraction", type=fraction, default=0.2, help="fraction held out for the test part")
+    sp.add_argument("--val-fraction", type=fraction, default=0.1, help="fraction of the rest held out for validation")
+    sp.add_argument("--seed", type=non_negative_int, default=0, help="seed of the split")
+    sp.add_argument("--n-folds", type=positive_int, default=None, help="k-fold: number of folds (with --fold)")
+    sp.add_argument("--fold", type=non_negative_int, default=None, help="k-fold: which fold is the test part")
+    sp.add_argument("--on-bad-line", choices=("raise", "skip"), default="raise",
+                    help="raw WISDM files: stop at a malformed line or skip and count it")
+    sp.add_argument("--out", type=Path, default=None, help="write the summary here as JSON (e.g. runs/split.json)")
     sp.set_defaults(func=_split)
     return p
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Standalone entry point: ``python -m jazbat_jax.data.cli info PATH``."""
-    parser = argparse.ArgumentParser(prog="jazbat")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["data", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

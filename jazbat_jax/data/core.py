@@ -22,6 +22,7 @@ class WindowSet:
     recording:  (N,) int32 id of the contiguous recording the window was cut from.
     start:      (N,) int64 index of the window's first sample inside its recording.
     class_names, channels: names of the classes and of the F input channels.
+    input_spec: how those channels are computed from raw sensor columns (``inputs.InputSpec``).
     rate_hz:    nominal sampling rate, or None when unknown.
     report:     what the loader found, dropped and why (JSON-serialisable).
     """
@@ -36,6 +37,7 @@ class WindowSet:
     rate_hz: float | None = None
     source: str = ""
     report: dict[str, Any] = dataclasses.field(default_factory=dict)
+    input_spec: Any = None  # an InputSpec: how the channels were computed from raw sensor columns
 
     def __len__(self) -> int:
         return int(self.y.shape[0])

@@ -20,7 +20,8 @@ import numpy as np
 
 from .core import WindowSet
 from .paths import data_root
-from .windows import INPUT_KINDS, MAG_MODES, contiguous_segments, make_windowset
+from .inputs import INPUT_KINDS, MAG_MODES, InputSpec
+from .windows import contiguous_segments, make_windowset
 
 ARCHIVE = "quiroz2018_walking.npz"
 EMOTIONS = ("happy", "neutral", "sad")
@@ -98,13 +99,11 @@ def load_quiroz(
     seg_start, seg_len, cuts = contiguous_segments([p, sg, e])
     if len(seg_start) != len(np.unique(np.stack([p, sg]), axis=1).T):
         raise ValueError(f"{path}: a walk (participant, segment) is split into several runs of rows")
-    if input_kind == "1d":
-        signal = np.linalg.norm(acc.astype(np.float64), axis=1).astype(np.float32)[:, None]
-        channels: tuple[str, ...] = ("lin_acc_norm",)
-    elif input_kind == "3d":
-        signal, channels = acc, ("ax", "ay", "az")
-    else:
-        signal, channels = np.concatenate([acc, rot], 1), ("ax", "ay", "az", "rx", "ry", "rz")
+    # Linear acceleration has no gravity to subtract: the 1D input is |a_lin| whatever mag_mode says.
+    spec = InputSpec(input_kind, gravity="removed", magnitude="norm" if input_kind == "1d" else None,
+                     gyro_units="deg/s (probably: values reach about 2000)" if input_kind == "6d" else None,
+                     rate_hz=NOMINAL_RATE_HZ)
+    signal = spec.from_raw(np.concatenate([acc, rot], 1))
     code_to_idx = {_EMOTION_CODE[n]: i for i, n in enumerate(names)}
     seg_label = np.array([code_to_idx[int(v)] for v in e[seg_start]], np.int32)
     report["participants"] = sorted(np.unique(p).tolist())
@@ -118,7 +117,7 @@ def load_quiroz(
         }
     ws = make_windowset(
         signal, seg_start, seg_len, seg_label, p[seg_start], window=window, step=step,
-        class_names=names, channels=channels, rate_hz=NOMINAL_RATE_HZ,
-        source=f"quiroz2018:{input_kind}", report=report,
+        class_names=names, channels=spec.channels, rate_hz=NOMINAL_RATE_HZ,
+        source=f"quiroz2018:{input_kind}", report=report, input_spec=spec,
     )
     return ws

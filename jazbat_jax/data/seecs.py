@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from .core import WindowSet
-from .windows import INPUT_KINDS, acc_magnitude, contiguous_segments, make_windowset
+from .inputs import INPUT_KINDS, InputSpec
+from .windows import contiguous_segments, make_windowset
 
 SEECS_EMOTIONS = ("happy", "fear", "sad", "disgust", "anger", "surprise")
 SEECS_HEADER = "timestamp,ax,ay,az,gx,gy,gz"
@@ -118,13 +119,10 @@ def load_seecs(
     rec_id = np.repeat(np.arange(len(recs)), lens)
     seg_start, seg_len, cuts = contiguous_segments([rec_id], (data[:, 0] * 1e6).astype(np.int64), gap_factor)
     rates = [1000.0 / float(np.median(np.diff(a[:, 0]))) for a in arrays if len(a) > 1]
-    xyz = data[:, 1:4].astype(np.float32)
-    if input_kind == "1d":
-        signal, channels = acc_magnitude(xyz, mag_mode), (f"acc_{mag_mode}",)
-    elif input_kind == "3d":
-        signal, channels = xyz, ("ax", "ay", "az")
-    else:
-        signal, channels = data[:, 1:7].astype(np.float32), ("ax", "ay", "az", "gx", "gy", "gz")
+    spec = InputSpec(input_kind, gravity="included", magnitude=mag_mode if input_kind == "1d" else None,
+                     gyro_units="rad/s" if input_kind == "6d" else None,
+                     rate_hz=round(float(np.median(rates)), 2) if rates else SEECS_RATE_HZ)
+    signal = spec.from_raw(data[:, 1:7])
     r_of_seg = rec_id[seg_start]
     subj = np.array([s for s, _, _ in recs])[r_of_seg]
     label = np.array([SEECS_EMOTIONS.index(e) for _, e, _ in recs])[r_of_seg]
@@ -139,8 +137,8 @@ def load_seecs(
     }
     return make_windowset(
         signal, seg_start, seg_len, label, subj, window=window, step=step, class_names=SEECS_EMOTIONS,
-        channels=channels, rate_hz=float(np.median(rates)) if rates else SEECS_RATE_HZ,
-        source=f"seecs:{input_kind}", report=report,
+        channels=spec.channels, rate_hz=float(np.median(rates)) if rates else SEECS_RATE_HZ,
+        source=f"seecs:{input_kind}", report=report, input_spec=spec,
     )
 
 

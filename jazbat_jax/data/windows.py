@@ -14,28 +14,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .core import WindowSet
 
-G = 9.80665  # standard gravity, m/s^2 (the spec's g = 9.81 differs by 0.001 %)
-MAG_MODES = ("norm_minus_g", "norm", "paper_literal")
-INPUT_KINDS = ("1d", "3d", "6d")
-
-
-def acc_magnitude(xyz: np.ndarray, mode: str = "norm_minus_g", g: float = G) -> np.ndarray:
-    """1D input of the paper, shape (n, 1).
-
-    Eq. (1) literally reads sqrt(ax^2+ay^2+az^2 - g), which is NaN below |a|^2 = g; the spec
-    resolves it as ``norm_minus_g`` (|a| - g, default), ``norm`` (|a|) or ``paper_literal``
-    (the literal formula with its argument clamped at 0).
-    """
-    sq = np.einsum("ij,ij->i", xyz, xyz, dtype=np.float64)
-    if mode == "norm_minus_g":
-        out = np.sqrt(sq) - g
-    elif mode == "norm":
-        out = np.sqrt(sq)
-    elif mode == "paper_literal":
-        out = np.sqrt(np.maximum(sq - g, 0.0))
-    else:
-        raise ValueError(f"mag_mode must be one of {MAG_MODES}, got {mode!r}")
-    return out.astype(np.float32)[:, None]
+from .inputs import G, INPUT_KINDS, MAG_MODES, acc_magnitude  # noqa: F401  (re-exported)
 
 
 def _block_starts(keys: Sequence[np.ndarray]) -> np.ndarray:
@@ -172,6 +151,7 @@ def make_windowset(
     rate_hz: float | None,
     source: str,
     report: dict[str, Any],
+    input_spec: Any = None,
 ) -> WindowSet:
     """Window every segment and record, per class, how many segments were too short."""
     if signal.ndim != 2 or signal.shape[1] != len(channels):
@@ -201,4 +181,5 @@ def make_windowset(
         rate_hz=rate_hz,
         source=source,
         report=report,
+        input_spec=input_spec,
     )

@@ -15,7 +15,8 @@ import numpy as np
 
 from .core import WindowSet
 from .paths import data_root
-from .windows import INPUT_KINDS, acc_magnitude, contiguous_segments, make_windowset, resample_segments
+from .inputs import INPUT_KINDS, InputSpec
+from .windows import contiguous_segments, make_windowset, resample_segments
 
 ACTIVITY_CODES = "ABCDEFGHIJKLMOPQRS"  # the dataset has no code N
 ACTIVITY_NAMES = (
@@ -346,12 +347,10 @@ def load_wisdm(
 
     seg_start, seg_len, cuts = contiguous_segments([acc["subject"], acc["activity"]], acc["timestamp"], gap_factor)
     report["segment_cuts"] = cuts
-    if input_kind == "1d":
-        signal = acc_magnitude(acc["xyz"], mag_mode)
-        channels: tuple[str, ...] = (f"acc_{mag_mode}",)
-    else:
-        signal = np.ascontiguousarray(acc["xyz"][:, :3] if input_kind == "3d" else acc["xyz"], np.float32)
-        channels = ("ax", "ay", "az") + (("gx", "gy", "gz") if input_kind == "6d" else ())
+    spec = InputSpec(input_kind, gravity="included", magnitude=mag_mode if input_kind == "1d" else None,
+                     gyro_units="rad/s" if input_kind == "6d" else None,
+                     rate_hz=float(resample_hz) if resample_hz else rates["median_hz"])
+    signal = spec.from_raw(acc["xyz"])
     # labels: position of the activity code in ``codes``
     lut = np.full(len(ACTIVITY_CODES), -1, np.int32)
     for i, c in enumerate(codes):
@@ -369,9 +368,9 @@ def load_wisdm(
     report["short_segment_rows_dropped_by_block"] = short
     ws = make_windowset(
         signal, seg_start, seg_len, lut[seg_act], seg_subject,
-        window=window, step=step, class_names=[ACTIVITIES[c] for c in codes], channels=channels,
+        window=window, step=step, class_names=[ACTIVITIES[c] for c in codes], channels=spec.channels,
         rate_hz=float(resample_hz) if resample_hz else rates["median_hz"],
-        source=f"wisdm2019:{kind}:{device}:{input_kind}", report=report,
+        source=f"wisdm2019:{kind}:{device}:{input_kind}", report=report, input_spec=spec,
     )
     ws.report["class_codes"] = list(codes)
     return ws

@@ -54,18 +54,12 @@ def _command_line(args: argparse.Namespace) -> str:
 def cmd_experiments(args: argparse.Namespace) -> int:
     from jazbat_jax.experiments import config, grid, report
 
-    try:
-        cfg = config.load_config(args.profile, args.config)
-    except config.ConfigError as e:
-        raise SystemExit(f"jazbat experiments: {e}")
+    cfg = config.load_config(args.profile, args.config)
     results = args.results or Path("runs") / f"experiments-{cfg['profile']}"
     command = _command_line(args)
     t0 = time.perf_counter()
     if not args.report_only:
-        try:
-            grid.run_grid(cfg, results, progress=not args.no_progress, command=command)
-        except config.ConfigError as e:
-            raise SystemExit(f"jazbat experiments: {e}")
+        grid.run_grid(cfg, results, progress=not args.no_progress, command=command)
     path = report.build_report(results, cfg, command=command)
     print(f"report: {path} ({time.perf_counter() - t0:.0f} s)")
     return 0

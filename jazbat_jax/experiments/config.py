@@ -30,11 +30,13 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-INPUTS = ("1d", "3d", "6d")
+from jazbat_jax.data.config import ConfigError
+from jazbat_jax.data.inputs import INPUT_KINDS as INPUTS
+from jazbat_jax.data.wisdm import ACTIVITY_CODES as ALL_ACTIVITIES
+
 PRETRAININGS = ("none", "watch", "phone")
 PROTOCOLS = ("subject", "random")
 TARGETS = ("quiroz", "seecs")
-ALL_ACTIVITIES = "ABCDEFGHIJKLMOPQRS"  # WISDM 2019: 18 activities (N does not exist)
 
 # The quick profile: the bundled sample (identical on every machine, no download), 1D only,
 # short training, 3 folds, 1 seed. Sized to finish in well under 10 minutes on 2 CPU cores.
@@ -79,10 +81,6 @@ FULL: dict[str, Any] = {
 }
 
 PROFILES = {"quick": QUICK, "full": FULL}
-
-
-class ConfigError(ValueError):
-    """A config file or value that cannot define a grid; the message says which and why."""
 
 
 def _merge(base: dict, over: dict, where: str = "") -> dict:

@@ -4,7 +4,7 @@ Results folder layout::
 
     config.json                 the effective config of the latest invocation
     invocations.jsonl           one line per invocation: time, machine, profile, cells run / skipped, wall time
-    pretrain/<id>/run/          a ``loop.fit`` run folder (checkpoints, metrics.jsonl, final_eval.json)
+    pretrain/<id>/run/          a run folder of ``trainer.pretrain``, like `jazbat pretrain` writes (checkpoints, ...)
     pretrain/<id>/result.json   written last: settings, data used (subjects, activities), test report, wall time
     cells/<id>/run/             the same for a fine-tune (or no-pretraining) cell
     cells/<id>/result.json
@@ -13,7 +13,7 @@ Results folder layout::
 ``<id>`` is readable (``quiroz-1d-watch-subject-f0-s0``) plus a hash of every setting of the
 job, so a changed setting makes a new job instead of reusing a stale one. A job whose
 ``result.json`` exists is skipped; a job killed mid-training resumes from its newest
-checkpoint (``fit(resume=True)``). A pretrained trunk is trained once per (device, input) and
+checkpoint. A pretrained trunk is trained once per (device, input) and
 reused by every cell that needs it.
 """
 from __future__ import annotations
@@ -27,54 +27,27 @@ from typing import Any, Callable
 import numpy as np
 from tqdm.auto import tqdm
 
+from jazbat_jax.data.config import BUNDLED, DataConfig, SplitConfig, load_windows, split_of
 from jazbat_jax.experiments import config as cfgmod
+from jazbat_jax.files import write_json
 from jazbat_jax.machine import machine_info
-
-DEVICES = {"watch": "watch", "phone": "phone"}
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_json_default))
-    tmp.replace(path)  # atomic: a killed run never leaves a half-written result
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON-serialisable: {type(o)}")
-
-
-def resolve_data_root(cfg: dict) -> Path | None:
-    """'bundled' → the package's sample; 'auto' → None (the loaders' own search); else the path."""
-    from jazbat_jax.data import bundled_sample_root
-
-    root = cfg["data_root"]
-    if root == "bundled":
-        return bundled_sample_root()
-    if root == "auto":
-        return None
-    p = Path(root).expanduser()
-    if not p.exists():
-        raise cfgmod.ConfigError(f"data_root {p} does not exist")
-    return p
+from jazbat_jax.train.config import ModelConfig, RunConfig, TrainConfig
+from jazbat_jax.train.transfer import TransferConfig
 
 
 def data_root_label(cfg: dict) -> str:
     """What names the data in a job's settings: 'bundled' (location-independent) or the folder."""
     from jazbat_jax.data import data_root
 
-    if cfg["data_root"] == "bundled":
-        return "bundled"
-    root = resolve_data_root(cfg)
-    return str(root if root is not None else data_root())
+    root = cfg["data_root"]
+    if root == BUNDLED:
+        return BUNDLED
+    if root == "auto":
+        return str(data_root())
+    p = Path(root).expanduser()
+    if not p.exists():
+        raise cfgmod.ConfigError(f"data_root {p} does not exist")
+    return str(p)
 
 
 # ---------------------------------------------------------------- jobs
@@ -82,7 +55,7 @@ def data_root_label(cfg: dict) -> str:
 class Job:
     kind: str  # pretrain | deep | baseline
     name: str
-    settings: dict
+    settings: dict  # labels for the report, plus the exact configuration ("run" or "data")
 
     @property
     def id(self) -> str:
@@ -96,52 +69,60 @@ class Job:
         return (self.folder(results) / "result.json").exists()
 
 
-def pretrain_job(cfg: dict, device: str, input_kind: str) -> Job:
+def pretrain_data(cfg: dict, device: str, input_kind: str) -> DataConfig:
     p, t = cfg["pretrain"], cfg["target"]
-    settings = {
-        "kind": "pretrain", "dataset": "wisdm2019", "device": device, "input": input_kind,
-        "data_root": data_root_label(cfg), "window": t["window"], "step": p["step"],
-        "activities": p["activities"], "subjects": p[f"{device}_subjects"],
-        "epochs": p["epochs"], "batch_size": p["batch_size"], "learning_rate": p["learning_rate"],
-        "split": {"protocol": "subject", "test_fraction": p["test_fraction"], "val_fraction": p["val_fraction"],
-                  "seed": p["seed"]},
-        "seed": p["seed"],
-    }
+    return DataConfig(dataset="wisdm", root=data_root_label(cfg), input_kind=input_kind, window=t["window"],
+                      step=p["step"], device=device, activities=p["activities"], subjects=p[f"{device}_subjects"],
+                      split=SplitConfig("subject", p["test_fraction"], p["val_fraction"], p["seed"]))
+
+
+def pretrain_job(cfg: dict, device: str, input_kind: str) -> Job:
+    p = cfg["pretrain"]
+    run = RunConfig(data=pretrain_data(cfg, device, input_kind),
+                    model=ModelConfig("jazbat_net", None),  # K = C = 18 for WISDM
+                    train=TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], learning_rate=p["learning_rate"],
+                                      seed=p["seed"], keep_last=1))
+    settings = {"kind": "pretrain", "device": device, "input": input_kind, "data_root": run.data.root,
+                "epochs": p["epochs"], "run": run.to_dict()}
     return Job("pretrain", f"wisdm-{device}-{input_kind}", settings)
 
 
-def _target_settings(cfg: dict) -> dict:
-    t = cfg["target"]
+def target_data(cfg: dict, input_kind: str, protocol: str, fold: int) -> DataConfig:
+    t, g = cfg["target"], cfg["grid"]
     root = t["root"] if t["dataset"] == "seecs" else data_root_label(cfg)
-    return {"dataset": t["dataset"], "root": str(root), "window": t["window"], "step": t["step"],
-            "participants": t["participants"]}
+    split = SplitConfig(protocol, val_fraction=cfg["finetune"]["val_fraction"], seed=g["split_seed"],
+                        n_folds=g["n_folds"], fold=fold)
+    return DataConfig(dataset=t["dataset"], root=str(root), input_kind=input_kind, window=t["window"], step=t["step"],
+                      subjects=t["participants"], split=split)
 
 
-def _split_settings(cfg: dict, protocol: str, fold: int) -> dict:
-    g = cfg["grid"]
-    return {"protocol": protocol, "n_folds": g["n_folds"], "fold": fold, "seed": g["split_seed"],
-            "val_fraction": cfg["finetune"]["val_fraction"]}
+def _target_labels(cfg: dict, data: DataConfig) -> dict:
+    t = cfg["target"]
+    return {"target": {"dataset": t["dataset"], "root": data.root, "participants": t["participants"]},
+            "input": data.input_kind, "split": dataclasses.asdict(data.split)}
 
 
 def deep_job(cfg: dict, input_kind: str, pretraining: str, protocol: str, fold: int, seed: int) -> Job:
     f = cfg["finetune"]
-    settings = {
-        "kind": "deep", "target": _target_settings(cfg), "input": input_kind, "pretraining": pretraining,
-        "pretrain_job": pretrain_job(cfg, pretraining, input_kind).id if pretraining != "none" else None,
-        "split": _split_settings(cfg, protocol, fold), "seed": seed,
-        "epochs": f["epochs"], "batch_size": f["batch_size"], "learning_rate": f["learning_rate"],
-    }
+    data = target_data(cfg, input_kind, protocol, fold)
+    trunk = pretrain_job(cfg, pretraining, input_kind).id if pretraining != "none" else None
+    # The source run folder, relative to the results folder (made absolute when the job runs).
+    transfer = TransferConfig(source=f"pretrain/{trunk}/run") if trunk else None
+    run = RunConfig(data=data, model=ModelConfig("jazbat_net", None),  # K = C from scratch; K = 18 kept in transfer
+                    train=TrainConfig(epochs=f["epochs"], batch_size=f["batch_size"], learning_rate=f["learning_rate"],
+                                      seed=seed, keep_last=1),
+                    transfer=transfer)
+    settings = {"kind": "deep", **_target_labels(cfg, data), "pretraining": pretraining, "pretrain_job": trunk,
+                "seed": seed, "epochs": f["epochs"], "run": run.to_dict()}
     name = f"{cfg['target']['dataset']}-{input_kind}-{pretraining}-{protocol}-f{fold}-s{seed}"
     return Job("deep", name, settings)
 
 
 def baseline_job(cfg: dict, input_kind: str, protocol: str, fold: int, seed: int) -> Job:
     b = cfg["baseline"]
-    settings = {
-        "kind": "baseline", "target": _target_settings(cfg), "input": input_kind,
-        "split": _split_settings(cfg, protocol, fold), "seed": seed,
-        "model": "random_forest", "n_estimators": b["n_estimators"], "max_depth": b["max_depth"],
-    }
+    data = target_data(cfg, input_kind, protocol, fold)
+    settings = {"kind": "baseline", **_target_labels(cfg, data), "seed": seed, "model": "random_forest",
+                "n_estimators": b["n_estimators"], "max_depth": b["max_depth"], "data": data.to_dict()}
     name = f"{cfg['target']['dataset']}-{input_kind}-rf-{protocol}-f{fold}-s{seed}"
     return Job("baseline", name, settings)
 
@@ -162,48 +143,16 @@ def plan(cfg: dict) -> list[Job]:
 
 # ---------------------------------------------------------------- data
 class DataCache:
-    """Loads each dataset / input kind once per invocation."""
+    """Loads each dataset / input kind once per invocation (the split is applied per job)."""
 
-    def __init__(self, cfg: dict):
-        self.cfg = cfg
-        self._cache: dict[tuple, Any] = {}
+    def __init__(self):
+        self._cache: dict[DataConfig, Any] = {}
 
-    def target(self, input_kind: str):
-        from jazbat_jax.data import load_quiroz, load_seecs
-
-        key = ("target", input_kind)
+    def windows(self, data: DataConfig):
+        key = data.without_split()
         if key not in self._cache:
-            t = self.cfg["target"]
-            if t["dataset"] == "quiroz":
-                ws = load_quiroz(resolve_data_root(self.cfg), input_kind, window=t["window"], step=t["step"])
-            else:
-                ws = load_seecs(t["root"], input_kind, window=t["window"], step=t["step"])
-            if t["participants"]:
-                keep = np.isin(ws.subject, np.asarray(t["participants"]))
-                if not keep.any():
-                    raise cfgmod.ConfigError(f"none of target.participants {t['participants']} is in the data "
-                                             f"(participants present: {np.unique(ws.subject).tolist()})")
-                ws = ws.subset(np.flatnonzero(keep))
-            self._cache[key] = ws
+            self._cache[key] = load_windows(key)
         return self._cache[key]
-
-    def wisdm(self, device: str, input_kind: str):
-        from jazbat_jax.data import load_wisdm
-
-        key = ("wisdm", device, input_kind)
-        if key not in self._cache:
-            p, t = self.cfg["pretrain"], self.cfg["target"]
-            self._cache[key] = load_wisdm(resolve_data_root(self.cfg), device=device, input_kind=input_kind,
-                                          window=t["window"], step=p["step"], activities=p["activities"],
-                                          subjects=p[f"{device}_subjects"])
-        return self._cache[key]
-
-
-def _split(ws, s: dict):
-    from jazbat_jax.data import split_windows
-
-    return split_windows(ws, s["protocol"], val_fraction=s["val_fraction"], seed=s["seed"],
-                         n_folds=s["n_folds"], fold=s["fold"])
 
 
 def _windows_per_class(ws) -> dict[str, int]:
@@ -211,82 +160,62 @@ def _windows_per_class(ws) -> dict[str, int]:
 
 
 # ---------------------------------------------------------------- runners
-def _train_config(settings: dict, learning_rate: float):
-    from jazbat_jax.train.loop import TrainConfig
+def run_config(job: Job, results: Path) -> RunConfig:
+    """The job's run configuration, with a transfer source resolved inside ``results``."""
+    run = RunConfig.from_dict(job.settings["run"])
+    if run.transfer is not None:
+        run = dataclasses.replace(run, transfer=dataclasses.replace(run.transfer,
+                                                                    source=str(results / run.transfer.source)))
+    return run
 
-    return TrainConfig(epochs=settings["epochs"], batch_size=settings["batch_size"], learning_rate=learning_rate,
-                       seed=settings["seed"], keep_last=1)
 
+def _train(job: Job, results: Path, data: DataCache) -> tuple[dict, float]:
+    from jazbat_jax.train import trainer
+    from jazbat_jax.train.loop import FitOptions
 
-def run_pretrain(job: Job, results: Path, data: DataCache, progress: bool) -> dict:
-    from jazbat_jax.data import Standardizer, split_windows
-    from jazbat_jax.model import init_variables, jazbat_net
-    from jazbat_jax.train.loop import fit
-
-    s = job.settings
-    ws = data.wisdm(s["device"], s["input"])
-    sp = s["split"]
-    split = split_windows(ws, "subject", test_fraction=sp["test_fraction"], val_fraction=sp["val_fraction"],
-                          seed=sp["seed"])
-    train, val, test = ws.subset(split.train), ws.subset(split.val), ws.subset(split.test)
-    c = len(ws.class_names)
-    model = jazbat_net(s["input"], c, c, window=s["window"])  # K = C = 18 for WISDM (spec §7 #1)
+    config = run_config(job, results)
     t0 = time.perf_counter()
-    out = fit(model, init_variables(model, s["seed"]), train, val, test, Standardizer.fit(train.x),
-              _train_config(s, s["learning_rate"]), job.folder(results) / "run", data_config=s,
-              extra_meta={"split_summary": split.summary}, resume=True, progress=progress, make_plots=False)
-    result = {
-        "job": job.id, "kind": job.kind, "settings": s,
+    train = trainer.pretrain if job.kind == "pretrain" else trainer.finetune
+    out = train(config, job.folder(results) / "run", windows=data.windows(config.data),
+                options=FitOptions(progress=False, plots=False))
+    return out, round(time.perf_counter() - t0, 2)
+
+
+def _sizes(split) -> dict:
+    return {"n_train": int(len(split.train)), "n_val": int(len(split.val)), "n_test": int(len(split.test))}
+
+
+def run_pretrain(job: Job, results: Path, data: DataCache) -> dict:
+    out, wall = _train(job, results, data)
+    ws, split = out["windows"], out["split"]
+    return {
+        "job": job.id, "kind": job.kind, "settings": job.settings,
         "data_used": {"subjects": np.unique(ws.subject).tolist(), "activities": list(ws.class_names),
                       "windows": len(ws), "windows_per_class": _windows_per_class(ws),
                       "split": {k: split.summary[k]["subjects"] for k in ("train", "val", "test")}},
-        "n_train": len(train), "n_val": len(val), "n_test": len(test),
-        "report": out["final"]["report"], "checkpoint_epoch": out["final"]["checkpoint_epoch"],
-        "wall_s": round(time.perf_counter() - t0, 2),
+        **_sizes(split), "report": out["final"]["report"], "checkpoint_epoch": out["final"]["checkpoint_epoch"],
+        "wall_s": wall,
     }
-    return result
 
 
-def run_deep(job: Job, results: Path, data: DataCache, progress: bool) -> dict:
-    from jazbat_jax.data import Standardizer
-    from jazbat_jax.model import init_variables, jazbat_net
-    from jazbat_jax.train.checkpoint import load_checkpoint
-    from jazbat_jax.train.loop import fit
-    from jazbat_jax.train.transfer import reheaded_variables, transfer_model
-
-    s = job.settings
-    ws = data.target(s["input"])
-    split = _split(ws, s["split"])
-    train, val, test = ws.subset(split.train), ws.subset(split.val), ws.subset(split.test)
-    c = len(ws.class_names)
-    if s["pretraining"] == "none":
-        model = jazbat_net(s["input"], c, c, window=ws.x.shape[1])  # the paper's scratch model: K = C
-        variables = init_variables(model, s["seed"])
-    else:
-        src = results / "pretrain" / s["pretrain_job"] / "run"
-        src_model, src_vars, _ = load_checkpoint(src, prefer="best")
-        model = transfer_model(src_model, c)  # keep K = 18, new head (the paper's transfer)
-        variables = reheaded_variables(src_vars, model, s["seed"])
-    t0 = time.perf_counter()
-    out = fit(model, variables, train, val, test, Standardizer.fit(train.x), _train_config(s, s["learning_rate"]),
-              job.folder(results) / "run", data_config=s, extra_meta={"split_summary": split.summary},
-              resume=True, progress=progress, make_plots=False)
+def run_deep(job: Job, results: Path, data: DataCache) -> dict:
+    out, wall = _train(job, results, data)
+    split = out["split"]
     return {
-        "job": job.id, "kind": job.kind, "settings": s,
-        "n_train": len(train), "n_val": len(val), "n_test": len(test),
+        "job": job.id, "kind": job.kind, "settings": job.settings, **_sizes(split),
         "test_subjects": split.summary["test"]["subjects"],
         "report": out["final"]["report"], "checkpoint_epoch": out["final"]["checkpoint_epoch"],
-        "wall_s": round(time.perf_counter() - t0, 2),
+        "wall_s": wall,
     }
 
 
-def run_baseline(job: Job, results: Path, data: DataCache, progress: bool) -> dict:
+def run_baseline(job: Job, results: Path, data: DataCache) -> dict:
     from jazbat_jax.experiments import baseline
     from jazbat_jax.train.metrics import classification_report
 
     s = job.settings
-    ws = data.target(s["input"])
-    split = _split(ws, s["split"])
+    config = DataConfig.from_dict(s["data"])
+    ws, split = split_of(config, data.windows(config))
     # The forest needs no validation set (no early stopping): it trains on train + val.
     fit_idx = np.concatenate([split.train, split.val])
     t0 = time.perf_counter()
@@ -324,12 +253,12 @@ def run_grid(cfg: dict, results: str | Path, progress: bool = True, log: Callabl
     results.mkdir(parents=True, exist_ok=True)
     if compilation_cache:
         enable_compilation_cache(results)
-    _write_json(results / "config.json", cfg)
+    write_json(results / "config.json", cfg)
     jobs = plan(cfg)
     todo = [j for j in jobs if not j.done(results)]
     log(f"experiments ({cfg['profile']}): {len(jobs)} jobs, {len(jobs) - len(todo)} already done, "
         f"{len(todo)} to run; results in {results}")
-    data = DataCache(cfg)
+    data = DataCache()
     t_start = time.perf_counter()
     ran, started = [], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     bar = tqdm(todo, desc="grid", unit="job", disable=not progress, dynamic_ncols=True)
@@ -338,10 +267,10 @@ def run_grid(cfg: dict, results: str | Path, progress: bool = True, log: Callabl
         log(f"\n=== {job.kind} {job.id}")
         t0 = time.perf_counter()
         resumed = (job.folder(results) / "run" / "checkpoints").exists()
-        result = RUNNERS[job.kind](job, results, data, progress=False)
+        result = RUNNERS[job.kind](job, results, data)
         result.update(total_wall_s_this_invocation=round(time.perf_counter() - t0, 2), resumed=resumed,
                       finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        _write_json(job.folder(results) / "result.json", result)
+        write_json(job.folder(results) / "result.json", result)
         rep = result["report"]
         log(f"    accuracy {rep['accuracy']:.4f}  macro-F1 {rep['macro']['f1']:.4f}  ({result['wall_s']:.1f} s)")
         ran.append(job.id)
@@ -373,15 +302,18 @@ def load_results(results: str | Path, cfg: dict | None = None) -> list[dict]:
 
 def run_latency_profile(cfg: dict, results: Path) -> Path | None:
     """Export the configured models (fresh, perturbed weights: a trained model's file sizes) and time
-    them with the paper's protocol; cached in RESULTS/profile/ like a finished job."""
+    them with the paper's protocol; cached in RESULTS/profile/ like a finished job. Needs a package
+    that provides the ``latency`` profiler (``conversion``, installed with this project)."""
+    from jazbat_jax import plugins
+
     lat = cfg.get("latency", {})
     out = Path(results) / "profile"
-    if not lat.get("enabled") or (out / "profile.json").exists():
-        return out / "profile.json" if (out / "profile.json").exists() else None
-    from conversion import profile
-    from conversion.common import fresh_source, perturbed
-
-    sources = [perturbed(fresh_source(*spec.split(":"))) for spec in lat["models"]]
-    report = profile.build(sources, batches=(1,), runs=lat["runs"], warmup=lat["warmup"])
-    profile.write(report, out)
-    return out / "profile.json"
+    if (out / "profile.json").exists():
+        return out / "profile.json"
+    if not lat.get("enabled"):
+        return None
+    profiler = plugins.load_one(plugins.PROFILERS, "latency")
+    if profiler is None:
+        print("note: no latency profiler is installed (pip install -e '.[export]'); the report has no latency table")
+        return None
+    return profiler.profile_models(lat["models"], out, runs=lat["runs"], warmup=lat["warmup"])

@@ -83,10 +83,7 @@ def _history(results: Path, job_id: str) -> list[dict]:
 
 # ---------------------------------------------------------------- figures
 def _plot_curves(results: Path, rows: list[dict], path: Path, title: str) -> bool:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     groups = _group([r for r in rows if r["kind"] == "deep"], "input", "pretraining")
     if not groups:
@@ -94,7 +91,8 @@ def _plot_curves(results: Path, rows: list[dict], path: Path, title: str) -> boo
     histories = {key: [h for h in (_history(results, r["job"]) for r in rs) if h] for key, rs in sorted(groups.items())}
     if not any(histories.values()):
         return False  # run folders not present (e.g. a copied results folder without runs)
-    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    (ax_acc, ax_loss) = fig.subplots(1, 2)
     for k, ((inp, pre), hs) in enumerate(histories.items()):
         if not hs:
             continue
@@ -116,15 +114,11 @@ def _plot_curves(results: Path, rows: list[dict], path: Path, title: str) -> boo
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return True
 
 
 def _plot_pretrain_curves(results: Path, pretrain: list[dict], path: Path) -> bool:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     hists = []
     for r in pretrain:
@@ -132,7 +126,8 @@ def _plot_pretrain_curves(results: Path, pretrain: list[dict], path: Path) -> bo
         hists.append([json.loads(line) for line in p.read_text().splitlines() if line.strip()] if p.exists() else [])
     if not any(hists):
         return False
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig = Figure(figsize=(6, 3.6))
+    ax = fig.subplots()
     for k, (r, hist) in enumerate(zip(pretrain, hists)):
         if hist:
             s = r["settings"]
@@ -148,7 +143,6 @@ def _plot_pretrain_curves(results: Path, pretrain: list[dict], path: Path) -> bo
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return True
 
 
@@ -397,9 +391,10 @@ def _complexity_section(cfg: dict, rows: list[dict], results: Path) -> list[str]
             lines.append(f"| {inp.upper()} | {name} | {k} | {c} | {j['trainable_params']:,} | {j['total_params']:,} | {j['macs']:,} |")
     lines += ["", "Window 256.", ""]
     profile_json = Path(results) / "profile" / "profile.json"
-    if profile_json.exists():  # written by the grid: the exported models' sizes and latency
-        from conversion import profile
+    from jazbat_jax import plugins
 
+    profile = plugins.load_one(plugins.PROFILERS, "latency") if profile_json.exists() else None
+    if profile is not None:  # written by the grid: the exported models' sizes and latency
         lines += ["## Exported models: size and latency (`jazbat profile`, fresh models with perturbed weights)", "",
                   profile.render_markdown(json.loads(profile_json.read_text())), "",
                   "![latency and size](profile/profile.png)", ""]

@@ -1,38 +1,15 @@
-"""Training and transfer for Jazbat-Net: jitted steps, re-heading surgery, metrics, orbax
-checkpoints, the epoch loop and the ``pretrain`` / ``finetune`` / ``evaluate`` / ``predict`` commands.
+"""Training and transfer for Jazbat-Net. One module per part (see ``docs/training.md``):
 
-See ``docs/training.md``.
+    config       RunConfig = DataConfig + ModelConfig + TrainConfig + an optional TransferConfig
+    trainer      pretrain(config, workdir) / finetune(config, workdir): the one trainer
+    loop         the epoch loop in parts: prepare, train_epoch, validate, commit_epoch, finish
+    state, steps the train state, the jitted train / eval steps, the optimizer, class weights
+    transfer     re-heading by parameter-tree surgery, frozen-trunk optimizers
+    checkpoint   orbax checkpoints (last N and best) with fingerprints
+    evaluate     whole-set inference: Evaluator, inference_state, evaluate_windows
+    predict      sliding-window prediction over one recording
+    metrics, plots, input_pipeline, sharding
+    cli          the pretrain / finetune / evaluate / predict commands
+
+Submodules are imported where needed: importing this package loads nothing heavy.
 """
-from jazbat_jax.train.checkpoint import CheckpointError, Checkpoints, build_model, load_checkpoint, model_config
-from jazbat_jax.train.metrics import algorithm1_batch_averaged, classification_report, confusion_matrix
-from jazbat_jax.train.state import TrainState, create_train_state
-from jazbat_jax.train.steps import class_weights, eval_step, make_optimizer, train_step
-from jazbat_jax.train.transfer import (
-    ParameterMismatchError,
-    merge_params,
-    reheaded_variables,
-    transfer_model,
-    transfer_optimizer,
-)
-
-__all__ = [
-    "CheckpointError",
-    "Checkpoints",
-    "ParameterMismatchError",
-    "TrainState",
-    "algorithm1_batch_averaged",
-    "build_model",
-    "class_weights",
-    "classification_report",
-    "confusion_matrix",
-    "create_train_state",
-    "eval_step",
-    "load_checkpoint",
-    "make_optimizer",
-    "merge_params",
-    "model_config",
-    "reheaded_variables",
-    "train_step",
-    "transfer_model",
-    "transfer_optimizer",
-]

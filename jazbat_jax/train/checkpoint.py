@@ -6,19 +6,21 @@ Layout of a run's ``checkpoints/`` folder::
     best/<epoch>/{variables, train, meta}   the epoch with the best validation macro-F1
 
 ``variables`` = {'params', 'batch_stats'}; ``train`` = {'opt_state', 'step', 'dropout_key'};
-``meta`` (JSON) = model and data configuration, class names, standardizer, train config, epoch,
-metrics and a SHA-256 fingerprint of every array. Evaluation, export and prediction need only
-``variables`` + ``meta`` (``load_checkpoint``); resume needs all three.
+``meta`` (JSON) = the run configuration, the model's constructor arguments, class names,
+standardizer, input definition, epoch, metrics, and SHA-256 fingerprints of every array and of
+the meta itself. Evaluation, export and prediction need only ``variables`` + ``meta``
+(``load_checkpoint``); resume needs all three.
 
 Saving is atomic (orbax writes a temporary folder and renames it when complete), so a run
 killed during a save resumes from the previous complete checkpoint; leftovers are removed when
 the manager opens. On load the fingerprint and the shapes are checked: a corrupted or
 incompatible checkpoint raises ``CheckpointError`` with the reason, never a partial load.
+A checkpoint written in another format version is refused with a message.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -27,31 +29,23 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jazbat_jax.model import JazbatNet, SotaSurrogate
-from jazbat_jax.train.transfer import flatten, tree_mismatches
+from jazbat_jax.model import model_from_config
+from jazbat_jax.trees import flatten, tree_mismatches
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: the meta layout before the typed run configuration
 ITEMS = ("variables", "train", "meta")
-MODELS = {"JazbatNet": JazbatNet, "SotaSurrogate": SotaSurrogate}
+KINDS = ("best", "last")
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used as it is (missing, corrupted or incompatible)."""
 
 
-# ---------------------------------------------------------------- model configuration
-def model_config(model: nn.Module) -> dict:
-    """The constructor arguments of a model, JSON-serialisable, plus its class name."""
-    fields = {f.name: getattr(model, f.name) for f in dataclasses.fields(model) if f.name not in ("parent", "name")}
-    return {"class": type(model).__name__, **{k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}}
-
-
 def build_model(config: dict) -> nn.Module:
-    config = dict(config)
-    name = config.pop("class")
-    if name not in MODELS:
-        raise CheckpointError(f"unknown model class {name!r} in checkpoint; known: {sorted(MODELS)}")
-    return MODELS[name](**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
+    try:
+        return model_from_config(config)
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"the checkpoint's model configuration cannot be built: {e}") from None
 
 
 # ---------------------------------------------------------------- integrity
@@ -66,6 +60,12 @@ def fingerprint(tree: Any) -> str:
             h.update(f"{path}{jax.tree_util.keystr(kp)}|{a.dtype.str}|{a.shape}|".encode())
             h.update(a.tobytes())
     return h.hexdigest()
+
+
+def meta_fingerprint(meta: dict) -> str:
+    """SHA-256 of the meta's canonical JSON, without its own fingerprint entry."""
+    body = {k: v for k, v in meta.items() if k != "fingerprint"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _train_tree(state) -> dict:
@@ -100,13 +100,10 @@ class Checkpoints:
         """Save ``state`` as epoch ``epoch`` in ``last`` (and in ``best`` when ``is_best``)."""
         variables = {"params": state.params, "batch_stats": state.batch_stats}
         train = _train_tree(state)
-        meta = {
-            **meta,
-            "format_version": FORMAT_VERSION,
-            "epoch": int(epoch),
-            "step": int(jax.device_get(state.step)),
-            "fingerprint": {"variables": fingerprint(variables), "train": fingerprint(train)},
-        }
+        meta = {**meta, "format_version": FORMAT_VERSION, "epoch": int(epoch), "step": int(jax.device_get(state.step))}
+        meta = json.loads(json.dumps(meta))  # the JSON the handler stores, so that the fingerprint matches it
+        meta["fingerprint"] = {"variables": fingerprint(variables), "train": fingerprint(train),
+                               "meta": meta_fingerprint(meta)}
         args = ocp.args.Composite(
             variables=ocp.args.StandardSave(variables),
             train=ocp.args.StandardSave(train),
@@ -160,10 +157,12 @@ def _restore_meta(manager: ocp.CheckpointManager, epoch: int, step_dir: Path) ->
     except Exception as e:
         raise CheckpointError(f"checkpoint {step_dir} has no readable meta (corrupted?): {e}") from e
     if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"checkpoint {step_dir} has format {meta.get('format_version') if isinstance(meta, dict) else None}, "
-            f"this code reads format {FORMAT_VERSION}"
-        )
+        found = meta.get("format_version") if isinstance(meta, dict) else None
+        raise CheckpointError(f"checkpoint {step_dir} has format {found}, this version of jazbat-jax reads format "
+                              f"{FORMAT_VERSION}: retrain it with this version")
+    if meta.get("fingerprint", {}).get("meta") != meta_fingerprint(meta):
+        raise CheckpointError(f"checkpoint {step_dir}: its meta (configuration, standardizer, class names) does not "
+                              "match the fingerprint written when it was saved (edited or corrupted file)")
     return meta
 
 
@@ -177,7 +176,7 @@ def _check_shapes(manager: ocp.CheckpointManager, epoch: int, step_dir: Path, ex
         raise CheckpointError(f"checkpoint {step_dir} has no 'variables' item")
     problems = tree_mismatches(flatten(expected), flatten(dict(saved)))
     if problems:
-        raise CheckpointError(f"checkpoint {step_dir} does not fit the model:\n{problems}")
+        raise CheckpointError(f"checkpoint {step_dir} does not fit the model: {problems}")
 
 
 def _verify(meta: dict, item: str, tree: Any, step_dir: Path) -> None:
@@ -190,22 +189,28 @@ def _verify(meta: dict, item: str, tree: Any, step_dir: Path) -> None:
 
 
 # ---------------------------------------------------------------- load for eval / export
-def resolve_checkpoint(path: str | Path, prefer: str = "best") -> Path:
+def resolve_checkpoint(path: str | Path, kind: str = "best") -> Path:
     """Accept a run folder, its ``checkpoints/`` folder, a ``best``/``last`` folder or one epoch's
-    folder, and return the epoch folder (``prefer``: 'best' or 'last' when there is a choice)."""
+    folder, and return the epoch folder. ``kind`` ('best' or 'last') chooses inside a run: the
+    other kind is never used instead (choosing it is the caller's explicit option)."""
+    if kind not in KINDS:
+        raise ValueError(f"checkpoint kind must be one of {KINDS}, got {kind!r}")
     p = Path(path)
     if not p.exists():
-        raise CheckpointError(f"no checkpoint at {p}")
+        raise CheckpointError(f"no checkpoint at {p}: give a run folder or a checkpoint folder")
     if (p / "checkpoints").is_dir():
         p = p / "checkpoints"
     if (p / "best").is_dir() or (p / "last").is_dir():
-        order = [prefer, "last" if prefer == "best" else "best"]
-        p = next(p / k for k in order if (p / k).is_dir() and _epochs(p / k))
+        p = p / kind
+        if not p.is_dir() or not _epochs(p):
+            other = "last" if kind == "best" else "best"
+            raise CheckpointError(f"{p} holds no complete checkpoint (damaged or never written); "
+                                  f"use the '{other}' checkpoint explicitly (--checkpoint-kind {other}) or retrain")
     if all((p / item).exists() for item in ITEMS):
         return p
-    epochs = _epochs(p)
+    epochs = _epochs(p) if p.is_dir() else []
     if not epochs:
-        raise CheckpointError(f"{p} holds no complete checkpoint (expected folders {ITEMS})")
+        raise CheckpointError(f"{p} holds no complete checkpoint (expected the folders {', '.join(ITEMS)})")
     return p / str(max(epochs))
 
 
@@ -213,11 +218,11 @@ def _epochs(folder: Path) -> list[int]:
     return [int(d.name) for d in folder.iterdir() if d.is_dir() and d.name.isdigit() and all((d / i).exists() for i in ITEMS)]
 
 
-def load_checkpoint(path: str | Path, prefer: str = "best") -> tuple[nn.Module, dict, dict]:
-    """``(model, variables, meta)`` from a checkpoint, checked against its fingerprint and the
-    model's shapes. ``meta`` holds class_names, standardizer, model / data / train config, epoch,
-    step and metrics."""
-    step_dir = resolve_checkpoint(path, prefer)
+def load_checkpoint(path: str | Path, kind: str = "best") -> tuple[nn.Module, dict, dict]:
+    """``(model, variables, meta)`` from a checkpoint, checked against its fingerprints and the
+    model's shapes. ``meta`` holds the run configuration (``run``), class_names, standardizer, the
+    input definition (``input``), epoch, step, metrics and ``checkpoint`` (the folder it came from)."""
+    step_dir = resolve_checkpoint(path, kind)
     manager = _manager(step_dir.parent, keep=1, read_only=True)
     epoch = int(step_dir.name)
     try:
@@ -238,4 +243,5 @@ def load_checkpoint(path: str | Path, prefer: str = "best") -> tuple[nn.Module, 
         _verify(meta, "variables", restored, step_dir)
     finally:
         manager.close()
+    meta["checkpoint"] = str(step_dir)
     return model, jax.tree.map(np.asarray, restored), meta

@@ -1,8 +1,8 @@
-"""The epoch loop: train, validate, checkpoint, log, resume, evaluate, plot.
+"""The epoch loop in four parts: prepare a run, train one epoch, validate, finish.
 
-``fit`` is the one entry point used by ``pretrain``, ``finetune`` and the tests. A run folder holds::
+``fit`` strings them together; ``trainer.py`` builds its arguments from a ``RunConfig``. A run folder holds::
 
-    config.json         model / train / data configuration, class names, standardizer
+    config.json         the run configuration, model, class names, standardizer, input definition
     metrics.jsonl       one JSON object per epoch (train and validation loss / accuracy / macro-F1, ...)
     checkpoints/        last N and best (see checkpoint.py)
     final_eval.json     whole-set test metrics of the best checkpoint (+ the paper's batch-averaged variant)
@@ -23,92 +23,68 @@ from typing import Any
 import flax.linen as nn
 import jax
 import numpy as np
-import optax
 from tqdm.auto import tqdm
 
 from jazbat_jax.data.core import Standardizer, WindowSet
-from jazbat_jax.train import plots
-from jazbat_jax.train.checkpoint import CheckpointError, Checkpoints, load_checkpoint, model_config
+from jazbat_jax.files import write_json
+from jazbat_jax.model import model_config
+from jazbat_jax.train.checkpoint import CheckpointError, Checkpoints, load_checkpoint
+from jazbat_jax.train.config import RunConfig
+from jazbat_jax.train.evaluate import Evaluator, evaluate_windows, inference_state
 from jazbat_jax.train.input_pipeline import batches, epoch_order, num_batches, prefetch
-from jazbat_jax.train.metrics import algorithm1_batch_averaged, classification_report, format_report
+from jazbat_jax.train.metrics import classification_report, format_report
 from jazbat_jax.train.sharding import DataParallel
 from jazbat_jax.train.state import TrainState, create_train_state
-from jazbat_jax.train.steps import class_weights, jit_eval_step, jit_train_step, make_optimizer
+from jazbat_jax.train.steps import class_weights, jit_train_step, make_optimizer
 from jazbat_jax.train.transfer import transfer_optimizer
 
 
 @dataclasses.dataclass
-class TrainConfig:
-    """Everything that shapes a training run. Defaults follow the paper / Keras (spec §3)."""
+class Parts:
+    """The three parts of a split, as window sets (val and test may be empty)."""
 
-    epochs: int = 40  # paper: 40 for pretraining, 90 for fine-tuning
-    batch_size: int = 32  # Keras fit default (the paper does not state it)
-    learning_rate: float = 1e-3
-    adam_eps: float = 1e-7  # Keras' Adam epsilon
-    schedule: str = "constant"  # constant | cosine | warmup_cosine
-    warmup_epochs: int = 0
-    class_weighting: str = "none"  # none | balanced
-    seed: int = 0
-    keep_last: int = 3
-    eval_batch_size: int = 256
-    # transfer only: which layers are new, and whether the rest is frozen
-    freeze: str = "none"  # none | trunk | epochs
-    freeze_epochs: int = 0
-    new_layers: tuple[str, ...] = ("head",)
-
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+    train: WindowSet
+    val: WindowSet | None = None
+    test: WindowSet | None = None
 
 
-# Fields that may change between an interrupted run and its resumption.
-RESUMABLE_CHANGES = {"epochs", "keep_last", "eval_batch_size"}
+@dataclasses.dataclass
+class FitOptions:
+    resume: bool = True  # continue from the run folder's newest checkpoint
+    progress: bool = True  # progress bars
+    plots: bool = True  # PNG figures
+    stop_after_epoch: int | None = None  # end after that epoch's checkpoint (the resume tests use it)
+    dp: DataParallel | None = None
+
+
+@dataclasses.dataclass
+class Run:
+    """Everything an epoch needs, made once by ``prepare``."""
+
+    config: RunConfig
+    run_dir: Path
+    parts: Parts
+    standardizer: Standardizer
+    state: TrainState
+    step_fn: Any
+    weights: jax.Array
+    evaluator: Evaluator
+    checkpoints: Checkpoints
+    meta: dict  # what every checkpoint stores besides the arrays
+    dp: DataParallel
+    options: FitOptions
+    start_epoch: int = 0
+    best_f1: float = -1.0
+    history: list[dict] = dataclasses.field(default_factory=list)
+
+    @property
+    def primary(self) -> bool:  # with several hosts, one writes the files and prints
+        return jax.process_index() == 0
 
 
 def log(msg: str) -> None:
     if jax.process_index() == 0:
         print(msg, flush=True)
-
-
-def _round_up(n: int, k: int) -> int:
-    return -(-n // k) * k
-
-
-class Evaluator:
-    """Jitted whole-set inference over fixed-shape, masked batches."""
-
-    def __init__(self, dp: DataParallel, batch_size: int):
-        self.dp = dp
-        self.batch_size = _round_up(batch_size, dp.num_devices)
-        self._step = None
-
-    def __call__(self, state: TrainState, x: np.ndarray, y: np.ndarray | None, standardizer: Standardizer | None) -> dict:
-        if self._step is None:
-            # No explicit shardings: the inputs are already placed (state replicated, batch split),
-            # so one jitted function serves train states and inference-only states alike.
-            self._step = jit_eval_step()
-        y = np.zeros(len(x), np.int32) if y is None else y
-        outs = []
-        for b in prefetch(batches(x, y, self.batch_size, standardizer=standardizer), self.dp.put_batch):
-            outs.append(self._step(state, b))
-        outs = jax.device_get(outs)
-        n = len(x)
-        return {
-            "loss": float(sum(o["loss_sum"] for o in outs) / max(n, 1)),
-            "pred": np.concatenate([o["pred"] for o in outs])[:n],
-            "prob": np.concatenate([o["prob"] for o in outs])[:n],
-        }
-
-
-def inference_state(model: nn.Module, variables: dict, dp: DataParallel | None = None) -> TrainState:
-    """A state for evaluation only (no optimizer)."""
-    state = create_train_state(model, variables, optax.identity())
-    return (dp or DataParallel.create()).put_state(state)
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    tmp.replace(path)  # atomic: a killed run never leaves half a file
 
 
 def _read_history(path: Path, up_to_epoch: int) -> list[dict]:
@@ -118,168 +94,170 @@ def _read_history(path: Path, up_to_epoch: int) -> list[dict]:
     return [r for r in rows if r["epoch"] <= up_to_epoch]
 
 
-def _check_resumable(old: dict, new: dict) -> None:
-    diffs = []
-    for section in ("model", "train", "data"):
-        a, b = old.get(section, {}), new.get(section, {})
-        for k in sorted(set(a) | set(b)):
-            if section == "train" and k in RESUMABLE_CHANGES:
-                continue
-            if a.get(k) != b.get(k):
-                diffs.append(f"  {section}.{k}: checkpoint {a.get(k)!r} vs now {b.get(k)!r}")
+def _check_resumable(run_dir: Path, config: RunConfig) -> None:
+    stored = json.loads((run_dir / "config.json").read_text())
+    try:
+        old = RunConfig.from_dict(stored.get("run"))
+    except ValueError as e:
+        raise CheckpointError(f"cannot resume {run_dir}: {e}") from None
+    diffs = config.changes_from(old)
     if diffs:
-        raise CheckpointError(
-            "cannot resume: the run folder was made with a different configuration:\n" + "\n".join(diffs)
-            + "\nUse a new --run-dir, or pass the original options."
-        )
+        raise CheckpointError(f"cannot resume {run_dir}: it was made with another configuration ({'; '.join(diffs)}); "
+                              "use a new --run-dir, or pass the original options")
 
 
-def fit(
-    model: nn.Module,
-    variables: dict,
-    train: WindowSet,
-    val: WindowSet | None,
-    test: WindowSet | None,
-    standardizer: Standardizer,
-    config: TrainConfig,
-    run_dir: str | Path,
-    data_config: dict | None = None,
-    extra_meta: dict | None = None,
-    resume: bool = True,
-    stop_after_epoch: int | None = None,
-    progress: bool = True,
-    make_plots: bool = True,
-    dp: DataParallel | None = None,
-) -> dict:
-    """Train ``model`` from ``variables`` and return a summary dict (also written to the run folder).
-
-    ``standardizer`` must be fitted on ``train`` (it is stored with every checkpoint).
-    ``stop_after_epoch`` ends the call after that epoch's checkpoint (used to test resume).
-    """
+def prepare(model: nn.Module, variables: dict, parts: Parts, standardizer: Standardizer, config: RunConfig,
+            run_dir: str | Path, extra_meta: dict | None = None, options: FitOptions | None = None) -> Run:
+    """Make the run folder, the optimizer, the train state and the jitted step; resume if asked."""
+    options = options or FitOptions()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    dp = dp or DataParallel.create()
-    dp.check_batch_size(config.batch_size)
-    class_names = list(train.class_names)
-    num_classes = len(class_names)
-    if getattr(model, "num_classes", num_classes) != num_classes:
-        raise ValueError(f"model has {model.num_classes} classes, the data {num_classes}: {class_names}")
-
-    run_config = {
+    dp = options.dp or DataParallel.create()
+    tc = config.train
+    dp.check_batch_size(tc.batch_size)
+    class_names = list(parts.train.class_names)
+    if getattr(model, "num_classes", len(class_names)) != len(class_names):
+        raise ValueError(f"the model has {model.num_classes} classes, the data {len(class_names)}: {class_names}")
+    spec = parts.train.input_spec
+    meta = {
+        "run": config.to_dict(),
         "model": model_config(model),
-        "train": config.to_dict(),
-        "data": data_config or {},
         "class_names": class_names,
         "standardizer": standardizer.to_dict(),
+        "input": spec.to_dict() if spec is not None else None,
         **(extra_meta or {}),
     }
-    primary = jax.process_index() == 0  # with several hosts, one writes the files and prints
-    config_path = run_dir / "config.json"
-    if resume and config_path.exists() and (run_dir / "checkpoints" / "last").exists():
-        _check_resumable(json.loads(config_path.read_text()), run_config)
-    if primary:
-        _write_json(config_path, run_config)
+    if options.resume and (run_dir / "config.json").exists() and (run_dir / "checkpoints" / "last").exists():
+        _check_resumable(run_dir, config)
+    if jax.process_index() == 0:
+        write_json(run_dir / "config.json", meta)
 
-    # Optimizer: Adam (Keras defaults), optional schedule, optional frozen trunk.
-    steps_per_epoch = num_batches(len(train), config.batch_size)
-    tx = make_optimizer(config.learning_rate, config.adam_eps, config.schedule,
-                        config.epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch)
-    tx = transfer_optimizer(tx, variables["params"], config.freeze, config.freeze_epochs * steps_per_epoch,
-                            config.new_layers)
-    state = dp.put_state(create_train_state(model, variables, tx, config.seed))
-
-    ckpts = Checkpoints(run_dir / "checkpoints", config.keep_last)
-    start_epoch, best_f1 = 0, -1.0
-    if not resume and ckpts.latest_epoch() is not None:
+    steps_per_epoch = num_batches(len(parts.train), tc.batch_size)
+    tx = make_optimizer(tc.learning_rate, tc.adam_eps, tc.schedule, tc.epochs * steps_per_epoch,
+                        tc.warmup_epochs * steps_per_epoch)
+    if config.transfer is not None:
+        t = config.transfer
+        tx = transfer_optimizer(tx, variables["params"], t.freeze, t.freeze_epochs * steps_per_epoch, t.dont_load)
+    state = dp.put_state(create_train_state(model, variables, tx, tc.seed))
+    checkpoints = Checkpoints(run_dir / "checkpoints", tc.keep_last)
+    run = Run(config=config, run_dir=run_dir, parts=parts, standardizer=standardizer, state=state,
+              step_fn=jit_train_step(dp.state_sharding(state), dp.data, dp.replicated),
+              weights=jax.device_put(class_weights(parts.train.y, len(class_names), tc.class_weighting), dp.replicated),
+              evaluator=Evaluator(dp, tc.eval_batch_size), checkpoints=checkpoints, meta=meta, dp=dp, options=options)
+    latest = checkpoints.latest_epoch()
+    if latest is not None and not options.resume:
         raise CheckpointError(f"{run_dir} already has checkpoints and resume is off: use a new run folder")
-    if resume and ckpts.latest_epoch() is not None:
-        state, meta = ckpts.restore_latest(state)
-        start_epoch, best_f1 = meta["epoch"], meta.get("best_val_macro_f1", -1.0)
-        log(f"resumed from {ckpts.directory / 'last' / str(start_epoch)} (epoch {start_epoch}, step {meta['step']})")
-    history = _read_history(run_dir / "metrics.jsonl", start_epoch)
-    if primary:
-        with open(run_dir / "metrics.jsonl", "w") as f:  # drop epochs logged after the restored checkpoint
-            f.writelines(json.dumps(h) + "\n" for h in history)
+    if latest is not None:
+        run.state, saved = checkpoints.restore_latest(state)
+        run.start_epoch, run.best_f1 = saved["epoch"], saved.get("best_val_macro_f1", -1.0)
+        log(f"resumed from {checkpoints.directory / 'last' / str(run.start_epoch)} "
+            f"(epoch {run.start_epoch}, step {saved['step']})")
+    run.history = _read_history(run_dir / "metrics.jsonl", run.start_epoch)
+    if run.primary:  # drop epochs logged after the restored checkpoint
+        (run_dir / "metrics.jsonl").write_text("".join(json.dumps(h) + "\n" for h in run.history))
+    return run
 
-    weights = jax.device_put(class_weights(train.y, num_classes, config.class_weighting), dp.replicated)
-    step_fn = jit_train_step(dp.state_sharding(state), dp.data, dp.replicated)
-    evaluator = Evaluator(dp, config.eval_batch_size)
-    meta_base = {k: run_config[k] for k in ("model", "data", "class_names", "standardizer")}
-    meta_base["train_config"] = run_config["train"]
 
-    for epoch in range(start_epoch + 1, config.epochs + 1):
-        t0 = time.perf_counter()
-        order = epoch_order(len(train), config.seed, epoch)
-        sums = []
-        bar = tqdm(total=len(train), unit="win", unit_scale=True, desc=f"epoch {epoch}/{config.epochs}",
-                   disable=not (progress and primary), leave=False, dynamic_ncols=True)
-        put = lambda b: (dp.put_batch(b), int(b["mask"].sum()))  # count real windows before the transfer
-        for batch, n_real in prefetch(batches(train.x, train.y, config.batch_size, order, standardizer), put):
-            state, m = step_fn(state, batch, weights)
-            sums.append(m)
-            bar.update(n_real)
-        bar.close()
-        totals = jax.tree.map(lambda *v: float(np.sum(v)), *jax.device_get(sums))
-        train_time = time.perf_counter() - t0
-        row = {
-            "epoch": epoch,
-            "step": int(jax.device_get(state.step)),
-            "train_loss": totals["loss_sum"] / totals["count"],
-            "train_accuracy": totals["correct"] / totals["count"],
-            "windows_per_s": len(train) / train_time,
-            "train_seconds": round(train_time, 3),
-        }
-        if val is not None and len(val):
-            out = evaluator(state, val.x, val.y, standardizer)
-            rep = classification_report(val.y, out["pred"], class_names)
-            row.update(val_loss=out["loss"], val_accuracy=rep["accuracy"], val_macro_f1=rep["macro"]["f1"])
-            is_best = rep["macro"]["f1"] > best_f1
-            best_f1 = max(best_f1, rep["macro"]["f1"])
-        else:
-            is_best = True  # no validation set: the best checkpoint is the newest
-        row["best"] = bool(is_best)
-        meta = {**meta_base, "metrics": row, "best_val_macro_f1": best_f1}
-        ckpts.save(epoch, state, meta, is_best)
-        history.append(row)
-        if primary:
-            with open(run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(row) + "\n")
-        summary = (f"epoch {epoch:3d}/{config.epochs}  loss {row['train_loss']:.4f}  acc {row['train_accuracy']:.4f}")
-        if "val_loss" in row:
-            summary += (f"  | val loss {row['val_loss']:.4f}  acc {row['val_accuracy']:.4f}  "
-                        f"macro-F1 {row['val_macro_f1']:.4f}{' *' if is_best else ''}")
-        log(summary + f"  | {row['windows_per_s']:.0f} win/s  {time.perf_counter() - t0:.1f}s")
-        if stop_after_epoch is not None and epoch >= stop_after_epoch:
-            ckpts.close()
-            return {"stopped_after_epoch": epoch, "run_dir": str(run_dir), "state": state}
+def train_epoch(run: Run, epoch: int) -> dict:
+    """One pass over the training windows in this epoch's order; the epoch's training metrics."""
+    tc, train = run.config.train, run.parts.train
+    t0 = time.perf_counter()
+    order = epoch_order(len(train), tc.seed, epoch)
+    sums = []
+    bar = tqdm(total=len(train), unit="win", unit_scale=True, desc=f"epoch {epoch}/{tc.epochs}",
+               disable=not (run.options.progress and run.primary), leave=False, dynamic_ncols=True)
+    put = lambda b: (run.dp.put_batch(b), int(b["mask"].sum()))  # count real windows before the transfer
+    pending = None
+    for batch, n_real in prefetch(batches(train.x, train.y, tc.batch_size, order, run.standardizer), put):
+        run.state, m = run.step_fn(run.state, batch, run.weights)
+        sums.append(m)
+        # Count a batch when the step before it has finished, so that the bar's rate is the real one.
+        if pending is not None:
+            jax.block_until_ready(pending[0])
+            bar.update(pending[1])
+        pending = (m["count"], n_real)
+    totals = jax.tree.map(lambda *v: float(np.sum(v)), *jax.device_get(sums))
+    if pending is not None:
+        bar.update(pending[1])
+    bar.close()
+    seconds = time.perf_counter() - t0
+    return {
+        "epoch": epoch,
+        "step": int(jax.device_get(run.state.step)),
+        "train_loss": totals["loss_sum"] / totals["count"],
+        "train_accuracy": totals["correct"] / totals["count"],
+        "windows_per_s": len(train) / seconds,
+        "train_seconds": round(seconds, 3),
+    }
 
-    ckpts.close()
-    result = {"run_dir": str(run_dir), "history": history, "state": state}
+
+def validate(run: Run) -> dict:
+    """Validation loss, accuracy and macro-F1 (empty when there is no validation part)."""
+    val = run.parts.val
+    if val is None or not len(val):
+        return {}
+    out = run.evaluator(run.state, val.x, val.y, run.standardizer)
+    rep = classification_report(val.y, out["pred"], list(val.class_names))
+    return {"val_loss": out["loss"], "val_accuracy": rep["accuracy"], "val_macro_f1": rep["macro"]["f1"]}
+
+
+def commit_epoch(run: Run, row: dict) -> None:
+    """Decide whether the epoch is the best so far, save its checkpoints, log its metrics row."""
+    is_best = row["val_macro_f1"] > run.best_f1 if "val_macro_f1" in row else True  # no validation: the newest
+    if "val_macro_f1" in row:
+        run.best_f1 = max(run.best_f1, row["val_macro_f1"])
+    row["best"] = bool(is_best)
+    run.checkpoints.save(row["epoch"], run.state, {**run.meta, "metrics": row, "best_val_macro_f1": run.best_f1},
+                         is_best)
+    run.history.append(row)
+    if run.primary:
+        with open(run.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+    line = f"epoch {row['epoch']:3d}/{run.config.train.epochs}  loss {row['train_loss']:.4f}  acc {row['train_accuracy']:.4f}"
+    if "val_loss" in row:
+        line += (f"  | val loss {row['val_loss']:.4f}  acc {row['val_accuracy']:.4f}  "
+                 f"macro-F1 {row['val_macro_f1']:.4f}{' *' if is_best else ''}")
+    log(line + f"  | {row['windows_per_s']:.0f} win/s  {row['train_seconds']:.1f}s")
+
+
+def finish(run: Run) -> dict:
+    """Evaluate the best checkpoint (by validation macro-F1, exactly as saved) on the test part; plots."""
+    run.checkpoints.close()
+    result: dict[str, Any] = {"run_dir": str(run.run_dir), "history": run.history, "state": run.state}
+    test = run.parts.test
     if test is not None and len(test):
-        # Evaluate the best checkpoint (by validation macro-F1), exactly as saved.
-        best_model, best_vars, best_meta = load_checkpoint(run_dir / "checkpoints", prefer="best")
-        eval_state = inference_state(best_model, best_vars, dp)
-        final = evaluate_windows(eval_state, test, standardizer, evaluator, config.batch_size)
+        best_model, best_vars, best_meta = load_checkpoint(run.run_dir / "checkpoints", "best")
+        final = evaluate_windows(inference_state(best_model, best_vars, run.dp), test, run.standardizer,
+                                 run.evaluator, run.config.train.batch_size)
         final.update(checkpoint_epoch=best_meta["epoch"], best_val_macro_f1=best_meta.get("best_val_macro_f1"))
         result["final"] = final
         log(f"test set, best checkpoint (epoch {final['checkpoint_epoch']}):\n" + format_report(final["report"]))
-        if primary:
-            _write_json(run_dir / "final_eval.json", final)
-        if make_plots and primary:
-            plots.plot_confusion(final["report"], run_dir / "confusion.png")
-            plots.plot_per_class(final["report"], run_dir / "per_class.png")
-    if make_plots and history and primary:
-        plots.plot_curves(history, run_dir / "curves.png")
+        if run.primary:
+            write_json(run.run_dir / "final_eval.json", final)
+        if run.options.plots and run.primary:
+            from jazbat_jax.train import plots
+
+            plots.plot_confusion(final["report"], run.run_dir / "confusion.png")
+            plots.plot_per_class(final["report"], run.run_dir / "per_class.png")
+    if run.options.plots and run.history and run.primary:
+        from jazbat_jax.train import plots
+
+        plots.plot_curves(run.history, run.run_dir / "curves.png")
     return result
 
 
-def evaluate_windows(state: TrainState, ws: WindowSet, standardizer: Standardizer, evaluator: Evaluator,
-                     algorithm1_batch_size: int = 32) -> dict:
-    """Whole-set report (the numbers to publish) plus the paper's batch-averaged variant."""
-    out = evaluator(state, ws.x, ws.y, standardizer)
-    report = classification_report(ws.y, out["pred"], list(ws.class_names))
-    return {
-        "loss": out["loss"],
-        "report": report,
-        "algorithm1_batch_averaged": algorithm1_batch_averaged(ws.y, out["pred"], algorithm1_batch_size),
-    }
+def fit(model: nn.Module, variables: dict, parts: Parts, standardizer: Standardizer, config: RunConfig,
+        run_dir: str | Path, extra_meta: dict | None = None, options: FitOptions | None = None) -> dict:
+    """Train ``model`` from ``variables`` and return a summary dict (also written to the run folder).
+
+    ``standardizer`` must be fitted on ``parts.train`` (it is stored with every checkpoint).
+    """
+    run = prepare(model, variables, parts, standardizer, config, run_dir, extra_meta, options)
+    for epoch in range(run.start_epoch + 1, config.train.epochs + 1):
+        row = train_epoch(run, epoch)
+        row.update(validate(run))
+        commit_epoch(run, row)
+        if run.options.stop_after_epoch is not None and epoch >= run.options.stop_after_epoch:
+            run.checkpoints.close()
+            return {"stopped_after_epoch": epoch, "run_dir": str(run.run_dir), "state": run.state}
+    return finish(run)

@@ -1,19 +1,17 @@
 """Run figures: accuracy / loss curves (paper Fig. 11), confusion matrix (Fig. 4),
-per-class precision / recall / F1 bars (Fig. 6). Written as PNG files with matplotlib (Agg)."""
+per-class precision / recall / F1 bars (Fig. 6). Written as PNG files with matplotlib."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure  # figures drawn straight to files: no pyplot, no display backend
 
 
 def plot_curves(history: list[dict], path: Path) -> None:
     epochs = [h["epoch"] for h in history]
-    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 3.8))
+    (ax_acc, ax_loss) = fig.subplots(1, 2)
     for split in ("train", "val"):
         if all(f"{split}_accuracy" in h for h in history):
             ax_acc.plot(epochs, [h[f"{split}_accuracy"] for h in history], marker=".", label=split)
@@ -25,7 +23,6 @@ def plot_curves(history: list[dict], path: Path) -> None:
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def plot_confusion(report: dict, path: Path, title: str = "Confusion matrix (row %)") -> None:
@@ -33,7 +30,8 @@ def plot_confusion(report: dict, path: Path, title: str = "Confusion matrix (row
     pct = np.asarray(report["confusion_row_pct"])
     counts = np.asarray(report["confusion"])
     size = max(4.0, 0.55 * len(names) + 2)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
+    fig = Figure(figsize=(size + 1, size))
+    ax = fig.subplots()
     im = ax.imshow(pct, cmap="Blues", vmin=0, vmax=100)
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
     ax.set_yticks(range(len(names)), names)
@@ -46,13 +44,13 @@ def plot_confusion(report: dict, path: Path, title: str = "Confusion matrix (row
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def plot_per_class(report: dict, path: Path) -> None:
     names = report["class_names"]
     x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(names) + 2), 3.8))
+    fig = Figure(figsize=(max(6.0, 0.6 * len(names) + 2), 3.8))
+    ax = fig.subplots()
     for k, metric in enumerate(("precision", "recall", "f1")):
         ax.bar(x + (k - 1) * 0.27, [report["per_class"][n][metric] for n in names], 0.27, label=metric)
     ax.set_xticks(x, names, rotation=45, ha="right")
@@ -61,4 +59,3 @@ def plot_per_class(report: dict, path: Path) -> None:
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)

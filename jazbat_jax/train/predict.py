@@ -1,4 +1,8 @@
-"""Slide the model's window over one recording: class probabilities per window and a summary."""
+"""Slide the model's window over one recording: class probabilities per window and a summary.
+
+The recording's raw columns become the model's input through the input definition stored with the
+model (``data.inputs.InputSpec``): the same function the loaders used on the training data.
+"""
 from __future__ import annotations
 
 import json
@@ -8,43 +12,67 @@ import flax.linen as nn
 import numpy as np
 
 from jazbat_jax.data.core import Standardizer
-from jazbat_jax.data.windows import acc_magnitude, cut_windows
+from jazbat_jax.data.inputs import InputSpec
+from jazbat_jax.data.windows import cut_windows
 
 
-def read_recording(path: str | Path, input_dim: int, mag_mode: str = "norm_minus_g") -> np.ndarray:
-    """A recording as a (samples, input_dim) float32 signal.
+def input_spec_of(meta: dict) -> InputSpec:
+    """The input definition stored in a checkpoint's meta."""
+    if not meta.get("input"):
+        raise ValueError(f"the checkpoint {meta.get('checkpoint', '')} stores no input definition (trained on windows "
+                         "given in code, not by a loader): predict cannot know how to turn raw columns into its input")
+    return InputSpec.from_dict(meta["input"])
 
-    Accepted: a SEECS-layout CSV (``timestamp,ax,ay,az,gx,gy,gz``), or a ``.npy`` / ``.csv`` /
-    ``.txt`` array (an optional one-line text header is skipped) with either ``input_dim``
-    columns (used as they are) or, for a 1D model, 3 acceleration columns (turned into the
-    model's magnitude input with ``mag_mode``, as the loaders do).
+
+def _read_array(path: Path) -> np.ndarray:
+    """The numbers of a .npy, SEECS-layout CSV (without its timestamps), or plain .csv / .txt file."""
+    if path.suffix == ".npy":
+        try:
+            return np.load(path, allow_pickle=False)
+        except ValueError as e:
+            raise ValueError(f"{path}: not a readable .npy array ({e})") from None
+    try:
+        with open(path, encoding="utf-8") as f:
+            first = f.readline().strip()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file (expected .csv / .txt with numbers, or .npy)") from None
+    if first == "timestamp,ax,ay,az,gx,gy,gz":
+        from jazbat_jax.data.seecs import read_seecs_recording
+
+        return read_seecs_recording(path)[:, 1:]
+    skip = 0 if _is_numeric_row(first) else 1
+    try:
+        return np.loadtxt(path, delimiter="," if "," in first else None, skiprows=skip, ndmin=2)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: cannot read it as rows of numbers ({e})") from None
+
+
+def read_recording(path: str | Path, spec: InputSpec) -> np.ndarray:
+    """A recording as the model's (samples, width) float32 input.
+
+    Accepted columns: the raw columns of ``spec`` (ax, ay, az [, gx, gy, gz]), turned into the model's
+    input by ``spec.from_raw`` after checking that the acceleration agrees with the gravity the model was
+    trained with; or, for a 1D model, one column that already is its magnitude input.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no recording at {path}")
-    if path.suffix == ".npy":
-        a = np.load(path)
-    else:
-        with open(path) as f:
-            first = f.readline().strip()
-        if first == "timestamp,ax,ay,az,gx,gy,gz":
-            from jazbat_jax.data.seecs import read_seecs_recording
-
-            a = read_seecs_recording(path)[:, 1:]
-            a = {1: a[:, :3], 3: a[:, :3], 6: a}.get(input_dim, a)
-        else:
-            skip = 0 if _is_numeric_row(first) else 1
-            a = np.loadtxt(path, delimiter="," if "," in first else None, skiprows=skip, ndmin=2)
-    a = np.asarray(a, np.float64)
+    a = np.asarray(_read_array(path), np.float64)
     if a.ndim == 1:
         a = a[:, None]
-    if a.shape[1] == 3 and input_dim == 1:
-        a = acc_magnitude(a, mag_mode)
-    if a.shape[1] != input_dim:
-        raise ValueError(f"{path}: {a.shape[1]} column(s), the model expects {input_dim} (or 3 acceleration columns for 1D)")
-    if not np.isfinite(a).all():
-        raise ValueError(f"{path}: contains NaN or infinite values")
-    return a.astype(np.float32)
+    if a.ndim != 2 or not len(a):
+        raise ValueError(f"{path}: expected rows of samples, got an array of shape {a.shape}")
+    if a.shape[1] in (3, 6) and a.shape[1] >= len(spec.raw_columns):
+        spec.check_gravity(a[:, :3], str(path))
+        x = spec.from_raw(a)
+    elif a.shape[1] == spec.width:
+        x = a.astype(np.float32)  # a 1D model's magnitude input, given as it is
+    else:
+        raise ValueError(f"{path}: {a.shape[1]} column(s); the model ({spec.kind}) takes the raw columns "
+                         f"{', '.join(spec.raw_columns)}" + (" or its one magnitude column" if spec.kind == "1d" else ""))
+    if not np.isfinite(x).all():  # after the float32 conversion: 1e39 becomes inf only there
+        raise ValueError(f"{path}: contains NaN, infinite or out-of-range values (beyond float32)")
+    return x
 
 
 def _is_numeric_row(line: str) -> bool:
@@ -66,17 +94,14 @@ def predict_recording(
 ) -> dict:
     """Per-window probabilities for every window of ``step`` samples' stride, plus a summary:
     the mean probability per class, the majority vote, and the class with the highest mean."""
-    from jazbat_jax.train.loop import Evaluator, inference_state
-    from jazbat_jax.train.sharding import DataParallel
+    from jazbat_jax.train.evaluate import predict_proba
 
     window = model.window
     if len(signal) < window:
-        raise ValueError(f"the recording has {len(signal)} samples, fewer than one window ({window})")
+        raise ValueError(f"the recording has {len(signal)} samples, fewer than one window of the model ({window})")
     starts = np.arange(0, len(signal) - window + 1, step)
     x = cut_windows(signal, starts, window)
-    dp = DataParallel.create()
-    out = Evaluator(dp, batch_size)(inference_state(model, variables, dp), x, None, standardizer)
-    prob = out["prob"]
+    prob = predict_proba(model, variables, x, standardizer, batch_size)
     votes = np.bincount(prob.argmax(1), minlength=len(class_names))
     mean = prob.mean(0)
     return {

@@ -9,54 +9,60 @@ partial load. The optimizer state is always re-created for the target (``create_
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Iterable, Mapping
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
-from flax import traverse_util
 
 from jazbat_jax.model import init_variables
+from jazbat_jax.trees import flatten, tree_mismatches, unflatten
 
-# Layers that are new in the target model; everything else is the pretrained trunk.
-HEAD = ("head",)
 FREEZE_MODES = ("none", "trunk", "epochs")
+HEAD = ("head/.*",)  # the paper's transfer: only the classification head is new
 
 
 class ParameterMismatchError(ValueError):
     """Raised when a loaded tree does not fit the target tree; the message lists every problem."""
 
 
-def flatten(tree: Mapping) -> dict[str, jax.Array]:
-    return traverse_util.flatten_dict(dict(tree), sep="/") if tree else {}
+@dataclasses.dataclass(frozen=True)
+class TransferConfig:
+    """What a fine-tuning run takes from a pretrained checkpoint, in the style of big_vision's ``model_load``.
+
+    ``dont_load`` is a list of regular expressions over parameter paths (``head/kernel``,
+    ``module_1/b1_1x1/bias``; BatchNorm statistics use the same paths). Matching parameters are
+    freshly initialised instead of loaded: they are the *new* layers, the only ones trained while
+    the trunk is frozen. One addressing scheme for both.
+    """
+
+    source: str  # pretrained run folder or checkpoint
+    checkpoint: str = "best"  # best | last: which checkpoint of the source run
+    dont_load: tuple[str, ...] = HEAD
+    freeze: str = "none"  # none (the paper: all layers) | trunk (only new layers) | epochs (trunk frozen first)
+    freeze_epochs: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "dont_load", tuple(self.dont_load))
+        if self.checkpoint not in ("best", "last"):
+            raise ValueError(f"transfer checkpoint must be 'best' or 'last', got {self.checkpoint!r}")
+        if self.freeze not in FREEZE_MODES:
+            raise ValueError(f"freeze must be one of {FREEZE_MODES}, got {self.freeze!r}")
+        if (self.freeze == "epochs") != (self.freeze_epochs > 0):
+            raise ValueError("freeze 'epochs' needs freeze_epochs > 0, and freeze_epochs needs freeze 'epochs'")
+        for p in self.dont_load:
+            re.compile(p)
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "dont_load": list(self.dont_load)}
 
 
-def unflatten(flat: Mapping[str, jax.Array]) -> dict:
-    return traverse_util.unflatten_dict(dict(flat), sep="/")
-
-
-def _shape(v) -> tuple[int, ...]:
-    return tuple(v.shape) if hasattr(v, "shape") else tuple(np.shape(v))
-
-
-def tree_mismatches(want: Mapping, have: Mapping, skip=lambda k: False) -> str:
-    """Every missing / unexpected / wrong-shape path between two flat trees, as text ('' if they fit)."""
-    missing = sorted(k for k in want if not skip(k) and k not in have)
-    unexpected = sorted(k for k in have if not skip(k) and k not in want)
-    wrong_shape = sorted(
-        f"{k}: checkpoint {_shape(have[k])} vs model {_shape(want[k])}"
-        for k in want
-        if not skip(k) and k in have and _shape(have[k]) != _shape(want[k])
-    )
-    lines = []
-    for title, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)):
-        if items:
-            lines.append(f"  {title} ({len(items)}):")
-            lines += [f"    {item}" for item in items]
-    return "\n".join(lines)
+def path_matcher(patterns: Iterable[str]):
+    compiled = [re.compile(p) for p in patterns]
+    return lambda path: any(p.fullmatch(path) for p in compiled)
 
 
 def merge_params(init: Mapping, loaded: Mapping, dont_load: Iterable[str] = (), what: str = "params") -> dict:
@@ -64,40 +70,34 @@ def merge_params(init: Mapping, loaded: Mapping, dont_load: Iterable[str] = (), 
 
     Raises ``ParameterMismatchError`` listing all parameters that are missing from ``loaded``,
     unexpected in ``loaded`` (present there, absent in ``init`` and not in ``dont_load``), or of
-    the wrong shape. Paths look like ``module_1/b1_1x1/kernel``.
+    the wrong shape: never a silent partial load.
     """
-    patterns = [re.compile(p) for p in dont_load]
-    skip = lambda k: any(p.fullmatch(k) for p in patterns)
+    dont_load = list(dont_load)
+    skip = path_matcher(dont_load)
     want, have = flatten(init), flatten(loaded)
     problems = tree_mismatches(want, have, skip)
     if problems:
-        raise ParameterMismatchError(
-            f"cannot load {what}: the loaded tree does not fit the model.\n{problems}\n"
-            f"  (not loaded on purpose: {list(dont_load) or 'nothing'})"
-        )
+        raise ParameterMismatchError(f"cannot load {what}: the pretrained tree does not fit the model ({problems}; "
+                                     f"not loaded on purpose: {dont_load or 'nothing'})")
     merged = {k: (v if skip(k) else jnp.asarray(have[k], jnp.result_type(v))) for k, v in want.items()}
     return unflatten(merged)
 
 
-def transfer_model(source: nn.Module, num_classes: int, recreate_reduce: bool = False) -> nn.Module:
-    """The target model: the source's configuration with a ``num_classes`` head.
-    The reduction width K stays the source's (the paper: K = 18 kept, Dense 18→C) unless
-    ``recreate_reduce`` makes it K = C (a new, randomly initialised reduction conv)."""
+def transfer_model(source: nn.Module, num_classes: int, reduce_filters: int | None = None) -> nn.Module:
+    """The target model: the source's configuration with a ``num_classes`` head. The reduction
+    width K stays the source's (the paper: K = 18 kept, Dense 18→C) unless ``reduce_filters`` is
+    given (then the reduction conv must be in ``dont_load``: it changes shape)."""
     updates = {"num_classes": num_classes}
-    if recreate_reduce:
-        updates["reduce_filters"] = num_classes
+    if reduce_filters is not None:
+        updates["reduce_filters"] = reduce_filters
     return source.clone(**updates)
 
 
-def new_layer_names(recreate_reduce: bool) -> tuple[str, ...]:
-    return HEAD + (("reduce",) if recreate_reduce else ())
-
-
-def reheaded_variables(source_variables: Mapping, target: nn.Module, seed: int = 0, recreate_reduce: bool = False) -> dict:
-    """Target variables: pretrained trunk parameters and BatchNorm statistics, a freshly
-    initialised head (and reduction conv if ``recreate_reduce``)."""
+def reheaded_variables(source_variables: Mapping, target: nn.Module, seed: int = 0,
+                       dont_load: Iterable[str] = HEAD) -> dict:
+    """Target variables: the pretrained parameters and BatchNorm statistics, except those matching
+    ``dont_load``, which are freshly initialised from ``seed``."""
     init = init_variables(target, seed)
-    dont_load = [f"{name}/.*" for name in new_layer_names(recreate_reduce)]
     out = {"params": merge_params(init["params"], source_variables["params"], dont_load, "params")}
     if "batch_stats" in init or "batch_stats" in source_variables:
         out["batch_stats"] = merge_params(
@@ -106,10 +106,10 @@ def reheaded_variables(source_variables: Mapping, target: nn.Module, seed: int =
     return out
 
 
-def param_labels(params: Mapping, new_layers: Iterable[str] = HEAD) -> dict:
-    """A tree like ``params`` with ``'new'`` under the new layers and ``'trunk'`` elsewhere."""
-    new_layers = set(new_layers)
-    return {name: jax.tree.map(lambda _: "new" if name in new_layers else "trunk", sub) for name, sub in params.items()}
+def param_labels(params: Mapping, dont_load: Iterable[str] = HEAD) -> dict:
+    """A tree like ``params`` with ``'new'`` at paths matching ``dont_load`` and ``'trunk'`` elsewhere."""
+    is_new = path_matcher(dont_load)
+    return unflatten({k: "new" if is_new(k) else "trunk" for k in flatten(params)})
 
 
 def transfer_optimizer(
@@ -117,7 +117,7 @@ def transfer_optimizer(
     params: Mapping,
     freeze: str = "none",
     freeze_steps: int = 0,
-    new_layers: Iterable[str] = HEAD,
+    dont_load: Iterable[str] = HEAD,
 ) -> optax.GradientTransformation:
     """The fine-tuning optimizer.
 
@@ -130,7 +130,7 @@ def transfer_optimizer(
     """
     if freeze == "none":
         return tx
-    labels = param_labels(params, new_layers)
+    labels = param_labels(params, dont_load)
     if freeze == "trunk":
         return optax.multi_transform({"new": tx, "trunk": optax.set_to_zero()}, labels)
     if freeze == "epochs":

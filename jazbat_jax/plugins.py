@@ -1,0 +1,26 @@
+"""The one-way door to packages built on jazbat_jax (``conversion``): they register themselves as
+entry points in their ``pyproject.toml``, and this package finds them without importing them by name.
+
+Groups:
+    jazbat.commands    ``register(subparsers)`` functions that add `jazbat` subcommands
+    jazbat.profilers   modules with ``profile_models(models, out_dir, runs, warmup) -> Path`` and
+                       ``render_markdown(report) -> str`` (the experiment report's latency profile)
+"""
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Any
+
+COMMANDS = "jazbat.commands"
+PROFILERS = "jazbat.profilers"
+
+
+def load_all(group: str) -> list[Any]:
+    """Every entry point of ``group``, loaded, in name order."""
+    return [ep.load() for ep in sorted(entry_points(group=group), key=lambda e: e.name)]
+
+
+def load_one(group: str, name: str) -> Any | None:
+    """The entry point ``name`` of ``group``, or None when no installed package provides it."""
+    found = [ep for ep in entry_points(group=group) if ep.name == name]
+    return found[0].load() if found else None
