@@ -43,3 +43,40 @@ def _json_default(o: Any) -> Any:
 def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Path:
     """``obj`` as JSON (NumPy scalars and arrays, paths allowed), written atomically."""
     return write_atomically(path, json.dumps(obj, indent=indent, default=_json_default))
+
+
+class FolderBusyError(RuntimeError):
+    """Another live process holds the folder's lock."""
+
+
+class FolderLock:
+    """An OS-level lock (``flock``) on ``folder/.lock``, held for the life of the process or until
+    ``release``: the kernel releases it when the process dies, so a killed run never leaves a stale lock.
+    The file names the holder, so that a second process can say who it is waiting for."""
+
+    def __init__(self, folder: str | Path, what: str = ""):
+        import fcntl
+        import socket
+        import sys
+        import time
+
+        self.path = Path(folder) / ".lock"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self.path.read_text().strip() or "another process"
+            os.close(self._fd)
+            raise FolderBusyError(f"{self.path.parent} is in use by {holder}; wait for it to finish, or use another "
+                                  "folder") from None
+        os.ftruncate(self._fd, 0)
+        command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))
+        os.write(self._fd, f"process {os.getpid()} on {socket.gethostname()} ({what or command}, since "
+                           f"{time.strftime('%Y-%m-%d %H:%M:%S')})\n".encode())
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None

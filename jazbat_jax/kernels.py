@@ -2,17 +2,17 @@
 
 Both functions compute exactly what the textbook formulation computes (tests compare values and
 gradients with ``jax.grad`` of the plain version); they only arrange the work differently, for
-reasons measured with ``jax.profiler`` on the 2-core CPU machine (batch 256, jax 0.10):
+reasons found with ``jax.profiler`` (the measurements are in docs/training.md):
 
 * ``gru_scan``: XLA:CPU compiles a loop-body fusion that reads several slices of one per-step
   array (the usual hoisted ``x_proj[t][..., :h]``, ``[..., h:2h]``, ``[..., 2h:]``) into slow
-  scalar code, about 8x slower than the same fusion on separate arrays. Jazbat-Net's input is
+  scalar code, several times slower than the same fusion on separate arrays. Jazbat-Net's input is
   1-6 channels wide, so each step projects its own input, gate by gate, inside the loop: this
   also saves writing and re-reading three (T, B, h) projection arrays per direction. The
   reverse loop is written out by hand, so that it reads only what it needs, once.
 * ``conv1d_same``: the weight gradient of a convolution is lowered to a convolution over the
-  time axis that first transposes the whole (batch, time, channels) activation, 27-51 ms each
-  for 64 channels; written as one matmul over (batch * time) it needs no transpose.
+  time axis that first transposes the whole (batch, time, channels) activation; written as one
+  matmul over (batch * time) it needs no transpose.
 """
 from __future__ import annotations
 
@@ -43,8 +43,8 @@ def gru_step(x_t, h, kernel, bias, recurrent_kernel):
     """Project this step's input per gate (see the module docstring), then take one GRU step.
 
     For the 1-6 input channels of Jazbat-Net the projection is a sum of broadcast products,
-    which XLA fuses into the gate arithmetic: batch-1 latency 0.50 -> 0.28 ms for 3D input, against
-    a small matmul per gate. Wider inputs (S-754's stacked BiGRUs) use the matmul.
+    which XLA fuses into the gate arithmetic, faster than a small matmul per gate (docs/training.md).
+    Wider inputs (S-754's stacked BiGRUs) use the matmul.
     """
     units = h.shape[-1]
 

@@ -1,9 +1,9 @@
 """The machine a number was measured on, recorded next to every report (profile, experiments),
 and the one process setting that changes training speed on it: huge pages for malloc.
 
-Why huge pages: XLA:CPU allocates a train step's temporaries afresh at every step (406 MB for
-Jazbat-Net at batch 256) and glibc hands them back to the kernel when they are freed, so every
-step faults ~100,000 zeroed 4 KiB pages back in, about a third of the step on the 2-core machine.
+Why huge pages: XLA:CPU allocates a train step's temporaries afresh at every step and glibc
+hands them back to the kernel when they are freed, so every step faults its zeroed 4 KiB pages
+back in, a large share of the step on a small CPU (measured in docs/training.md).
 With transparent huge pages in ``madvise`` mode (the common default) glibc >= 2.35 can ask for
 2 MiB pages instead: ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``. Tunables are read at process
 start, so the ``jazbat`` commands that train re-execute themselves once with that variable set.

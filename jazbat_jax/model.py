@@ -157,7 +157,7 @@ class JazbatNet(nn.Module):
 
     Returns logits (B, C); apply a softmax for probabilities. With ``train=True`` call
     ``apply(..., mutable=['batch_stats'])`` so that the BatchNorm statistics update.
-    The general family (the spec's ``BiGRUMultiScaleNet``) is this class with other widths.
+    Other widths of the same family are this class with other arguments.
     """
 
     input_dim: int = 1

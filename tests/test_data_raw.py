@@ -126,3 +126,13 @@ def test_empty_file_skipped_and_reported_in_skip_mode(tmp_path):
         read_wisdm_raw_stream(tmp_path / "raw", "watch", "accel")
     st, rep = read_wisdm_raw_stream(tmp_path / "raw", "watch", "accel", on_bad_line="skip")
     assert len(st["subject"]) == 3 and rep["empty_files_skipped"][0].endswith("data_1601_accel_watch.txt")
+
+
+def test_misplaced_and_unknown_files_are_listed_not_silently_ignored(tmp_path):
+    d = tmp_path / "raw" / "phone" / "accel"
+    d.mkdir(parents=True)
+    write(d, GOOD, name="data_1600_accel_phone.txt")
+    write(d, GOOD)  # data_1600_accel_watch.txt: a watch file in the phone folder
+    (d / "notes.txt").write_text("not data\n")
+    st, rep = read_wisdm_raw_stream(tmp_path / "raw", "phone", "accel")
+    assert rep["other_files_not_read"] == {"count": 2, "names": ["data_1600_accel_watch.txt", "notes.txt"]}

@@ -53,6 +53,12 @@ def tiny_config(**train) -> RunConfig:
                      train=TrainConfig(**train))
 
 
+def improving_config() -> RunConfig:
+    """A tiny run whose validation macro-F1 reaches a new best at epoch 3 of 4 (so that a new best is
+    saved late, after an earlier best and before a later epoch that is not best)."""
+    return tiny_config(learning_rate=3e-3, epochs=4)
+
+
 def tiny_parts() -> tuple[Parts, Standardizer]:
     ws = tiny_windowset(60)
     parts = Parts(ws.subset(np.arange(0, 40)), ws.subset(np.arange(40, 50)), ws.subset(np.arange(50, 60)))

@@ -43,10 +43,10 @@ def _split(args: argparse.Namespace) -> int:
     path = Path(args.path) if args.path is not None else data_root()
     source = _detect_source(path) if args.source == "auto" else args.source
     config = DataConfig(dataset=source, root=str(path), input_kind=args.input_kind, window=args.window,
-                        step=args.step or 0, device=args.device,
+                        step=args.step or 0, device=args.device, on_bad_line=args.on_bad_line,
                         split=SplitConfig(args.protocol, args.test_fraction, args.val_fraction, args.seed,
                                           args.n_folds, args.fold))
-    ws, sp = load_split(config, on_bad_line=args.on_bad_line)
+    ws, sp = load_split(config)
     print(f"{ws.source}: {len(ws)} windows of {ws.x.shape[1]} x {ws.x.shape[2]}")
     print(format_split_summary(sp.summary))
     if args.out:

@@ -72,6 +72,7 @@ class DataConfig:
     activities: str | None = None  # WISDM only: activity codes to keep, in class order (None: all 18)
     subjects: tuple[int, ...] | None = None  # subjects / participants to keep (None: all)
     max_windows: int | None = None  # keep a seeded random subset of this many windows before splitting
+    on_bad_line: str = "raise"  # raw WISDM text: stop at a malformed line, or skip it (and count it)
     split: SplitConfig = SplitConfig()
 
     def __post_init__(self):
@@ -91,6 +92,7 @@ class DataConfig:
             object.__setattr__(self, "subjects", tuple(int(s) for s in self.subjects))
             _check(len(self.subjects) > 0, "subjects must be None (all) or a non-empty list")
         _check(self.max_windows is None or self.max_windows >= 10, f"max_windows must be >= 10, got {self.max_windows}")
+        _check(self.on_bad_line in ("raise", "skip"), f"on_bad_line must be 'raise' or 'skip', got {self.on_bad_line!r}")
         _check(self.dataset != "seecs" or self.root not in (None, BUNDLED),
                "the SEECS data are not public and not bundled: give the folder of your SEECS-layout copy "
                "(--data-root); see docs/data.md for the layout")
@@ -138,7 +140,7 @@ def resolve_root(config: DataConfig) -> Path:
     return base / DATASET_FOLDERS.get(config.dataset, "")
 
 
-def load_windows(config: DataConfig, on_bad_line: str = "raise") -> WindowSet:
+def load_windows(config: DataConfig) -> WindowSet:
     """The windows of ``config`` (before ``max_windows`` and the split)."""
     from . import quiroz, seecs, wisdm
 
@@ -146,7 +148,7 @@ def load_windows(config: DataConfig, on_bad_line: str = "raise") -> WindowSet:
     common = dict(input_kind=config.input_kind, mag_mode=config.mag_mode, window=config.window, step=config.step)
     if config.dataset == "wisdm":
         return wisdm.load_wisdm(root, device=config.device, activities=config.activities, subjects=config.subjects,
-                                on_bad_line=on_bad_line, **common)
+                                on_bad_line=config.on_bad_line, **common)
     if config.dataset == "quiroz":
         return quiroz.load_quiroz(root, participants=config.subjects, **common)
     ws = seecs.load_seecs(root, **common)
@@ -168,6 +170,6 @@ def split_of(config: DataConfig, ws: WindowSet) -> tuple[WindowSet, Split]:
                              seed=s.seed, n_folds=s.n_folds, fold=s.fold)
 
 
-def load_split(config: DataConfig, on_bad_line: str = "raise") -> tuple[WindowSet, Split]:
+def load_split(config: DataConfig) -> tuple[WindowSet, Split]:
     """(windows, split) of ``config``: the one way every command turns a configuration into data."""
-    return split_of(config, load_windows(config, on_bad_line))
+    return split_of(config, load_windows(config))

@@ -176,17 +176,25 @@ def parse_wisdm_raw_file(
 
 def raw_files(folder: str | Path, device: str, sensor: str) -> list[tuple[int, Path]]:
     """(subject, path) of every raw file of a stream, sorted by subject."""
+    return _stream_files(folder, device, sensor)[0]
+
+
+def _stream_files(folder: str | Path, device: str, sensor: str) -> tuple[list[tuple[int, Path]], list[str]]:
+    """The stream's files, and the names of every other file in its folder (another stream's file put
+    there by mistake, or an unknown file): those are not read, and the report lists them."""
     d = Path(folder) / device / sensor
     if not d.is_dir():
         raise FileNotFoundError(f"missing channel: no folder {d}")
-    out = []
+    out, others = [], []
     for p in d.iterdir():
         m = FILE_RE.match(p.name)
         if m and m.group(2) == sensor and m.group(3) == device:
             out.append((int(m.group(1)), p))
+        else:
+            others.append(p.name)
     if not out:
         raise FileNotFoundError(f"missing channel: no data_NNNN_{sensor}_{device}.txt files in {d}")
-    return sorted(out)
+    return sorted(out), sorted(others)
 
 
 def read_wisdm_raw_stream(
@@ -194,7 +202,8 @@ def read_wisdm_raw_stream(
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """All files of one stream, concatenated in subject order (the packed archives' order)."""
     parts, per_file, empty = [], {}, []
-    for subject, p in raw_files(folder, device, sensor):
+    files, others = _stream_files(folder, device, sensor)
+    for subject, p in files:
         try:
             st, r = parse_wisdm_raw_file(p, on_bad_line=on_bad_line, expected_subject=subject)
         except EmptyFileError:
@@ -211,6 +220,8 @@ def read_wisdm_raw_stream(
                            "rows_read": int(len(st["subject"]))}
     if empty:
         rep["empty_files_skipped"] = empty
+    if others:
+        rep["other_files_not_read"] = {"count": len(others), "names": others[:_MAX_EXAMPLES]}
     for key in ("bad_lines_skipped", "blank_lines_skipped", "non_finite_lines", "cr_characters_removed"):
         tot = sum(r.get(key, 0) for r in per_file.values())
         if tot:

@@ -2,7 +2,7 @@
 
 * ``subject`` (default): grouped by subject, hold-out or k-fold; no person is in two parts.
   Windows of 256 with step 16 overlap 30 neighbours (step 32: 14), so a random split puts
-  near-copies of almost every test window into training (spec §4).
+  near-copies of almost every test window into training.
 * ``random``: stratified random split of windows, the paper's (leaky) protocol, for comparison.
 * ``time``: inside each recording, contiguous blocks train | val | test separated by gaps of at
   least one window, so no sample is shared between parts.

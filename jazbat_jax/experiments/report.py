@@ -11,17 +11,13 @@ import statistics
 from pathlib import Path
 
 import numpy as np
+from tabulate import tabulate
 
+from jazbat_jax import paper
 from jazbat_jax.experiments import config as cfgmod
 from jazbat_jax.experiments import grid
 
-# Paper Table VI (spec §1.6): accuracy %, SEECS emotions, 6 classes, split not stated (probably
-# a random segment split, spec §4).
-PAPER_TABLE_VI = {
-    ("6d", "none"): 75.38, ("6d", "watch"): 75.04, ("6d", "phone"): 67.29,
-    ("3d", "none"): 86.77, ("3d", "watch"): 82.66, ("3d", "phone"): 81.96,
-    ("1d", "none"): 85.10, ("1d", "watch"): 90.62, ("1d", "phone"): 95.36,
-}
+PAPER_TABLE_VI = paper.TABLE_VI
 PAPER_SOURCE = "Imran et al., IEEE IoT Journal 2026, Table VI"
 # The target data's own published anchor (abstract of the JMIR paper; not the same task).
 QUIROZ_ANCHOR = (
@@ -32,6 +28,11 @@ QUIROZ_ANCHOR = (
     "(subject split) numbers, and closer in spirit to our random split (same person in train and test)."
 )
 PRETRAIN_LABEL = {"none": "no pretraining", "watch": "WISDM watch", "phone": "WISDM phone"}
+
+
+def _table(headers: list[str], rows: list[list]) -> str:
+    """A Markdown table; cells are written as given (no number re-formatting)."""
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
 def _mean_sd(values: list[float], scale: float = 100.0) -> str:
@@ -225,33 +226,34 @@ def build_report(results: str | Path, cfg: dict | None = None, command: str | No
                 else "random window split: overlapping windows of the same walks in train and test (leaky)")
         out += [f"### Split `{protocol}` ({desc})", "",
                 f"Data: {dataset}; {g['n_folds']}-fold, folds {cfgmod.folds(cfg)}, seeds {g['seeds']}; "
-                f"fine-tuning {cfg['finetune']['epochs']} epochs.", "",
-                "| input | model | accuracy | macro-F1 | runs | paper Table VI accuracy (SEECS, 6 classes; not comparable) |",
-                "|---|---|---|---|---|---|"]
+                f"fine-tuning {cfg['finetune']['epochs']} epochs.", ""]
+        table = []
         for inp in g["inputs"]:
             if cfg["baseline"]["enabled"]:
                 rs = [r for r in prow if r["input"] == inp and r["kind"] == "baseline"]
-                out.append(f"| {inp.upper()} | random forest (gait features) | {_mean_sd([r['acc'] for r in rs])} | "
-                           f"{_mean_sd([r['f1'] for r in rs])} | {len(rs)} | — |")
+                table.append([inp.upper(), "random forest (gait features)", _mean_sd([r["acc"] for r in rs]),
+                              _mean_sd([r["f1"] for r in rs]), len(rs), "—"])
             for pre in g["pretraining"]:
                 rs = [r for r in prow if r["input"] == inp and r["kind"] == "deep" and r["pretraining"] == pre]
-                out.append(f"| {inp.upper()} | Jazbat-Net, {PRETRAIN_LABEL[pre]} | {_mean_sd([r['acc'] for r in rs])} | "
-                           f"{_mean_sd([r['f1'] for r in rs])} | {len(rs)} | {PAPER_TABLE_VI[(inp, pre)]:.2f} |")
-        out.append("")
+                table.append([inp.upper(), f"Jazbat-Net, {PRETRAIN_LABEL[pre]}", _mean_sd([r["acc"] for r in rs]),
+                              _mean_sd([r["f1"] for r in rs]), len(rs), f"{PAPER_TABLE_VI[(inp, pre)]:.2f}"])
+        out += [_table(["input", "model", "accuracy", "macro-F1", "runs",
+                        "paper Table VI accuracy (SEECS, 6 classes; not comparable)"], table), ""]
     out += [f"The paper's column ({PAPER_SOURCE}) is for the closed SEECS data (chest-worn phone, 40 subjects, six "
             "emotions, 90 fine-tuning epochs, split not stated and probably random over overlapping windows). It is "
             "printed for orientation only: different data, sensor position, classes and protocol.", ""]
 
     # ---- leakage
     if set(g["protocols"]) == {"subject", "random"}:
-        out += ["### The cost of leakage (random − subject, accuracy points)", "", "| input | model | random − subject |", "|---|---|---|"]
+        table = []
         for (inp, pre), rs in sorted(_group(rows, "input", "pretraining").items()):
             a = [r["acc"] for r in rs if r["protocol"] == "random"]
             b = [r["acc"] for r in rs if r["protocol"] == "subject"]
             if a and b:
                 name = "random forest" if pre == "rf" else f"Jazbat-Net, {PRETRAIN_LABEL[pre]}"
-                out.append(f"| {inp.upper()} | {name} | {100 * (statistics.fmean(a) - statistics.fmean(b)):+.1f} |")
-        out.append("")
+                table.append([inp.upper(), name, f"{100 * (statistics.fmean(a) - statistics.fmean(b)):+.1f}"])
+        out += ["### The cost of leakage (random − subject, accuracy points)", "",
+                _table(["input", "model", "random − subject"], table), ""]
 
     out += _differences_section(cfg, rows)
     out += ["### Published anchor for the target data", "", QUIROZ_ANCHOR if cfg["target"]["dataset"] == "quiroz"
@@ -273,9 +275,9 @@ def build_report(results: str | Path, cfg: dict | None = None, command: str | No
                 f"Highest mean macro-F1. Test predictions of all {len(b_rows)} runs (folds {sorted({r['fold'] for r in b_rows})}, "
                 f"seeds {sorted({r['seed'] for r in b_rows})}) pooled: {comb['n']} windows, accuracy "
                 f"{100 * comb['accuracy']:.1f}%, macro-F1 {100 * comb['macro']['f1']:.1f}%.", "",
-                "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
-        for name, m in comb["per_class"].items():
-            out.append(f"| {name} | {100 * m['precision']:.1f} | {100 * m['recall']:.1f} | {100 * m['f1']:.1f} | {m['support']} |")
+                _table(["class", "precision", "recall", "F1", "support"],
+                       [[name, f"{100 * m['precision']:.1f}", f"{100 * m['recall']:.1f}", f"{100 * m['f1']:.1f}",
+                         m["support"]] for name, m in comb["per_class"].items()])]
         out += ["", "![confusion](figures/best_confusion.png) ![per-class](figures/best_per_class.png)", ""]
 
     # ---- learning curves
@@ -293,15 +295,17 @@ def build_report(results: str | Path, cfg: dict | None = None, command: str | No
     # ---- pretraining
     out += ["## Pretraining on WISDM 2019", ""]
     if pretrain:
-        out += ["| device | input | subjects (all used) | activities | windows | epochs | test subjects | test accuracy | test macro-F1 | wall time |",
-                "|---|---|---|---|---|---|---|---|---|---|"]
+        table = []
         for r in pretrain:
             s, d = r["settings"], r["data_used"]
-            out.append(f"| {s['device']} | {s['input'].upper()} | {len(d['subjects'])}: {', '.join(map(str, d['subjects']))} | "
-                       f"{len(d['activities'])}: {''.join(d['activities']) if all(len(a) == 1 for a in d['activities']) else ', '.join(d['activities'])} | "
-                       f"{d['windows']} | {s['epochs']} | {', '.join(map(str, d['split']['test']))} | "
-                       f"{100 * r['report']['accuracy']:.1f}% | {100 * r['report']['macro']['f1']:.1f}% | {r['wall_s']:.0f} s |")
-        out.append("")
+            acts = d["activities"]
+            table.append([s["device"], s["input"].upper(), f"{len(d['subjects'])}: {', '.join(map(str, d['subjects']))}",
+                          f"{len(acts)}: {''.join(acts) if all(len(a) == 1 for a in acts) else ', '.join(acts)}",
+                          d["windows"], s["epochs"], ", ".join(map(str, d["split"]["test"])),
+                          f"{100 * r['report']['accuracy']:.1f}%", f"{100 * r['report']['macro']['f1']:.1f}%",
+                          f"{r['wall_s']:.0f} s"])
+        out += [_table(["device", "input", "subjects (all used)", "activities", "windows", "epochs", "test subjects",
+                        "test accuracy", "test macro-F1", "wall time"], table), ""]
         for r in pretrain:
             wpc = r["data_used"]["windows_per_class"]
             out.append(f"- {r['settings']['device']} {r['settings']['input'].upper()} windows per activity: "
@@ -317,18 +321,18 @@ def build_report(results: str | Path, cfg: dict | None = None, command: str | No
     out += _complexity_section(cfg, rows, results)
 
     # ---- every cell
-    out += ["## Every finished job", "",
-            "| job | input | model | split | fold | seed | train / test windows | test participants | best epoch | accuracy | macro-F1 | wall time |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    table = []
     for r in rows:
         model = "random forest" if r["kind"] == "baseline" else PRETRAIN_LABEL[r["pretraining"]]
         subj = ", ".join(map(str, r["test_subjects"])) if r["protocol"] == "subject" and r["test_subjects"] else "all (random)"
-        out.append(f"| `{r['job']}` | {r['input'].upper()} | {model} | {r['protocol']} | {r['fold']} | {r['seed']} | "
-                   f"{r['n_train']} / {r['n_test']} | {subj} | "
-                   f"{r['checkpoint_epoch'] if r['checkpoint_epoch'] is not None else '—'}"
-                   f"{'/' + str(r['epochs']) if r['epochs'] else ''} | {100 * r['acc']:.1f} | {100 * r['f1']:.1f} | "
-                   f"{r['wall_s']:.0f} s |")
-    out.append("")
+        best = (f"{r['checkpoint_epoch'] if r['checkpoint_epoch'] is not None else '—'}"
+                f"{'/' + str(r['epochs']) if r['epochs'] else ''}")
+        table.append([f"`{r['job']}`", r["input"].upper(), model, r["protocol"], r["fold"], r["seed"],
+                      f"{r['n_train']} / {r['n_test']}", subj, best, f"{100 * r['acc']:.1f}", f"{100 * r['f1']:.1f}",
+                      f"{r['wall_s']:.0f} s"])
+    out += ["## Every finished job", "",
+            _table(["job", "input", "model", "split", "fold", "seed", "train / test windows", "test participants",
+                    "best epoch", "accuracy", "macro-F1", "wall time"], table), ""]
     if missing:
         out += ["## Missing jobs (not run: the grid was stopped or the compute ran out)", ""]
         out += [f"- `{j.id}`" for j in missing]
@@ -363,7 +367,7 @@ def _differences_section(cfg: dict, rows: list[dict]) -> list[str]:
                           "*recalled* emotions. Chance is 33% here, 17% there."
                           if t["dataset"] == "quiroz" else "SEECS-layout data supplied by the user; not the paper's copy."),
         "- **Split**: the paper does not state its split; with overlapping windows a random split puts near-copies of "
-        "test windows into training (spec §4)."
+        "test windows into training."
         + (f" Here the random split scored between {min(leak):+.1f} and {max(leak):+.1f} accuracy points above the "
            "subject split, model by model." if leak else ""),
         f"- **Training length**: {cfg['finetune']['epochs']} fine-tuning epochs here (paper 90), "
@@ -378,8 +382,7 @@ def _complexity_section(cfg: dict, rows: list[dict], results: Path) -> list[str]
     from jazbat_jax import summary
 
     c = 3 if cfg["target"]["dataset"] == "quiroz" else 6
-    lines = ["## Model complexity (computed from the models, `jazbat_jax.summary`)", "",
-             "| input | model | K | C | trainable params | total params | MACs per window |", "|---|---|---|---|---|---|---|"]
+    table = []
     for inp in cfg["grid"]["inputs"]:
         variants = []
         if "none" in cfg["grid"]["pretraining"]:
@@ -388,8 +391,10 @@ def _complexity_section(cfg: dict, rows: list[dict], results: Path) -> list[str]
             variants.append(("transferred (K = 18 kept)", 18))
         for name, k in variants:
             j = summary.build(inp, k, c, xla=False)["jazbat_net"]
-            lines.append(f"| {inp.upper()} | {name} | {k} | {c} | {j['trainable_params']:,} | {j['total_params']:,} | {j['macs']:,} |")
-    lines += ["", "Window 256.", ""]
+            table.append([inp.upper(), name, k, c, f"{j['trainable_params']:,}", f"{j['total_params']:,}", f"{j['macs']:,}"])
+    lines = ["## Model complexity (computed from the models, `jazbat_jax.summary`)", "",
+             _table(["input", "model", "K", "C", "trainable params", "total params", "MACs per window"], table),
+             "", "Window 256.", ""]
     profile_json = Path(results) / "profile" / "profile.json"
     from jazbat_jax import plugins
 

@@ -96,22 +96,36 @@ class Checkpoints:
         self.last = _manager(self.directory / "last", keep_last)
         self.best = _manager(self.directory / "best", 1)
 
-    def save(self, epoch: int, state, meta: dict, is_best: bool) -> None:
-        """Save ``state`` as epoch ``epoch`` in ``last`` (and in ``best`` when ``is_best``)."""
+    def _args(self, epoch: int, state, meta: dict) -> ocp.args.Composite:
         variables = {"params": state.params, "batch_stats": state.batch_stats}
         train = _train_tree(state)
         meta = {**meta, "format_version": FORMAT_VERSION, "epoch": int(epoch), "step": int(jax.device_get(state.step))}
         meta = json.loads(json.dumps(meta))  # the JSON the handler stores, so that the fingerprint matches it
         meta["fingerprint"] = {"variables": fingerprint(variables), "train": fingerprint(train),
                                "meta": meta_fingerprint(meta)}
-        args = ocp.args.Composite(
+        return ocp.args.Composite(
             variables=ocp.args.StandardSave(variables),
             train=ocp.args.StandardSave(train),
             meta=ocp.args.JsonSave(meta),
         )
-        self.last.save(epoch, args=args, force=True)
-        if is_best:
-            self.best.save(epoch, args=args, force=True)
+
+    def save_last(self, epoch: int, state, meta: dict) -> None:
+        """Commit epoch ``epoch``: once this returns, a resumed run continues after it."""
+        self.last.save(epoch, args=self._args(epoch, state, meta), force=True)
+
+    def save_best(self, epoch: int, state, meta: dict) -> None:
+        """Keep epoch ``epoch`` as the best (the previous best is dropped)."""
+        self.best.save(epoch, args=self._args(epoch, state, meta), force=True)
+
+    def best_epoch(self) -> int | None:
+        return self.best.latest_step()
+
+    def forget_after(self, epoch: int) -> None:
+        """Delete best checkpoints newer than ``epoch``: saved after the checkpoint a run resumes from,
+        they belong to epochs that will be trained again (and would block their save)."""
+        for step in self.best.all_steps():
+            if step > epoch:
+                self.best.delete(step)
 
     def latest_epoch(self) -> int | None:
         return self.last.latest_step()

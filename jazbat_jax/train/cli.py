@@ -63,6 +63,8 @@ def _add_data_args(p: argparse.ArgumentParser, dataset_default: str) -> None:
     g.add_argument("--activities", default=None, help="WISDM activity codes to keep, e.g. ABCDE (default: all 18)")
     g.add_argument("--max-windows", type=positive_int, default=None,
                    help="keep a random subset of this many windows before splitting (for short runs; stored in the config)")
+    g.add_argument("--on-bad-line", default="raise", choices=["raise", "skip"],
+                   help="raw WISDM text files: stop at a malformed line (naming file and line), or skip and count it")
     s = p.add_argument_group("split")
     s.add_argument("--split", default="subject", choices=["subject", "random", "time"],
                    help="subject: subject-independent (recommended); random: the paper's segment split (leaky); "
@@ -190,7 +192,7 @@ def data_config_from_args(args: argparse.Namespace, input_kind: str, window: int
     split = SplitConfig(args.split, args.test_fraction, args.val_fraction, args.split_seed, args.n_folds, args.fold)
     return DataConfig(dataset=args.data, root=root, input_kind=input_kind, mag_mode=args.mag_mode, window=window,
                       step=args.step or 0, device=args.device, activities=args.activities,
-                      max_windows=args.max_windows, split=split)
+                      max_windows=args.max_windows, on_bad_line=args.on_bad_line, split=split)
 
 
 def train_config_from_args(args: argparse.Namespace):

@@ -8,9 +8,12 @@
     final_eval.json     whole-set test metrics of the best checkpoint (+ the paper's batch-averaged variant)
     curves.png, confusion.png, per_class.png
 
-Resume: calling ``fit`` again on the same folder continues from the newest complete checkpoint;
-with the same seed the result equals an uninterrupted run (the epoch order is a function of
-(seed, epoch) and the dropout key of the step).
+An epoch is committed by one atomic save, its ``last`` checkpoint, whose meta holds every metrics
+row so far. The best checkpoint, ``metrics.jsonl``, ``final_eval.json`` and the plots are derived
+from committed epochs, and a resumed run re-derives whatever a kill left half-done: whatever the
+instant of a SIGKILL, calling ``fit`` again on the same folder ends with exactly the result of an
+uninterrupted run (the epoch order is a function of (seed, epoch), the dropout key of the step).
+One process at a time owns a run folder (``files.FolderLock``).
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jazbat_jax.data.core import Standardizer, WindowSet
-from jazbat_jax.files import write_json
+from jazbat_jax.files import FolderLock, write_json
 from jazbat_jax.model import model_config
 from jazbat_jax.train.checkpoint import CheckpointError, Checkpoints, load_checkpoint
 from jazbat_jax.train.config import RunConfig
@@ -73,6 +76,7 @@ class Run:
     meta: dict  # what every checkpoint stores besides the arrays
     dp: DataParallel
     options: FitOptions
+    lock: FolderLock | None
     start_epoch: int = 0
     best_f1: float = -1.0
     history: list[dict] = dataclasses.field(default_factory=list)
@@ -87,11 +91,31 @@ def log(msg: str) -> None:
         print(msg, flush=True)
 
 
-def _read_history(path: Path, up_to_epoch: int) -> list[dict]:
-    if not path.exists():
-        return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in rows if r["epoch"] <= up_to_epoch]
+def best_epoch_of(history: list[dict]) -> int | None:
+    """The epoch an uninterrupted run keeps as best: the first with the highest validation macro-F1,
+    or the newest when there is no validation part."""
+    if not history:
+        return None
+    if "val_macro_f1" not in history[0]:
+        return history[-1]["epoch"]
+    return max(history, key=lambda r: (r["val_macro_f1"], -r["epoch"]))["epoch"]
+
+
+def _reconcile(run: Run, saved: dict) -> None:
+    """After restoring the newest committed epoch, re-derive what a kill may have left half-done: the
+    best checkpoint (saved after the commit) and the metrics rows."""
+    run.history = list(saved["history"])
+    f1s = [r["val_macro_f1"] for r in run.history if "val_macro_f1" in r]
+    run.best_f1 = max(f1s) if f1s else -1.0
+    ck = run.checkpoints
+    ck.forget_after(run.start_epoch)
+    best = best_epoch_of(run.history)
+    if ck.best_epoch() != best:
+        if best != run.start_epoch:
+            raise CheckpointError(f"{ck.directory / 'best'}: the best epoch {best} is missing (deleted?); only the "
+                                  "newest epoch can be re-derived. Start a new run folder")
+        body = {k: v for k, v in saved.items() if k not in ("format_version", "epoch", "step", "fingerprint")}
+        ck.save_best(best, run.state, body)
 
 
 def _check_resumable(run_dir: Path, config: RunConfig) -> None:
@@ -112,6 +136,16 @@ def prepare(model: nn.Module, variables: dict, parts: Parts, standardizer: Stand
     options = options or FitOptions()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    lock = FolderLock(run_dir) if jax.process_index() == 0 else None  # held until finish (or the process dies)
+    try:
+        return _prepare(model, variables, parts, standardizer, config, run_dir, extra_meta, options, lock)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+
+
+def _prepare(model, variables, parts, standardizer, config, run_dir, extra_meta, options, lock) -> Run:
     dp = options.dp or DataParallel.create()
     tc = config.train
     dp.check_batch_size(tc.batch_size)
@@ -143,19 +177,26 @@ def prepare(model: nn.Module, variables: dict, parts: Parts, standardizer: Stand
     run = Run(config=config, run_dir=run_dir, parts=parts, standardizer=standardizer, state=state,
               step_fn=jit_train_step(dp.state_sharding(state), dp.data, dp.replicated),
               weights=jax.device_put(class_weights(parts.train.y, len(class_names), tc.class_weighting), dp.replicated),
-              evaluator=Evaluator(dp, tc.eval_batch_size), checkpoints=checkpoints, meta=meta, dp=dp, options=options)
+              evaluator=Evaluator(dp, tc.eval_batch_size), checkpoints=checkpoints, meta=meta, dp=dp, options=options,
+              lock=lock)
     latest = checkpoints.latest_epoch()
     if latest is not None and not options.resume:
         raise CheckpointError(f"{run_dir} already has checkpoints and resume is off: use a new run folder")
     if latest is not None:
         run.state, saved = checkpoints.restore_latest(state)
-        run.start_epoch, run.best_f1 = saved["epoch"], saved.get("best_val_macro_f1", -1.0)
+        run.start_epoch = saved["epoch"]
+        _reconcile(run, saved)
         log(f"resumed from {checkpoints.directory / 'last' / str(run.start_epoch)} "
             f"(epoch {run.start_epoch}, step {saved['step']})")
-    run.history = _read_history(run_dir / "metrics.jsonl", run.start_epoch)
-    if run.primary:  # drop epochs logged after the restored checkpoint
-        (run_dir / "metrics.jsonl").write_text("".join(json.dumps(h) + "\n" for h in run.history))
+    if run.primary:  # exactly the committed epochs' rows (a kill may have lost or half-written one)
+        write_json_lines(run_dir / "metrics.jsonl", run.history)
     return run
+
+
+def write_json_lines(path: Path, rows: list[dict]) -> None:
+    from jazbat_jax.files import write_atomically
+
+    write_atomically(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def train_epoch(run: Run, epoch: int) -> dict:
@@ -207,12 +248,12 @@ def commit_epoch(run: Run, row: dict) -> None:
     if "val_macro_f1" in row:
         run.best_f1 = max(run.best_f1, row["val_macro_f1"])
     row["best"] = bool(is_best)
-    run.checkpoints.save(row["epoch"], run.state, {**run.meta, "metrics": row, "best_val_macro_f1": run.best_f1},
-                         is_best)
     run.history.append(row)
-    if run.primary:
-        with open(run.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
+    meta = {**run.meta, "metrics": row, "best_val_macro_f1": run.best_f1, "history": run.history}
+    run.checkpoints.save_last(row["epoch"], run.state, meta)  # the commit: everything after it is re-derivable
+    if is_best:
+        run.checkpoints.save_best(row["epoch"], run.state, meta)
+    append_metrics(run, row)
     line = f"epoch {row['epoch']:3d}/{run.config.train.epochs}  loss {row['train_loss']:.4f}  acc {row['train_accuracy']:.4f}"
     if "val_loss" in row:
         line += (f"  | val loss {row['val_loss']:.4f}  acc {row['val_accuracy']:.4f}  "
@@ -220,8 +261,28 @@ def commit_epoch(run: Run, row: dict) -> None:
     log(line + f"  | {row['windows_per_s']:.0f} win/s  {row['train_seconds']:.1f}s")
 
 
+def append_metrics(run: Run, row: dict) -> None:
+    """One line per committed epoch in metrics.jsonl (rewritten from the checkpoints on resume)."""
+    if run.primary:
+        with open(run.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def release(run: Run) -> None:
+    run.checkpoints.close()
+    if run.lock is not None:
+        run.lock.release()
+
+
 def finish(run: Run) -> dict:
     """Evaluate the best checkpoint (by validation macro-F1, exactly as saved) on the test part; plots."""
+    try:
+        return _finish(run)
+    finally:
+        release(run)
+
+
+def _finish(run: Run) -> dict:
     run.checkpoints.close()
     result: dict[str, Any] = {"run_dir": str(run.run_dir), "history": run.history, "state": run.state}
     test = run.parts.test
@@ -253,11 +314,17 @@ def fit(model: nn.Module, variables: dict, parts: Parts, standardizer: Standardi
     ``standardizer`` must be fitted on ``parts.train`` (it is stored with every checkpoint).
     """
     run = prepare(model, variables, parts, standardizer, config, run_dir, extra_meta, options)
-    for epoch in range(run.start_epoch + 1, config.train.epochs + 1):
-        row = train_epoch(run, epoch)
-        row.update(validate(run))
-        commit_epoch(run, row)
-        if run.options.stop_after_epoch is not None and epoch >= run.options.stop_after_epoch:
-            run.checkpoints.close()
-            return {"stopped_after_epoch": epoch, "run_dir": str(run.run_dir), "state": run.state}
+    stop = run.options.stop_after_epoch
+    last = config.train.epochs if stop is None else min(stop, config.train.epochs)
+    try:
+        for epoch in range(run.start_epoch + 1, last + 1):
+            row = train_epoch(run, epoch)
+            row.update(validate(run))
+            commit_epoch(run, row)
+    except BaseException:
+        release(run)
+        raise
+    if last < config.train.epochs:
+        release(run)
+        return {"stopped_after_epoch": max(last, run.start_epoch), "run_dir": str(run.run_dir), "state": run.state}
     return finish(run)

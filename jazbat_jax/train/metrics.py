@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+from sklearn import metrics as skm
+from tabulate import tabulate
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
@@ -20,20 +22,7 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
         raise ValueError(f"y_true {y_true.shape} and y_pred {y_pred.shape} differ in shape")
     if y_true.size and (min(y_true.min(), y_pred.min()) < 0 or max(y_true.max(), y_pred.max()) >= num_classes):
         raise ValueError(f"labels must lie in [0, {num_classes})")
-    return np.bincount(y_true * num_classes + y_pred, minlength=num_classes**2).reshape(num_classes, num_classes)
-
-
-def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.divide(a, b, out=np.zeros_like(a, dtype=np.float64), where=b > 0)
-
-
-def per_class_prf(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Precision, recall, F1 and support per class from a confusion matrix (0 where undefined, as sklearn's zero_division=0)."""
-    tp = np.diag(cm).astype(np.float64)
-    predicted, support = cm.sum(axis=0).astype(np.float64), cm.sum(axis=1).astype(np.float64)
-    precision, recall = _safe_div(tp, predicted), _safe_div(tp, support)
-    f1 = _safe_div(2 * precision * recall, precision + recall)
-    return precision, recall, f1, support.astype(np.int64)
+    return skm.confusion_matrix(y_true, y_pred, labels=np.arange(num_classes))
 
 
 def classification_report(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str]) -> dict:
@@ -44,10 +33,12 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, class_names: S
     """
     c = len(class_names)
     cm = confusion_matrix(y_true, y_pred, c)
-    p, r, f1, support = per_class_prf(cm)
+    labels = np.arange(c)
+    p, r, f1, support = skm.precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     n = int(cm.sum())
     w = support / max(n, 1)
-    row_pct = 100.0 * _safe_div(cm.astype(np.float64), cm.sum(axis=1, keepdims=True).astype(np.float64))
+    rows = cm.sum(axis=1, keepdims=True)
+    row_pct = 100.0 * np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
     return {
         "n": n,
         "accuracy": float(np.trace(cm) / max(n, 1)),
@@ -68,18 +59,16 @@ def algorithm1_batch_averaged(y_true: np.ndarray, y_pred: np.ndarray, batch_size
     computed on each batch of ``batch_size`` consecutive windows, then averaged over batches.
 
     Within a batch the macro average runs over the classes present in that batch's labels or
-    predictions (sklearn's default for ``average='macro'``), which is what makes it differ from
-    the whole-set numbers.
+    predictions (sklearn's default for ``average='macro'``, which the paper's code calls), which is
+    what makes it differ from the whole-set numbers.
     """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     acc, prec, rec, f1s = [], [], [], []
     for s in range(0, len(y_true), batch_size):  # loop over batches, not windows
         t, q = y_true[s:s + batch_size], y_pred[s:s + batch_size]
-        labels = np.union1d(t, q)
-        cm = confusion_matrix(np.searchsorted(labels, t), np.searchsorted(labels, q), len(labels))
-        p, r, f1, _ = per_class_prf(cm)
+        p, r, f1, _ = skm.precision_recall_fscore_support(t, q, average="macro", zero_division=0)
         acc.append(np.mean(t == q))
-        prec.append(p.mean()), rec.append(r.mean()), f1s.append(f1.mean())
+        prec.append(p), rec.append(r), f1s.append(f1)
     return {
         "label": "paper Algorithm 1: batch-averaged (batch-size dependent; for comparison only)",
         "batch_size": int(batch_size),
@@ -93,14 +82,11 @@ def algorithm1_batch_averaged(y_true: np.ndarray, y_pred: np.ndarray, batch_size
 
 def format_report(report: dict) -> str:
     """A compact text table: per-class P/R/F1/support, then accuracy, macro and weighted."""
-    names = report["class_names"]
-    width = max(12, max(len(n) for n in names) + 2)
-    lines = [f"{'class':<{width}} precision  recall      f1  support"]
-    for name in names:
-        m = report["per_class"][name]
-        lines.append(f"{name:<{width}} {m['precision']:9.4f} {m['recall']:7.4f} {m['f1']:7.4f} {m['support']:8d}")
-    lines.append(f"{'accuracy':<{width}} {'':9} {'':7} {report['accuracy']:7.4f} {report['n']:8d}")
+    rows = [[name, m["precision"], m["recall"], m["f1"], m["support"]]
+            for name, m in ((n, report["per_class"][n]) for n in report["class_names"])]
+    rows.append(["accuracy", None, None, report["accuracy"], report["n"]])
     for avg in ("macro", "weighted"):
         m = report[avg]
-        lines.append(f"{avg + ' avg':<{width}} {m['precision']:9.4f} {m['recall']:7.4f} {m['f1']:7.4f} {report['n']:8d}")
-    return "\n".join(lines)
+        rows.append([f"{avg} avg", m["precision"], m["recall"], m["f1"], report["n"]])
+    return tabulate(rows, headers=["class", "precision", "recall", "f1", "support"], floatfmt=".4f",
+                    missingval="", tablefmt="simple")

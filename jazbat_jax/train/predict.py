@@ -62,6 +62,9 @@ def read_recording(path: str | Path, spec: InputSpec) -> np.ndarray:
         a = a[:, None]
     if a.ndim != 2 or not len(a):
         raise ValueError(f"{path}: expected rows of samples, got an array of shape {a.shape}")
+    with np.errstate(over="ignore"):
+        if not np.isfinite(a.astype(np.float32)).all():  # 1e39 is finite in float64, infinite in float32
+            raise ValueError(f"{path}: contains NaN, infinite or out-of-range values (beyond float32)")
     if a.shape[1] in (3, 6) and a.shape[1] >= len(spec.raw_columns):
         spec.check_gravity(a[:, :3], str(path))
         x = spec.from_raw(a)
@@ -70,8 +73,6 @@ def read_recording(path: str | Path, spec: InputSpec) -> np.ndarray:
     else:
         raise ValueError(f"{path}: {a.shape[1]} column(s); the model ({spec.kind}) takes the raw columns "
                          f"{', '.join(spec.raw_columns)}" + (" or its one magnitude column" if spec.kind == "1d" else ""))
-    if not np.isfinite(x).all():  # after the float32 conversion: 1e39 becomes inf only there
-        raise ValueError(f"{path}: contains NaN, infinite or out-of-range values (beyond float32)")
     return x
 
 

@@ -36,7 +36,3 @@ def create_train_state(model: nn.Module, variables: dict, tx: optax.GradientTran
     )
     return state.replace(step=jnp.zeros((), jnp.int32))  # an array, so checkpoints store one dtype
 
-
-def state_variables(state: TrainState) -> dict:
-    """The model variables of a state, as ``model.apply`` expects them."""
-    return {"params": state.params, "batch_stats": state.batch_stats}

@@ -1,0 +1,162 @@
+"""A run folder never lies: SIGKILL at every phase of an epoch's commit and of the end of a run, then the
+same call again, must give exactly the uninterrupted result (parameters, best epoch, metrics rows,
+final evaluation). Also: one process per run folder, and the recovery that an error message advises."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from jazbat_jax.files import FolderBusyError, FolderLock
+from jazbat_jax.train.checkpoint import CheckpointError, load_checkpoint
+from tiny import fit_tiny, improving_config
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMING = {"windows_per_s", "train_seconds"}  # the only fields that differ between identical runs
+
+# Runs the tiny training in a subprocess that SIGKILLs itself at one named phase of one epoch.
+KILLER = textwrap.dedent("""
+    import os, signal, sys
+    sys.path.insert(0, {tests!r})
+    import orbax.checkpoint as ocp
+    import tiny
+    from jazbat_jax.train import checkpoint, loop, plots
+
+    phase, when, epoch = {phase!r}, {when!r}, {epoch!r}
+
+    def kill():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def wrap(owner, name, matches):
+        original = getattr(owner, name)
+        def wrapped(*a, **k):
+            hit = matches(*a, **k)
+            if hit and when == "before":
+                kill()
+            out = original(*a, **k)
+            if hit and when == "after":
+                kill()
+            return out
+        setattr(owner, name, wrapped)
+
+    if phase in ("save_last", "save_best") and when == "inside":
+        # after the arrays are written, while the JSON item of that epoch is being written
+        kind = phase.split("_")[1]
+        original = ocp.JsonCheckpointHandler.save
+        def save(self, directory, *a, **k):
+            if f"/{{kind}}/{{epoch}}.orbax-checkpoint-tmp" in str(directory):
+                kill()
+            return original(self, directory, *a, **k)
+        ocp.JsonCheckpointHandler.save = save
+        if hasattr(ocp.JsonCheckpointHandler, "async_save"):
+            original_async = ocp.JsonCheckpointHandler.async_save
+            async def async_save(self, directory, *a, **k):
+                if f"/{{kind}}/{{epoch}}.orbax-checkpoint-tmp" in str(directory):
+                    kill()
+                return await original_async(self, directory, *a, **k)
+            ocp.JsonCheckpointHandler.async_save = async_save
+    elif phase in ("save_last", "save_best"):
+        wrap(checkpoint.Checkpoints, phase, lambda self, e, *a, **k: e == epoch)
+    elif phase == "metrics":
+        wrap(loop, "append_metrics", lambda run, row: row["epoch"] == epoch)
+    elif phase == "final_eval":
+        wrap(loop, "write_json", lambda path, obj, *a, **k: path.name == "final_eval.json")
+    elif phase == "plots":
+        wrap(plots, "plot_curves", lambda *a, **k: True)
+    elif phase == "mid_epoch":  # the second batch of the epoch
+        make = loop.jit_train_step
+        def jit_train_step(*a, **k):
+            step, calls = make(*a, **k), [0]
+            def counted(state, batch, weights):
+                calls[0] += 1
+                if calls[0] == (epoch - 1) * 3 + 2:  # 40 windows, batch 16: 3 steps per epoch
+                    kill()
+                return step(state, batch, weights)
+            return counted
+        loop.jit_train_step = jit_train_step
+    tiny.fit_tiny({run!r}, tiny.improving_config(), plots=True)
+""")
+
+
+def _outputs(run: Path) -> dict:
+    rows = [{k: v for k, v in json.loads(line).items() if k not in TIMING}
+            for line in (run / "metrics.jsonl").read_text().splitlines()]
+    model, variables, meta = load_checkpoint(run)
+    return {"rows": rows, "best_epoch": meta["epoch"], "params": jax.device_get(variables["params"]),
+            "final": json.loads((run / "final_eval.json").read_text())}
+
+
+def _same(a: dict, b: dict) -> None:
+    assert a["rows"] == b["rows"]
+    assert a["best_epoch"] == b["best_epoch"]
+    assert a["final"] == b["final"]
+    for x, y in zip(jax.tree.leaves(a["params"]), jax.tree.leaves(b["params"])):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.fixture(scope="module")
+def compile_cache(tmp_path_factory):
+    """One persistent XLA cache for the killed subprocesses: each compiles the same steps."""
+    return {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("xla_cache")),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    run = tmp_path_factory.mktemp("uninterrupted")
+    fit_tiny(run, improving_config(), plots=True)
+    out = _outputs(run)
+    out["new_best"] = max(r["epoch"] for r in out["rows"] if r["best"])  # a save of a new best checkpoint
+    assert 1 < out["new_best"] < len(out["rows"])  # after an earlier best, before a later epoch
+    return out
+
+
+PHASES = [(p, w) for p in ("save_last", "save_best", "metrics") for w in ("before", "inside", "after")
+          if not (p == "metrics" and w == "inside")]
+PHASES += [("final_eval", "before"), ("final_eval", "after"), ("plots", "before"), ("plots", "after"),
+           ("mid_epoch", "during")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phase, when", PHASES, ids=[f"{p}-{w}" for p, w in PHASES])
+def test_kill_at_every_phase_resumes_to_the_uninterrupted_result(phase, when, uninterrupted, compile_cache, tmp_path):
+    epoch = uninterrupted["new_best"]
+    code = KILLER.format(tests=str(ROOT / "tests"), phase=phase, when=when, epoch=epoch, run=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env=compile_cache)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    fit_tiny(tmp_path, improving_config(), plots=True)  # the same call again
+    _same(_outputs(tmp_path), uninterrupted)
+    assert not list((tmp_path / "checkpoints").glob("*/*tmp*"))  # half-written saves are cleaned up
+
+
+def test_one_process_per_run_folder(tmp_path):
+    holder = FolderLock(tmp_path, "a test holding the folder")
+    with pytest.raises(FolderBusyError, match=r"is in use by process \d+ on .*a test holding the folder"):
+        fit_tiny(tmp_path)
+    assert not (tmp_path / "checkpoints").exists()  # nothing was touched
+    holder.release()
+    fit_tiny(tmp_path, stop_after_epoch=1)  # free again; and a finished call releases it
+    FolderLock(tmp_path).release()
+
+
+def test_the_advised_recovery_works_on_the_first_try(uninterrupted, tmp_path):
+    """A corrupted newest checkpoint is refused with advice to delete it; doing so resumes from the one
+    before and ends with the uninterrupted result (no StepAlreadyExistsError, no lost metrics row)."""
+    fit_tiny(tmp_path, improving_config(), plots=True)
+    newest = max((tmp_path / "checkpoints" / "last").iterdir(), key=lambda p: int(p.name))
+    for f in (newest / "variables").rglob("*"):
+        if f.is_file() and f.parent.name == "d":
+            f.write_bytes(bytes(255 - b for b in f.read_bytes()))
+    with pytest.raises(CheckpointError, match=f"Delete {newest}"):
+        fit_tiny(tmp_path, improving_config(), plots=True)
+    shutil.rmtree(newest)
+    fit_tiny(tmp_path, improving_config(), plots=True)
+    _same(_outputs(tmp_path), uninterrupted)

@@ -1,0 +1,76 @@
+"""`predict` turns a recording's raw columns into the model's input with the definition stored in the
+checkpoint: the same walk given as 3 acceleration columns and as the loader's windows gives the same
+probabilities, and a recording that contradicts the definition is refused with a reason."""
+import numpy as np
+import pytest
+
+from jazbat_jax.data.config import DataConfig, resolve_root
+from jazbat_jax.data.core import Standardizer
+from jazbat_jax.data.quiroz import EMOTIONS, _EMOTION_CODE, load_quiroz, read_quiroz
+from jazbat_jax.train import trainer
+from jazbat_jax.train.checkpoint import load_checkpoint
+from jazbat_jax.train.config import ModelConfig, RunConfig, TrainConfig
+from jazbat_jax.train.evaluate import predict_proba
+from jazbat_jax.train.loop import FitOptions
+from jazbat_jax.train.predict import input_spec_of, predict_recording, read_recording
+
+DATA = DataConfig(dataset="quiroz", root="bundled", window=64, step=32, max_windows=120)
+
+
+@pytest.fixture(scope="module")
+def quiroz_model(tmp_path_factory):
+    run = tmp_path_factory.mktemp("quiroz") / "run"
+    config = RunConfig(data=DATA, model=ModelConfig("jazbat_net", None), train=TrainConfig(epochs=1, batch_size=32))
+    trainer.finetune(config, run, options=FitOptions(progress=False, plots=False))
+    return load_checkpoint(run)
+
+
+@pytest.fixture(scope="module")
+def walk():
+    """One walk of the bundled sample: (participant, emotion index, its (n, 3) linear acceleration)."""
+    d = read_quiroz(resolve_root(DATA))
+    p, code = int(d["participant"][0]), int(d["emotion"][0])
+    rows = (d["participant"] == p) & (d["emotion"] == code) & (d["segment"] == d["segment"][0])
+    rows &= np.isfinite(d["lin_acc"]).all(1) & np.isfinite(d["rot"]).all(1)
+    emotion = {v: k for k, v in _EMOTION_CODE.items()}[code]
+    return p, EMOTIONS.index(emotion), d["lin_acc"][rows]
+
+
+def test_same_walk_as_raw_columns_and_as_loader_windows(quiroz_model, walk, tmp_path):
+    model, variables, meta = quiroz_model
+    p, label, acc = walk
+    csv = tmp_path / "walk.csv"
+    np.savetxt(csv, acc, delimiter=",", header="ax,ay,az", comments="", fmt="%.9g")
+    std = Standardizer.from_dict(meta["standardizer"])
+    spec = input_spec_of(meta)
+    assert (spec.kind, spec.gravity, spec.magnitude) == ("1d", "removed", "norm")
+    from_columns = predict_recording(model, variables, std, read_recording(csv, spec), list(meta["class_names"]), 32)
+
+    ws = load_quiroz(resolve_root(DATA), "1d", window=64, step=32, participants=[p])
+    mine = np.flatnonzero(ws.y == label)
+    assert len(mine) == len(from_columns["starts"]) > 3
+    np.testing.assert_array_equal(ws.start[mine], from_columns["starts"])
+    from_loader = predict_proba(model, variables, np.asarray(ws.x[mine]), std)
+    np.testing.assert_allclose(from_columns["prob"], from_loader, atol=2e-6)
+
+
+def test_recordings_that_contradict_the_model_are_refused(quiroz_model, walk, tmp_path):
+    _, _, meta = quiroz_model
+    spec = input_spec_of(meta)
+    _, _, acc = walk
+    with_gravity = tmp_path / "with_gravity.npy"
+    np.save(with_gravity, acc + [0.0, 0.0, 9.81])  # a raw accelerometer: this model reads linear acceleration
+    with pytest.raises(ValueError, match="with_gravity.npy: mean .a. is .* includes gravity"):
+        read_recording(with_gravity, spec)
+    huge = tmp_path / "huge.npy"
+    np.save(huge, np.full((100, 3), 1e39))  # finite as float64, infinite as float32
+    with pytest.raises(ValueError, match="huge.npy: contains NaN, infinite or out-of-range values .beyond float32"):
+        read_recording(huge, spec)
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ValueError, match="binary.csv: not a text file"):
+        read_recording(binary, spec)
+    two = tmp_path / "two.csv"
+    np.savetxt(two, acc[:, :2], delimiter=",")
+    with pytest.raises(ValueError, match="two.csv: 2 column.* raw columns ax, ay, az"):
+        read_recording(two, spec)
