@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from conversion.common import ExportSource, RealWindows, fresh_source
+from conversion.source import ExportSource, RealWindows, fresh_source
 
 INPUT_KIND = {1: "1d", 3: "3d", 6: "6d"}
 
@@ -147,7 +147,7 @@ def run_export(args) -> int:
 def run_profile(args) -> int:
     from conversion import profile
 
-    from conversion.common import perturbed
+    from conversion.source import perturbed
 
     specs = []
     for m in args.models:

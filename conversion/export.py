@@ -15,7 +15,7 @@ import numpy as np
 
 from conversion import manifest as manifest_mod
 from conversion import onnx_native, parity, tf2onnx_path, tflite
-from conversion.common import ExportSource, write_atomically
+from conversion.source import ExportSource, write_atomically
 
 # 'all' is everything practical; onnx-tf2onnx (1.2 MB, ~80 s to convert, 40x slower) only on request.
 FORMATS = ("tflite", "tflite-int8", "onnx", "saved_model", "onnx-tf2onnx")

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from conversion.common import ExportSource
+from conversion.source import ExportSource
 from jazbat_jax.model import JazbatNet, SotaSurrogate
 
 OPSET = 20  # Gelu (approximate='tanh') needs 20; everything else would work from 18

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from conversion.common import ExportSource, RealWindows
+from conversion.source import ExportSource, RealWindows
 
 FP32_ATOL = 1e-5
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from conversion import onnx_native, runtime, tflite
-from conversion.common import ExportSource
+from conversion.source import ExportSource
 from jazbat_jax.machine import machine_info
 
 KIND = {1: "1d", 3: "3d", 6: "6d"}

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from conversion.common import ExportSource
+from conversion.source import ExportSource
 from jazbat_jax.model import BiGRU, keras_gru_step
 
 QUANTIZATIONS = ("fp32", "dynamic_int8", "int8")

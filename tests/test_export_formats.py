@@ -15,7 +15,7 @@ pytest.importorskip("ai_edge_litert")
 
 from conversion import export as export_mod  # noqa: E402
 from conversion import manifest, onnx_native, parity, tflite  # noqa: E402
-from conversion.common import fresh_source, perturbed  # noqa: E402
+from conversion.source import fresh_source, perturbed  # noqa: E402
 
 TFLITE_FP32_MAX_BYTES = 160 * 1024  # the paper's file: 158 KB
 ONNX_MAX_BYTES = 130 * 1024
@@ -161,7 +161,7 @@ def test_formats_are_validated():
 
 def _short_window_source(window: int, seed: int):
     """Jazbat-Net on shorter windows: the fully unrolled paths (tf2onnx, full INT8) convert in seconds."""
-    from conversion.common import ExportSource
+    from conversion.source import ExportSource
     from jazbat_jax.model import init_variables, jazbat_net
 
     model = jazbat_net("1d", window=window)

@@ -1,4 +1,4 @@
-"""What every exporter shares: the thing being exported and the function it must reproduce.
+"""What every exporter works from: the model being exported (``ExportSource``), labelled real windows (``RealWindows``), fresh and perturbed sources, and atomic file writes.
 
 An ``ExportSource`` is (model, variables, class names, standardizer). It comes from a freshly
 initialised model or from a training checkpoint; exporters never look further than this.
