@@ -35,8 +35,8 @@ def load_source(path: str | Path, prefer: str = "best") -> ExportSource:
 
 
 def checkpoint_test_windows(source: ExportSource, meta: dict) -> RealWindows | None:
-    """The checkpoint's held-out test split (its stored data configuration, rebuilt), standardised;
-    None when the data cannot be found here (the gates then use the bundled sample)."""
+    """The checkpoint's held-out test split (its stored data configuration, rebuilt), in raw sensor
+    values; None when the data cannot be found here (the gates then use the bundled sample)."""
     import numpy as np
 
     if "data" not in meta:
@@ -52,7 +52,6 @@ def checkpoint_test_windows(source: ExportSource, meta: dict) -> RealWindows | N
     if tuple(ws.class_names) != source.class_names or len(split.test) == 0:
         return None
     x = np.asarray(ws.x[split.test], np.float32)
-    x = source.standardizer(x) if source.standardizer is not None else x
     return RealWindows(x, np.asarray(ws.y[split.test]), tuple(ws.class_names),
                        f"checkpoint test split: {meta['data'].get('dataset')} ({split.protocol}), {len(x)} windows")
 
@@ -96,6 +95,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--batch-size", type=int, default=1, help="fixed batch of the TFLite / SavedModel files")
     p.add_argument("--gru-unroll", type=int, default=None, help="export-time unroll of the GRU scan (TFLite)")
+    p.add_argument("--bare-model", action="store_true",
+                   help="leave the standardizer out of the files: they take standardised windows, not raw "
+                   "sensor values (the default folds (x - mean) / std into every file)")
     p.set_defaults(func=run_export)
 
     q = subparsers.add_parser(
@@ -125,11 +127,13 @@ def run_export(args) -> int:
     formats = args.formats or ["all"]
     unroll = args.gru_unroll or tflite.DEFAULT_TFLITE_UNROLL
     try:
-        manifest = export(source, args.out, formats, batch_size=args.batch_size, gru_unroll=unroll)
+        manifest = export(source, args.out, formats, batch_size=args.batch_size, gru_unroll=unroll,
+                          fold_standardizer=not args.bare_model)
     except ParityError as e:
         print(f"jazbat export: {e}\nNothing was written to {args.out}.", file=sys.stderr)
         return 2
-    print(f"exported {source.name} ({source.origin}) to {args.out}:")
+    print(f"exported {source.name} ({source.origin}) to {args.out}; the files take "
+          f"{manifest['model']['input']['values']}:")
     for a in manifest["artifacts"]:
         worst = max(r["max_abs_error"] for r in a["parity"])
         agree = min(r["argmax_agreement"] for r in a["parity"])
