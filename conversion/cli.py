@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -102,9 +103,9 @@ def register(subparsers) -> None:
 
     q = subparsers.add_parser(
         "profile",
-        help="complexity, artifact sizes and latency of Jazbat-Net (1D/3D/6D) and the S-754 surrogate",
+        help="complexity, artifact sizes, activation memory and latency of Jazbat-Net (1D/3D/6D) and the S-754 surrogate",
         description="Side-by-side report: parameters, MACs (paper convention), XLA flops and memory, artifact "
-        "sizes, and latency (5 warm-up + 100 timed runs; JAX jit, TFLite XNNPACK 1 thread, ONNX Runtime 1 "
+        "sizes, activation memory per runtime, per-operator time (--ops), and latency (5 warm-up + 100 timed runs; JAX jit, TFLite XNNPACK 1 thread, ONNX Runtime 1 "
         "thread) at batch 1 and a larger batch, next to the paper's published figures.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -114,6 +115,8 @@ def register(subparsers) -> None:
     q.add_argument("--runs", type=int, default=100, help="timed runs (after 5 warm-up runs)")
     q.add_argument("--warmup", type=int, default=5)
     q.add_argument("--runtimes", nargs="+", default=["jax", "tflite", "onnx"], choices=["jax", "tflite", "onnx"])
+    q.add_argument("--ops", action="store_true",
+                   help="also profile the batch-1 ONNX file per operator and per layer (ONNX Runtime profiler)")
     q.add_argument("--out", type=Path, default=Path("runs/profile"), help="folder for profile.{md,json,png}")
     q.set_defaults(func=run_profile)
 
@@ -150,7 +153,6 @@ def run_export(args) -> int:
 
 def run_profile(args) -> int:
     from conversion import profile
-
     from conversion.source import perturbed
 
     specs = []
@@ -162,7 +164,8 @@ def run_profile(args) -> int:
             # A fresh init has zero biases and identity BatchNorm, which the TFLite converter folds
             # away; perturbed weights give the artifact sizes a trained model will have.
             specs.append(perturbed(fresh_source(arch, kind or "1d")))
-    report = profile.build(specs, batches=args.batch, runs=args.runs, warmup=args.warmup, runtimes=args.runtimes)
+    report = profile.build(specs, batches=args.batch, runs=args.runs, warmup=args.warmup, runtimes=args.runtimes,
+                           ops=args.ops, command="jazbat " + shlex.join(sys.argv[1:]))
     paths = profile.write(report, args.out)
     print(profile.render_markdown(report))
     print("wrote " + ", ".join(str(p) for p in paths))
