@@ -103,10 +103,12 @@ def register(subparsers) -> None:
 
     q = subparsers.add_parser(
         "profile",
-        help="complexity, artifact sizes, activation memory and latency of Jazbat-Net (1D/3D/6D) and the S-754 surrogate",
+        help="complexity, artifact sizes, activation memory and latency of Jazbat-Net (1D/3D/6D) and the "
+        "S-754 surrogate",
         description="Side-by-side report: parameters, MACs (paper convention), XLA flops and memory, artifact "
-        "sizes, activation memory per runtime, per-operator time (--ops), and latency (5 warm-up + 100 timed runs; JAX jit, TFLite XNNPACK 1 thread, ONNX Runtime 1 "
-        "thread) at batch 1 and a larger batch, next to the paper's published figures.",
+        "sizes, activation memory per runtime, per-operator time (--ops), and latency (5 warm-up + 100 timed "
+        "runs; JAX jit, TFLite XNNPACK 1 thread, ONNX Runtime 1 thread) at batch 1 and a larger batch, next to "
+        "the paper's published figures.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     q.add_argument("--models", nargs="+", default=["jazbat_net:1d", "jazbat_net:3d", "jazbat_net:6d", "sota_surrogate:1d"],

@@ -3,8 +3,9 @@
 FP32 artifacts: probabilities within ``FP32_ATOL`` (absolute) of the jitted JAX model and the same
 predicted class on every window, on random windows and on real windows (the bundled sample) when
 they are available. Both are fed as the artifact takes them: raw sensor values when the
-standardizer is folded into the artifact, standardised windows for a bare model. Quantised artifacts cannot meet that; they report agreement (share of windows
-with the same predicted class), the largest probability error and, with labels, accuracy.
+standardizer is folded into the artifact, standardised windows for a bare model. Quantised
+artifacts cannot meet that; they report agreement (share of windows with the same predicted
+class), the largest probability error and, with labels, accuracy.
 """
 from __future__ import annotations
 

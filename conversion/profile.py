@@ -156,7 +156,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = [f"Machine: {m['host_cpu']}, {m['cpu_count']} cores ({m['system']}); created {report['created_utc']}"
              + (f"; load average (1/5/15 min) {load} at the start, {report.get('load_average_end')} at the end "
                 "(a shared machine)" if load else "") + ".",
-             f"Command: `{report['command']}`." if report.get("command") else "",
+             *([f"Command: `{report['command']}`."] if report.get("command") else []),
              f"Protocol: {report['protocol']}.", ""]
     rows = []
     for r in report["models"]:
@@ -213,9 +213,11 @@ def render_markdown(report: dict[str, Any]) -> str:
               "those of F = 2 / F = 5, a paper error (shared/spec/architecture.md §1.3). Surrogate: matched to [9]'s "
               "published complexity (+0.1% params, +0.8% MACs), not identical, since [9]'s layers are not public.",
               "sota_surrogate_* is S-754, a complexity-matched surrogate of the previous SOTA [9]; its 'paper' "
-              "columns are [9]'s published figures. Paper latencies were measured on a phone, ours on this machine. "
-              "Exported files fold the standardizer in (they take raw sensor values); parameters and MACs count the "
-              "network only."]
+              "columns are [9]'s published figures. Paper latencies were measured on a phone, ours on this machine."]
+    inputs = {r["input_values"] for r in report["models"] if "input_values" in r}
+    if inputs:  # reports written before the standardizer was folded in do not say
+        lines[-1] += (f" The profiled files take {', '.join(sorted(inputs))}; parameters and MACs count the network "
+                      "only.")
     return "\n".join(lines)
 
 
@@ -230,8 +232,10 @@ def _render_ops(report: dict[str, Any]) -> list[str]:
         e2e = prof["end_to_end_median_us"]
         lines += ["", f"**{display_name(r['name'])}**, ONNX Runtime (batch 1, {prof['threads']}): time per layer, "
                   f"median over {prof['runs']} profiled runs. The operators sum to {total:,.0f} µs, "
-                  f"{total / e2e:.0%} of the profiled end-to-end run ({e2e:,.0f} µs; the rest is the session's own "
-                  f"work between kernels). Profiling adds overhead: the unprofiled median is in the latency table.", ""]
+                  f"{total / e2e:.0%} of the median profiled run ({e2e:,.0f} µs). The rest is the session's work between "
+                  "kernels and, on a busy machine, time spent waiting for a core: a sum of per-operator medians "
+                  "leaves out interruptions that a long run's median contains. Unprofiled times are in the latency "
+                  "table.", ""]
         layer_ops: dict[str, list[str]] = {}
         for n in prof["nodes"]:
             layer_ops.setdefault(n["layer"], [])
@@ -265,6 +269,9 @@ def plot(report: dict[str, Any], path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    plain = FuncFormatter(lambda v, _: f"{v:g}")  # 0.4, 2, 1000 instead of 4×10⁻¹
 
     models = [r.get("display_name") or display_name(r["name"]) for r in report["models"]]
     with_ops = [r for r in report["models"] if (r.get("ops") or {}).get("onnxruntime")]
@@ -281,6 +288,9 @@ def plot(report: dict[str, Any], path: Path) -> Path:
     ax1.set_xticks([j + 0.4 - width / 2 for j in range(len(models))], models, rotation=15, ha="right")
     ax1.set_ylabel("median latency, batch 1 (ms)")
     ax1.set_yscale("log")
+    ax1.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))  # 0.2, 0.5, 1, 2, 5, 10 ms
+    ax1.yaxis.set_major_formatter(plain)
+    ax1.yaxis.set_minor_formatter(NullFormatter())
     ax1.set_title("Latency (batch 1)", fontsize=10)
     ax1.legend(fontsize=8, loc="upper left")
     kinds = [("tflite_fp32", "tflite"), ("tflite_dynamic_int8", "tflite_dynamic_int8"), ("onnx", "onnx")]
@@ -292,6 +302,7 @@ def plot(report: dict[str, Any], path: Path) -> Path:
     ax2.set_xticks([j + 0.4 - width / 2 for j in range(len(models))], models, rotation=15, ha="right")
     ax2.set_ylabel("artifact size (KB)")
     ax2.set_yscale("log")
+    ax2.yaxis.set_major_formatter(plain)
     ax2.set_title("File size", fontsize=10)
     ax2.legend(fontsize=8, loc="upper left")
     if with_ops:
