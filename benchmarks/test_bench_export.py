@@ -23,7 +23,7 @@ pytest.importorskip("ai_edge_litert")
 from keras_twin import build_keras_twin, copy_flax_weights, twin_to_tflite  # noqa: E402
 
 from conversion import onnx_native, parity, runtime, tflite  # noqa: E402
-from conversion.common import fresh_source, perturbed  # noqa: E402
+from conversion.source import fresh_source, perturbed  # noqa: E402
 
 pytestmark = pytest.mark.bench
 

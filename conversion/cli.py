@@ -2,16 +2,23 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
-from conversion.common import ExportSource, RealWindows, fresh_source
+from typing import TYPE_CHECKING
+
+from jazbat_jax.cliargs import HelpFormatter, non_negative_int, positive_int
+
+if TYPE_CHECKING:  # importing conversion.source loads JAX: only when a command runs
+    from conversion.source import ExportSource, RealWindows
 
 INPUT_KIND = {1: "1d", 3: "3d", 6: "6d"}
 
 
 def load_source(path: str | Path, kind: str = "best") -> ExportSource:
     """An ``ExportSource`` from a training checkpoint (run folder, checkpoints/ folder or epoch folder)."""
+    from conversion.source import ExportSource
     from jazbat_jax.data.core import Standardizer
     from jazbat_jax.model import ARCHITECTURE_OF_CLASS
     from jazbat_jax.train.checkpoint import load_checkpoint
@@ -25,16 +32,19 @@ def load_source(path: str | Path, kind: str = "best") -> ExportSource:
         standardizer=Standardizer.from_dict(meta["standardizer"]),
         name=f"{architecture}_{INPUT_KIND.get(int(model.input_dim), f'{model.input_dim}ch')}",
         origin=f"{meta['checkpoint']} (epoch {meta['epoch']})",
+        input_spec=meta.get("input"),
     )
     source.test_windows = checkpoint_test_windows(source, meta)
     return source
 
 
 def checkpoint_test_windows(source: ExportSource, meta: dict) -> RealWindows | None:
-    """The checkpoint's held-out test split (its stored data configuration, rebuilt), standardised;
-    None, with a note, when the data cannot be found on this machine (the gates then use the bundled sample)."""
+    """The checkpoint's held-out test split (its stored data configuration, rebuilt), in raw sensor
+    values; None, with a note, when the data cannot be found on this machine (the gates then use the
+    bundled sample)."""
     import numpy as np
 
+    from conversion.source import RealWindows
     from jazbat_jax.data.config import load_split
     from jazbat_jax.train.config import RunConfig
 
@@ -48,7 +58,6 @@ def checkpoint_test_windows(source: ExportSource, meta: dict) -> RealWindows | N
     if tuple(ws.class_names) != source.class_names or len(split.test) == 0:
         return None
     x = np.asarray(ws.x[split.test], np.float32)
-    x = source.standardizer(x) if source.standardizer is not None else x
     return RealWindows(x, np.asarray(ws.y[split.test]), tuple(ws.class_names),
                        f"checkpoint test split: {data.dataset} ({split.protocol}), {len(x)} windows")
 
@@ -58,6 +67,8 @@ def _source_from_args(args) -> ExportSource:
         raise ValueError("give either a CHECKPOINT path or --fresh (not both)")
     if args.checkpoint is not None:
         return load_source(args.checkpoint, args.prefer)
+    from conversion.source import fresh_source
+
     return fresh_source(args.arch, args.input, args.classes, args.reduce_filters, args.seed)
 
 
@@ -69,14 +80,15 @@ def _add_source_arguments(p: argparse.ArgumentParser) -> None:
     fresh = p.add_argument_group("fresh model (with --fresh)")
     fresh.add_argument("--arch", default="jazbat_net", choices=["jazbat_net", "sota_surrogate"],
                        help="sota_surrogate is S-754, a complexity-matched surrogate of [9], not [9]")
-    fresh.add_argument("--input", default="1d", choices=["1d", "3d", "6d"])
-    fresh.add_argument("-C", "--classes", type=int, default=6)
-    fresh.add_argument("-K", "--reduce-filters", type=int, default=None, help="default: = classes")
-    fresh.add_argument("--seed", type=int, default=0)
+    fresh.add_argument("--input", default="1d", choices=["1d", "3d", "6d"], help="input channels: |a|, a_xyz, a_xyz+ω_xyz")
+    fresh.add_argument("-C", "--classes", type=positive_int, default=6, help="number of classes")
+    fresh.add_argument("-K", "--reduce-filters", type=positive_int, default=None,
+                       help="Jazbat-Net's reduction width (default: the number of classes)")
+    fresh.add_argument("--seed", type=non_negative_int, default=0, help="initialisation seed")
 
 
 def register(subparsers) -> None:
-    from conversion.export import FORMATS
+    from conversion import FORMATS
 
     p = subparsers.add_parser(
         "export",
@@ -84,31 +96,40 @@ def register(subparsers) -> None:
         description="Convert a checkpoint (or a fresh model) and check every artifact against the JAX model "
         "before keeping it: FP32 probabilities within 1e-5 and identical predicted classes on random and real "
         "windows; quantised TFLite files report agreement instead. Writes manifest.json last.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     _add_source_arguments(p)
     p.add_argument("--format", action="append", choices=FORMATS + ("all",), dest="formats",
                    help="repeatable; default 'all' = tflite, tflite-int8, onnx, saved_model "
                    "(onnx-tf2onnx, the slow generic ONNX path, only on request)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--batch-size", type=int, default=1, help="fixed batch of the TFLite / SavedModel files")
-    p.add_argument("--gru-unroll", type=int, default=None, help="export-time unroll of the GRU scan (TFLite)")
+    p.add_argument("--batch-size", type=positive_int, default=1, help="fixed batch of the TFLite / SavedModel files")
+    p.add_argument("--gru-unroll", type=positive_int, default=None,
+                   help="export-time unroll of the GRU scan (TFLite; default: the measured best)")
+    p.add_argument("--bare-model", action="store_true",
+                   help="leave the standardizer out of the files: they take standardised windows, not raw "
+                   "sensor values (the default folds (x - mean) / std into every file)")
     p.set_defaults(func=run_export)
 
     q = subparsers.add_parser(
         "profile",
-        help="complexity, artifact sizes and latency of Jazbat-Net (1D/3D/6D) and the S-754 surrogate",
+        help="complexity, artifact sizes, activation memory and latency of Jazbat-Net (1D/3D/6D) and the "
+        "S-754 surrogate",
         description="Side-by-side report: parameters, MACs (paper convention), XLA flops and memory, artifact "
-        "sizes, and latency (5 warm-up + 100 timed runs; JAX jit, TFLite XNNPACK 1 thread, ONNX Runtime 1 "
-        "thread) at batch 1 and a larger batch, next to the paper's published figures.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "sizes, activation memory per runtime, per-operator time (--ops), and latency (5 warm-up + 100 timed "
+        "runs; JAX jit, TFLite XNNPACK 1 thread, ONNX Runtime 1 thread) at batch 1 and a larger batch, next to "
+        "the paper's published figures.",
+        formatter_class=HelpFormatter,
     )
     q.add_argument("--models", nargs="+", default=["jazbat_net:1d", "jazbat_net:3d", "jazbat_net:6d", "sota_surrogate:1d"],
                    help="ARCH:INPUT pairs, or checkpoint paths")
-    q.add_argument("--batch", type=int, nargs="+", default=[1, 32], help="batch sizes to time")
-    q.add_argument("--runs", type=int, default=100, help="timed runs (after 5 warm-up runs)")
-    q.add_argument("--warmup", type=int, default=5)
-    q.add_argument("--runtimes", nargs="+", default=["jax", "tflite", "onnx"], choices=["jax", "tflite", "onnx"])
+    q.add_argument("--batch", type=positive_int, nargs="+", default=[1, 32], help="batch sizes to time")
+    q.add_argument("--runs", type=positive_int, default=100, help="timed runs (after the warm-up runs)")
+    q.add_argument("--warmup", type=non_negative_int, default=5, help="untimed warm-up runs")
+    q.add_argument("--runtimes", nargs="+", default=["jax", "tflite", "onnx"], choices=["jax", "tflite", "onnx"],
+                   help="runtimes to time")
+    q.add_argument("--ops", action="store_true",
+                   help="also profile the batch-1 ONNX file per operator and per layer (ONNX Runtime profiler)")
     q.add_argument("--out", type=Path, default=Path("runs/profile"), help="folder for profile.{md,json,png}")
     q.set_defaults(func=run_profile)
 
@@ -122,10 +143,12 @@ def run_export(args) -> int:
     formats = args.formats or ["all"]
     unroll = args.gru_unroll or tflite.DEFAULT_TFLITE_UNROLL
     try:
-        manifest = export(source, args.out, formats, batch_size=args.batch_size, gru_unroll=unroll)
+        manifest = export(source, args.out, formats, batch_size=args.batch_size, gru_unroll=unroll,
+                          fold_standardizer=not args.bare_model)
     except ParityError as e:
         raise ParityError(f"{e} Nothing was written to {args.out}.") from None
-    print(f"exported {source.name} ({source.origin}) to {args.out}:")
+    print(f"exported {source.name} ({source.origin}) to {args.out}; the files take "
+          f"{manifest['model']['input']['values']}:")
     for a in manifest["artifacts"]:
         worst = max(r["max_abs_error"] for r in a["parity"])
         agree = min(r["argmax_agreement"] for r in a["parity"])
@@ -142,8 +165,7 @@ def run_export(args) -> int:
 
 def run_profile(args) -> int:
     from conversion import profile
-
-    from conversion.common import perturbed
+    from conversion.source import fresh_source, perturbed
 
     specs = []
     for m in args.models:
@@ -154,7 +176,8 @@ def run_profile(args) -> int:
             # A fresh init has zero biases and identity BatchNorm, which the TFLite converter folds
             # away; perturbed weights give the artifact sizes a trained model will have.
             specs.append(perturbed(fresh_source(arch, kind or "1d")))
-    report = profile.build(specs, batches=args.batch, runs=args.runs, warmup=args.warmup, runtimes=args.runtimes)
+    report = profile.build(specs, batches=args.batch, runs=args.runs, warmup=args.warmup, runtimes=args.runtimes,
+                           ops=args.ops, command="jazbat " + shlex.join(sys.argv[1:]))
     paths = profile.write(report, args.out)
     print(profile.render_markdown(report))
     print("wrote " + ", ".join(str(p) for p in paths))

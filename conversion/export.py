@@ -6,6 +6,7 @@ any failure the staging folder is removed, so a failed export leaves nothing tha
 """
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 from pathlib import Path
@@ -13,13 +14,13 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from conversion import ALL_FORMATS, FORMATS  # noqa: F401  (FORMATS re-exported)
 from conversion import manifest as manifest_mod
 from conversion import onnx_native, parity, tf2onnx_path, tflite
-from conversion.common import ExportSource, write_atomically
+from conversion.source import ExportSource
+from jazbat_jax.files import write_atomically
 
-# 'all' is everything practical; onnx-tf2onnx (1.2 MB, ~80 s to convert, 40x slower) only on request.
-FORMATS = ("tflite", "tflite-int8", "onnx", "saved_model", "onnx-tf2onnx")
-ALL_FORMATS = ("tflite", "tflite-int8", "onnx", "saved_model")
+# 'all' is everything practical; onnx-tf2onnx (the slow generic path) only on request.
 
 
 def expand_formats(formats: Iterable[str] | str) -> tuple[str, ...]:
@@ -35,10 +36,11 @@ def expand_formats(formats: Iterable[str] | str) -> tuple[str, ...]:
 
 
 def representative_windows(source: ExportSource, n: int = 128) -> tuple[np.ndarray, str]:
-    """Calibration windows for full INT8: the bundled real sample, else (said so) random windows."""
+    """Calibration windows for full INT8, as the artifact takes them: the bundled real sample, else
+    (said so) random windows."""
     real = parity.real_windows(source, n)
     if real is not None:
-        return real.x, real.origin
+        return source.artifact_input(real.raw), real.origin
     return parity.random_windows(source, n, seed=1), "random normal windows (no real sample available)"
 
 
@@ -50,21 +52,26 @@ def export(
     gru_unroll: int = tflite.DEFAULT_TFLITE_UNROLL,
     parity_windows: int = 64,
     real: parity.RealWindows | None | bool = True,
+    fold_standardizer: bool = True,
 ) -> dict[str, Any]:
     """Write the artifacts of ``formats`` and ``manifest.json`` into ``out_dir``; return the manifest.
 
     batch_size: the fixed batch of the TFLite / SavedModel files (the ONNX graph takes any batch).
     real: real windows for the gates (True = the checkpoint's test split when the source has one, else
     ``parity_windows`` windows of the bundled sample).
+    fold_standardizer: True (default): the artifacts standardise their input and take raw sensor
+    values; False: the bare model, which takes standardised windows.
     Raises ``parity.ParityError`` if an FP32 artifact disagrees with the JAX model.
     """
+    source = dataclasses.replace(source, fold_standardizer=fold_standardizer)
     formats = expand_formats(formats)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if real is True:  # a checkpoint's test split, else the bundled sample
         real = source.test_windows or parity.real_windows(source, parity_windows)
     stem = source.name
-    signature = {"name": "x", "shape": list(source.input_shape(batch_size)), "dtype": "float32"}
+    signature = {"name": "x", "shape": list(source.input_shape(batch_size)), "dtype": "float32",
+                 "values": source.input_values}
     staging = Path(tempfile.mkdtemp(prefix=".export-staging-", dir=out_dir))
     entries: list[tuple[Path, dict[str, Any]]] = []
     try:
@@ -121,6 +128,7 @@ def export(
             tflite.to_saved_model(source, str(path), batch_size, gru_unroll)
             entries.append((path, {
                 "format": "saved_model", "signature": "serving_default", "output_key": "probabilities",
+                "sidecar": f"assets.extra/{tflite.SIDECAR_FILE}",
                 "input_signature": signature, "gru_unroll": gru_unroll,
                 "note": "one XlaCallModule op (jax2tf); needs TensorFlow to run",
                 "parity_gate": f"fp32: max |dp| <= {parity.FP32_ATOL:g} and identical argmax",

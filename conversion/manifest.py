@@ -12,7 +12,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from conversion.common import ExportSource, write_atomically
+from conversion.source import ExportSource
+from jazbat_jax.files import write_atomically
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1

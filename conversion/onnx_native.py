@@ -9,6 +9,9 @@ reverse direction's outputs are time-aligned like Keras ``Bidirectional``. Convo
 NCW layout, so the only layout changes are around the GRUs.
 
 The graph has a dynamic batch axis: input ``x`` (batch, T, F) float32 → ``probabilities`` (batch, C).
+With the standardizer folded (the default) the graph starts with ``(x - mean) / std`` and ``x`` is
+raw sensor values. Node names are ``<layer>/<Op>_<n>`` (``bigru``, ``module_2``, ``reduce``, ``head``
+...), so a profile of the graph maps back to the model's layers.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from conversion.common import ExportSource
+from conversion.source import ExportSource
 from jazbat_jax.model import JazbatNet, SotaSurrogate
 
 OPSET = 20  # Gelu (approximate='tanh') needs 20; everything else would work from 18
@@ -32,6 +35,7 @@ class _Graph:
 
         self.onnx = onnx
         self.nodes, self.initializers, self._count = [], [], 0
+        self.scope = "model"  # the model layer the next nodes belong to (prefix of their names)
 
     def name(self, hint: str) -> str:
         self._count += 1
@@ -44,7 +48,8 @@ class _Graph:
 
     def op(self, op_type: str, inputs: list[str], hint: str | None = None, outputs: int = 1, **attrs) -> str | list[str]:
         names = [self.name(hint or op_type.lower()) for _ in range(outputs)]
-        self.nodes.append(self.onnx.helper.make_node(op_type, inputs, names, name=self.name(op_type), **attrs))
+        node_name = f"{self.scope}/{self.name(op_type)}"
+        self.nodes.append(self.onnx.helper.make_node(op_type, inputs, names, name=node_name, **attrs))
         return names[0] if outputs == 1 else names
 
     # -- layers, all on NCW tensors unless stated --------------------------------------------
@@ -91,12 +96,15 @@ class _Graph:
 
 def _jazbat_graph(g: _Graph, model: JazbatNet, params: dict, stats: dict, x: str) -> str:
     window = model.window
+    g.scope = "bigru"
     h = g.op("Transpose", [x], "x_tbf", perm=[1, 0, 2])  # (T, B, F)
     y = g.bigru(h, params["bigru"], "bigru")  # (T, 2, B, h)
     y = g.op("Transpose", [y], "bigru_bdht", perm=[2, 1, 3, 0])  # (B, 2, h, T): channel = dir * h + unit
     h = g.op("Reshape", [y, g.const([0, -1, window], "shape", np.int64)], "bigru_ncw")
+    g.scope = "batchnorm"
     h = g.batchnorm(h, params["batchnorm"], stats["batchnorm"], "batchnorm")
     for i in range(1, model.num_modules + 1):
+        g.scope = f"module_{i}"
         p = params[f"module_{i}"]
         merged = None
         for j, k in enumerate(model.kernel_sizes, start=1):
@@ -106,16 +114,20 @@ def _jazbat_graph(g: _Graph, model: JazbatNet, params: dict, stats: dict, x: str
         aggregated = g.conv(merged, p["aggregate"], f"m{i}_aggregate")
         projected = g.conv(h, p["project"], f"m{i}_project")
         h = g.activation(g.op("Add", [aggregated, projected]), model.residual_activation)
+    g.scope = "reduce"
     h = g.activation(g.conv(h, params["reduce"], "reduce"), model.reduce_activation)
     z = g.op("ReduceMean", [h, g.const([2], "axes", np.int64)], "gap", keepdims=0)  # (B, K)
+    g.scope = "head"
     return _dense(g, z, params["head"], "head")
 
 
 def _surrogate_graph(g: _Graph, model: SotaSurrogate, params: dict, stats: dict, x: str) -> str:
+    g.scope = "block_1"
     x_ncw = g.op("Transpose", [x], "x_ncw", perm=[0, 2, 1])  # (B, F, T)
     h = x_ncw
     for i in range(1, model.num_blocks + 1):
         p, name = params[f"block_{i}"], f"block_{i}"
+        g.scope = name
         a = g.op("Relu", [g.conv(h, p["a_1x1"], f"{name}_a_1x1")])
         b = g.op("Relu", [g.conv(h, p["b_1x1"], f"{name}_b_1x1")])
         b = g.op("Relu", [g.conv(b, p["b_1x3"], f"{name}_b_1x3")])
@@ -125,15 +137,20 @@ def _surrogate_graph(g: _Graph, model: SotaSurrogate, params: dict, stats: dict,
         shortcut = g.conv(h, p["proj_1x1"], f"{name}_proj_1x1") if "proj_1x1" in p else h
         h = g.op("Relu", [g.op("Add", [up, shortcut])])
         h = g.batchnorm(h, p["batchnorm"], stats[f"block_{i}"]["batchnorm"], f"{name}_bn")
+    g.scope = "raw_dense_1x1"
     raw = g.op("Relu", [g.conv(x_ncw, params["raw_dense_1x1"], "raw_dense_1x1")])
     h = g.op("Concat", [h, raw], axis=1)  # (B, C, T)
     h = g.op("Transpose", [h], "tbc", perm=[2, 0, 1])  # (T, B, C)
     for i in range(1, len(model.gru_units) + 1):
+        g.scope = f"bigru_{i}"
         y = g.bigru(h, params[f"bigru_{i}"], f"bigru_{i}")  # (T, 2, B, h)
         y = g.op("Transpose", [y], f"bigru_{i}_tbdh", perm=[0, 2, 1, 3])
         h = g.op("Reshape", [y, g.const([0, 0, -1], "shape", np.int64)], f"bigru_{i}_tbc")  # (T, B, 2h)
+    g.scope = "gap"
     z = g.op("ReduceMean", [h, g.const([0], "axes", np.int64)], "gap", keepdims=0)  # (B, 2h)
+    g.scope = "fc1"
     z = g.op("Relu", [_dense(g, z, params["fc1"], "fc1")])  # dropout is off at inference
+    g.scope = "head"
     return _dense(g, z, params["head"], "head")
 
 
@@ -150,17 +167,22 @@ def to_onnx_model(source: ExportSource, opset: int = OPSET):
     stats = source.variables.get("batch_stats", {})
     g = _Graph()
     x = "x"
+    if source.folded:  # the Standardizer, in the graph: the file takes raw sensor values
+        g.scope = "standardize"
+        mean = g.const(source.standardizer.mean, "standardizer_mean")
+        std = g.const(source.standardizer.std, "standardizer_std")
+        x = g.op("Div", [g.op("Sub", [x, mean], "centred"), std], "standardised")
     if isinstance(model, JazbatNet):
         logits = _jazbat_graph(g, model, params, stats, x)
     elif isinstance(model, SotaSurrogate):
         logits = _surrogate_graph(g, model, params, stats, x)
     else:
         raise TypeError(f"no ONNX builder for {type(model).__name__}")
-    g.nodes.append(onnx.helper.make_node("Softmax", [logits], ["probabilities"], name="softmax", axis=-1))
+    g.nodes.append(onnx.helper.make_node("Softmax", [logits], ["probabilities"], name="head/softmax", axis=-1))
     graph = onnx.helper.make_graph(
         g.nodes,
         source.name,
-        [onnx.helper.make_tensor_value_info(x, onnx.TensorProto.FLOAT, ["batch", model.window, model.input_dim])],
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["batch", model.window, model.input_dim])],
         [onnx.helper.make_tensor_value_info("probabilities", onnx.TensorProto.FLOAT, ["batch", model.num_classes])],
         initializer=g.initializers,
     )
@@ -171,6 +193,8 @@ def to_onnx_model(source: ExportSource, opset: int = OPSET):
     onnx.helper.set_model_props(proto, {
         "class_names": json.dumps(sidecar["class_names"]),
         "standardizer": json.dumps(sidecar["standardizer"]),
+        "input_values": sidecar["input"]["values"],
+        "input_spec": json.dumps(sidecar["input_spec"]),
         "output": sidecar["output"]["meaning"],
         "jazbat_sidecar": json.dumps(sidecar),
     })

@@ -2,8 +2,10 @@
 
 FP32 artifacts: probabilities within ``FP32_ATOL`` (absolute) of the jitted JAX model and the same
 predicted class on every window, on random windows and on real windows (the bundled sample) when
-they are available. Quantised artifacts cannot meet that; they report agreement (share of windows
-with the same predicted class), the largest probability error and, with labels, accuracy.
+they are available. Both are fed as the artifact takes them: raw sensor values when the
+standardizer is folded into the artifact, standardised windows for a bare model. Quantised
+artifacts cannot meet that; they report agreement (share of windows with the same predicted
+class), the largest probability error and, with labels, accuracy.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from conversion.common import ExportSource, RealWindows
+from conversion.source import ExportSource, RealWindows
 
 FP32_ATOL = 1e-5
 
@@ -41,13 +43,17 @@ class ParityResult:
 
 
 def random_windows(source: ExportSource, n: int = 64, seed: int = 0) -> np.ndarray:
-    """Standard-normal windows: what standardised inputs look like to the model."""
-    return np.random.default_rng(seed).standard_normal(source.input_shape(n)).astype(np.float32)
+    """Random windows in the scale the artifact takes: standard normal after standardisation, i.e.
+    ``mean + std * z`` for an artifact that folds the standardizer, ``z`` otherwise."""
+    z = np.random.default_rng(seed).standard_normal(source.input_shape(n)).astype(np.float32)
+    if source.folded:
+        return (source.standardizer.mean + source.standardizer.std * z).astype(np.float32)
+    return z
 
 
 def real_windows(source: ExportSource, n: int = 64) -> RealWindows | None:
-    """``n`` standardised windows (and labels) spread evenly over the bundled real sample
-    (Quiroz 2018 walking), or None when the sample or its loader is not available."""
+    """``n`` raw windows (and labels) spread evenly over the bundled real sample (Quiroz 2018
+    walking), or None when the sample or its loader is not available."""
     try:
         from jazbat_jax.data.paths import bundled_sample_root
         from jazbat_jax.data.quiroz import load_quiroz
@@ -57,10 +63,8 @@ def real_windows(source: ExportSource, n: int = 64) -> RealWindows | None:
     except (ImportError, FileNotFoundError, KeyError, ValueError):
         return None
     index = np.linspace(0, len(ws) - 1, min(n, len(ws))).astype(int)
-    x = np.asarray(ws.x[index], np.float32)
-    if source.standardizer is not None:
-        x = source.standardizer(x)
-    return RealWindows(x, np.asarray(ws.y[index]), tuple(ws.class_names), "bundled sample: Quiroz 2018 walking")
+    return RealWindows(np.asarray(ws.x[index], np.float32), np.asarray(ws.y[index]), tuple(ws.class_names),
+                       "bundled sample: Quiroz 2018 walking")
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray, windows: str,
@@ -97,12 +101,13 @@ def check(
     windows' class names are the model's (a model trained on them).
     """
     reference = jax.jit(source.probabilities_fn())
-    sets = [("random", random_windows(source, n), None, "standard normal, seed 0")]
+    scale = "raw scale: mean + std * z" if source.folded else "z"
+    sets = [("random", random_windows(source, n), None, f"standard normal z, seed 0 ({scale})")]
     if real is True:
         real = source.test_windows or real_windows(source, n)
     if real:
         labels = real.y if tuple(real.class_names) == tuple(source.class_names) else None
-        sets.append(("real", real.x, labels, real.origin))
+        sets.append(("real", source.artifact_input(real.raw), labels, f"{real.origin} ({source.input_values})"))
     results = []
     for name, x, labels, origin in sets:
         result = compare(_batched(reference, x), candidate(x), name, labels, origin)

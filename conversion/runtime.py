@@ -15,7 +15,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from conversion.common import ExportSource
+from conversion.source import ExportSource
 
 WARMUP = 5
 RUNS = 100

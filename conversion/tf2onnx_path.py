@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from conversion import tflite
-from conversion.common import ExportSource
+from conversion.source import ExportSource
 
 OPSET = 17
 

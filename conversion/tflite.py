@@ -14,13 +14,15 @@ exported function runs both directions of each BiGRU in *one* scan over (2, B, h
 batched recurrent matmul (a Flax method interceptor swaps it in for ``BiGRU.__call__``; same gate
 code, ``keras_gru_step``): half the loop iterations, ~30% less latency. The parity gate checks it.
 
-The sidecar (class names, standardizer, output semantics) is embedded as TFLite metadata
-``jazbat_sidecar`` (UTF-8 JSON) and also written next to the file by the exporter.
+The sidecar (class names, standardizer, which input the file takes, input_spec, output semantics)
+is embedded as TFLite metadata ``jazbat_sidecar`` (UTF-8 JSON), written into a SavedModel as
+``assets.extra/jazbat_sidecar.json``, and also written next to the file by the exporter.
 """
 from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Callable, Iterable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the converter is very chatty
@@ -30,11 +32,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from conversion.common import ExportSource
+from conversion.source import ExportSource
 from jazbat_jax.model import BiGRU, keras_gru_step
 
 QUANTIZATIONS = ("fp32", "dynamic_int8", "int8")
 METADATA_NAME = "jazbat_sidecar"
+SIDECAR_FILE = "jazbat_sidecar.json"  # in a SavedModel's assets.extra/ (files TensorFlow carries but ignores)
 # Export-time unroll of the GRU scan (fewer WHILE iterations, more graph); the training model keeps 1.
 DEFAULT_TFLITE_UNROLL = 8
 
@@ -93,6 +96,9 @@ def to_saved_model(source: ExportSource, path: str, batch_size: int = 1,
     module = tf.Module()
     module.serve = tf_function(source, batch_size, gru_unroll)
     tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+    extra = Path(path) / "assets.extra"
+    extra.mkdir(exist_ok=True)
+    (extra / SIDECAR_FILE).write_text(json.dumps(source.sidecar(), indent=2) + "\n")
 
 
 def to_tflite_bytes(

@@ -1,8 +1,10 @@
 """Export parity and size gates (F=1 Jazbat-Net, one surrogate ONNX export). Conversions are slow,
 so each artifact is built once per module; the variables are perturbed off their initial values so
-that every bias and BatchNorm statistic is exercised."""
+that every bias and BatchNorm statistic is exercised, and the standardizer is a real-looking one
+(|a| in m/s²: mean 9.81, std 2.5) so that folding it into the files is exercised too."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 
@@ -15,15 +17,21 @@ pytest.importorskip("ai_edge_litert")
 
 from conversion import export as export_mod  # noqa: E402
 from conversion import manifest, onnx_native, parity, tflite  # noqa: E402
-from conversion.common import fresh_source, perturbed  # noqa: E402
+from conversion.source import RAW, STANDARDISED, fresh_source, perturbed  # noqa: E402
+from jazbat_jax.data.core import Standardizer  # noqa: E402
 
 TFLITE_FP32_MAX_BYTES = 160 * 1024  # the paper's file: 158 KB
 ONNX_MAX_BYTES = 130 * 1024
 
 
+INPUT_SPEC = {"channels": [{"name": "|a|", "formula": "sqrt(ax^2 + ay^2 + az^2)", "columns": ["ax", "ay", "az"]}]}
+
+
 @pytest.fixture(scope="module")
 def source():
-    return perturbed(fresh_source("jazbat_net", "1d"), seed=3)
+    std = Standardizer(np.array([9.81], np.float32), np.array([2.5], np.float32))
+    return dataclasses.replace(perturbed(fresh_source("jazbat_net", "1d"), seed=3), standardizer=std,
+                               input_spec=INPUT_SPEC)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +64,7 @@ def test_tflite_fp32_parity_size_and_builtins(exported, source):
     ops = tflite.builtin_op_names(data)
     assert not [o for o in ops if o.startswith("CUSTOM")], f"Flex / custom ops in the file: {ops}"
     assert "WHILE" in ops  # the GRU stays a loop (export-time unroll 8), not 256 copies
-    assert entry["input_signature"] == {"name": "x", "shape": [1, 256, 1], "dtype": "float32"}
+    assert entry["input_signature"] == {"name": "x", "shape": [1, 256, 1], "dtype": "float32", "values": RAW}
     # class names and standardizer travel inside the file
     assert tflite.read_metadata(data) == source.sidecar()
 
@@ -93,6 +101,8 @@ def test_onnx_native_parity_size_and_dynamic_batch(exported, source):
     props = {p.key: p.value for p in proto.metadata_props}
     assert json.loads(props["class_names"]) == list(source.class_names)
     assert json.loads(props["standardizer"]) == source.standardizer.to_dict()
+    assert props["input_values"] == RAW and json.loads(props["input_spec"]) == INPUT_SPEC
+    assert [n.op_type for n in proto.graph.node[:2]] == ["Sub", "Div"]  # the standardizer comes first
     # any batch size, same answers as the JAX model
     x = parity.random_windows(source, 5, seed=9)
     got = onnx_native.OnnxRunner(data)(x)
@@ -100,8 +110,37 @@ def test_onnx_native_parity_size_and_dynamic_batch(exported, source):
     np.testing.assert_allclose(got, ref, atol=parity.FP32_ATOL, rtol=0)
 
 
-def test_saved_model_parity(exported):
-    _assert_fp32_parity(_entry(exported[1], ".saved_model"))
+def test_saved_model_parity_and_sidecar(exported, source):
+    out, m = exported
+    entry = _entry(m, ".saved_model")
+    _assert_fp32_parity(entry)
+    assert json.loads((out / entry["file"] / entry["sidecar"]).read_text()) == source.sidecar()
+
+
+def test_folded_files_take_raw_values_the_bare_model_standardised(exported, source, tmp_path):
+    """The folded file on raw windows, the bare-model file on standardised ones and the JAX model
+    on standardised ones give the same probabilities; each manifest says which input its files take."""
+    out, m = exported
+    assert m["model"]["input"]["values"] == RAW and m["model"]["input"]["standardizer_folded"]
+    assert m["model"]["input_spec"] == INPUT_SPEC
+    real = parity.real_windows(source, 16)
+    assert real is not None and real.raw.min() >= 0  # raw |a| (a norm), not standardised
+    folded = onnx_native.OnnxRunner((out / _entry(m, ".onnx")["file"]).read_bytes())(real.raw)
+    bare_m = export_mod.export(source, tmp_path, ["onnx"], real=False, fold_standardizer=False)
+    assert bare_m["model"]["input"]["values"] == STANDARDISED
+    assert _entry(bare_m, ".onnx")["input_signature"]["values"] == STANDARDISED
+    bare = onnx_native.OnnxRunner((tmp_path / _entry(bare_m, ".onnx")["file"]).read_bytes())
+    standardised = source.standardizer(real.raw)
+    bare_jax = dataclasses.replace(source, fold_standardizer=False).probabilities_fn()
+    np.testing.assert_allclose(folded, bare(standardised), atol=parity.FP32_ATOL, rtol=0)
+    np.testing.assert_allclose(folded, np.asarray(bare_jax(standardised)), atol=parity.FP32_ATOL, rtol=0)
+    # and the folded file on standardised windows would be wrong: the fold is really there
+    assert np.max(np.abs(bare(standardised) - bare(real.raw))) > 1e-3
+
+
+def test_input_spec_must_be_json(source):
+    with pytest.raises(ValueError, match="input_spec must be JSON"):
+        dataclasses.replace(source, input_spec={"channels": {1, 2}})
 
 
 def test_manifest_hashes_and_sidecar(exported, source):
@@ -161,7 +200,7 @@ def test_formats_are_validated():
 
 def _short_window_source(window: int, seed: int):
     """Jazbat-Net on shorter windows: the fully unrolled paths (tf2onnx, full INT8) convert in seconds."""
-    from conversion.common import ExportSource
+    from conversion.source import ExportSource
     from jazbat_jax.model import init_variables, jazbat_net
 
     model = jazbat_net("1d", window=window)

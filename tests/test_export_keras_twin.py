@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("keras")
 
-from conversion.common import fresh_source, perturbed  # noqa: E402
+from conversion.source import fresh_source, perturbed  # noqa: E402
 
 # benchmarks/ is not a package (its files import it as `keras_twin`); load it by path.
 _spec = importlib.util.spec_from_file_location("keras_twin", Path(__file__).parents[1] / "benchmarks" / "keras_twin.py")

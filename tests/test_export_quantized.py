@@ -8,7 +8,7 @@ pytest.importorskip("ai_edge_litert")
 
 from conversion import export as export_mod  # noqa: E402
 from conversion import parity, tflite  # noqa: E402
-from conversion.common import fresh_source, perturbed  # noqa: E402
+from conversion.source import fresh_source, perturbed  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def test_dynamic_range_int8_reports_agreement(source):
 def test_full_int8_export_reports_and_is_labelled(tmp_path):
     """Full INT8 (calibrated on the bundled real windows; scan fully unrolled, see tflite.py), on
     64-sample windows so that the unrolled conversion takes seconds."""
-    from conversion.common import ExportSource
+    from conversion.source import ExportSource
     from jazbat_jax.model import init_variables, jazbat_net
 
     model = jazbat_net("1d", window=64)

@@ -14,7 +14,6 @@ import re
 from typing import Iterable, Mapping
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 import optax
 

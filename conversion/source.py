@@ -1,17 +1,18 @@
-"""What every exporter shares: the thing being exported and the function it must reproduce.
+"""What every exporter works from: the model to export (``ExportSource``), labelled real windows
+(``RealWindows``), fresh and perturbed sources, and atomic file writes.
 
 An ``ExportSource`` is (model, variables, class names, standardizer). It comes from a freshly
 initialised model or from a training checkpoint; exporters never look further than this.
-Every exported artifact computes *probabilities* (softmax of the model's logits) for windows
-that are already standardised with the source's ``Standardizer``; the statistics travel with
-the artifact (TFLite metadata, ONNX metadata_props, and the manifest / sidecar JSON).
+Every exported artifact computes *probabilities* (softmax of the model's logits). By default the
+source's ``Standardizer`` is folded into the graph, ``(x - mean) / std`` on the way in, so an
+artifact takes raw sensor values; with ``fold_standardizer=False`` it is the bare model and takes
+standardised windows. The statistics and which input the artifact takes travel with it (TFLite
+metadata, ONNX metadata_props, SavedModel assets.extra, and the manifest / sidecar JSON).
 """
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
-from pathlib import Path
+import json
 from typing import Any, Callable
 
 import jax
@@ -20,14 +21,18 @@ import numpy as np
 from jazbat_jax.data.core import Standardizer
 from jazbat_jax.model import JazbatNet, SotaSurrogate, init_variables, jazbat_net, sota_surrogate
 
-OUTPUT_SEMANTICS = "probabilities (softmax over classes) for standardised windows"
+OUTPUT_SEMANTICS = "probabilities (softmax over classes)"
+RAW = "raw sensor values"
+STANDARDISED = "standardised windows (x - mean) / std"
+MODEL_INPUT = "the model's input as is (no standardizer recorded)"
 
 
 @dataclasses.dataclass
 class RealWindows:
-    """Labelled real windows, already standardised with the source's Standardizer."""
+    """Labelled real windows in raw sensor values (not standardised): ``ExportSource.artifact_input``
+    turns them into what an artifact takes."""
 
-    x: np.ndarray
+    raw: np.ndarray
     y: np.ndarray
     class_names: tuple[str, ...]
     origin: str
@@ -44,6 +49,10 @@ class ExportSource:
     name: str = "model"
     origin: str = "fresh"  # "fresh (seed N)" or the checkpoint path
     test_windows: RealWindows | None = None  # a checkpoint's held-out test split, when it can be rebuilt
+    # True: artifacts compute (x - mean) / std themselves and take raw sensor values.
+    fold_standardizer: bool = True
+    # How each model input channel is computed from raw sensor columns (JSON), when known.
+    input_spec: dict | None = None
 
     def __post_init__(self) -> None:
         self.class_names = tuple(str(c) for c in self.class_names)
@@ -57,6 +66,11 @@ class ExportSource:
                 f"standardizer has {np.asarray(self.standardizer.mean).shape} statistics; "
                 f"the model reads {self.model.input_dim} channel(s)"
             )
+        if self.input_spec is not None:
+            try:
+                json.dumps(self.input_spec)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"input_spec must be JSON (dicts, lists, strings, numbers): {e}") from None
 
     @property
     def window(self) -> int:
@@ -73,12 +87,37 @@ class ExportSource:
     def input_shape(self, batch_size: int | None = 1) -> tuple:
         return (batch_size, self.window, self.input_dim)
 
+    @property
+    def folded(self) -> bool:
+        """Whether artifacts standardise their input themselves (there is a standardizer to fold)."""
+        return self.fold_standardizer and self.standardizer is not None
+
+    @property
+    def input_values(self) -> str:
+        """What an artifact of this source takes: RAW, STANDARDISED or MODEL_INPUT."""
+        if self.standardizer is None:
+            return MODEL_INPUT
+        return RAW if self.fold_standardizer else STANDARDISED
+
+    def artifact_input(self, raw: np.ndarray) -> np.ndarray:
+        """Raw sensor windows turned into what an artifact takes (standardised unless folded)."""
+        raw = np.asarray(raw, np.float32)
+        return self.standardizer(raw) if self.standardizer is not None and not self.folded else raw
+
     def probabilities_fn(self, gru_unroll: int | None = None) -> Callable[[jax.Array], jax.Array]:
-        """x (B, T, F) -> probabilities (B, C), inference mode; ``gru_unroll`` is an export-time setting."""
+        """x (B, T, F) -> probabilities (B, C), inference mode, for what an artifact takes (raw sensor
+        values when the standardizer is folded); ``gru_unroll`` is an export-time setting."""
         model = self.model if gru_unroll is None else self.model.clone(gru_unroll=gru_unroll)
         variables = self.variables
+        if self.folded:
+            mean = np.asarray(self.standardizer.mean, np.float32)
+            std = np.asarray(self.standardizer.std, np.float32)
+        else:
+            mean = std = None
 
         def probabilities(x):
+            if mean is not None:
+                x = (x - mean) / std  # the Standardizer, in the graph
             return jax.nn.softmax(model.apply(variables, x, train=False), axis=-1)
 
         return probabilities
@@ -97,7 +136,8 @@ class ExportSource:
             "class_names": list(self.class_names),
             "standardizer": None if self.standardizer is None else self.standardizer.to_dict(),
             "input": {"shape": ["batch", self.window, self.input_dim], "dtype": "float32",
-                      "meaning": "windows standardised with 'standardizer' (x - mean) / std"},
+                      "values": self.input_values, "standardizer_folded": self.folded},
+            "input_spec": self.input_spec,
             "output": {"shape": ["batch", len(self.class_names)], "dtype": "float32", "meaning": OUTPUT_SEMANTICS},
         }
 
@@ -144,17 +184,3 @@ def _find(tree: dict, key: str):
             yield from _find(v, key)
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary name in the same folder, then rename: readers never see half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
