@@ -1,7 +1,6 @@
 """`jazbat export` / `jazbat profile` through argparse, and the checkpoint hook."""
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
@@ -9,12 +8,12 @@ import pytest
 pytest.importorskip("onnxruntime")
 
 from conversion import cli  # noqa: E402
+from jazbat_jax.cli import build_parser  # noqa: E402
 
 
 def parse(argv):
-    parser = argparse.ArgumentParser(prog="jazbat")
-    cli.register(parser.add_subparsers(dest="command", required=True))
-    return parser.parse_args(argv)
+    """`jazbat` itself: the export commands join it through their entry point."""
+    return build_parser().parse_args(argv)
 
 
 def test_export_fresh_onnx(tmp_path, capsys):
@@ -29,7 +28,7 @@ def test_export_fresh_onnx(tmp_path, capsys):
 
 def test_export_needs_exactly_one_source(tmp_path):
     args = parse(["export", "--out", str(tmp_path)])
-    with pytest.raises(SystemExit, match="CHECKPOINT path or --fresh"):
+    with pytest.raises(ValueError, match="CHECKPOINT path or --fresh"):
         args.func(args)
     with pytest.raises(SystemExit):  # argparse rejects unknown formats
         parse(["export", "--fresh", "--format", "pdf", "--out", str(tmp_path)])
@@ -61,16 +60,23 @@ def test_export_from_a_checkpoint(tmp_path):
 
     from jazbat_jax.data.core import Standardizer
     from jazbat_jax.model import init_variables, jazbat_net
-    from jazbat_jax.train.checkpoint import Checkpoints, model_config
+    from jazbat_jax.model import model_config
+    from jazbat_jax.train.checkpoint import Checkpoints
+    from jazbat_jax.train.config import RunConfig
+    from jazbat_jax.data.config import DataConfig
     from jazbat_jax.train.state import create_train_state
     from jazbat_jax.train.steps import make_optimizer
 
     model = jazbat_net("1d", num_classes=3, reduce_filters=3)
     state = create_train_state(model, init_variables(model, 1), make_optimizer(), seed=0)
     std = Standardizer(np.array([1.5], np.float32), np.array([2.0], np.float32))
-    meta = {"model": model_config(model), "class_names": ["happy", "neutral", "sad"], "standardizer": std.to_dict()}
+    # the data stored with it cannot be found here: the gate uses the bundled sample
+    run = RunConfig(data=DataConfig(dataset="quiroz", root=str(tmp_path / "elsewhere")))
+    meta = {"run": run.to_dict(), "model": model_config(model), "class_names": ["happy", "neutral", "sad"],
+            "standardizer": std.to_dict(), "input": None}
     ck = Checkpoints(tmp_path / "run" / "checkpoints")
-    ck.save(1, state, meta, is_best=True)
+    ck.save_last(1, state, meta)
+    ck.save_best(1, state, meta)
     ck.close()
 
     args = parse(["export", str(tmp_path / "run"), "--format", "onnx", "--out", str(tmp_path / "out")])
@@ -78,6 +84,6 @@ def test_export_from_a_checkpoint(tmp_path):
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["model"]["class_names"] == ["happy", "neutral", "sad"]
     assert manifest["model"]["standardizer"] == std.to_dict()
-    assert manifest["model"]["origin"] == str((tmp_path / "run").resolve())
+    assert manifest["model"]["origin"] == f"{tmp_path / 'run' / 'checkpoints' / 'best' / '1'} (epoch 1)"
     (real,) = [r for r in manifest["artifacts"][0]["parity"] if r["windows"] == "real"]
     assert real["accuracy_reference"] is not None and real["accuracy_candidate"] == real["accuracy_reference"]
