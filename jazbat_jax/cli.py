@@ -109,6 +109,12 @@ def error_line(e: BaseException) -> str:
     return text or type(e).__name__
 
 
+# Lines that native libraries write straight to file descriptor 2 at INFO level, which no logging
+# setting reaches (absl's pre-initialisation messages, TensorFlow's oneDNN notice, LiteRT's delegate).
+NATIVE_NOISE = (b"All log messages before absl::InitializeLog()", b"oneDNN custom operations are on",
+                b"Created TensorFlow Lite XNNPACK delegate", b"TfLiteXNNPackDelegate", b"cpu_feature_guard")
+
+
 def quiet_library_logs() -> None:
     """Silence the INFO/WARNING chatter of TensorFlow, absl, orbax and XLA (errors still show)."""
     import logging
@@ -118,16 +124,47 @@ def quiet_library_logs() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def filter_native_stderr(noise: tuple[bytes, ...] = NATIVE_NOISE) -> None:
+    """Route file descriptor 2 through a pipe that drops the lines in ``noise`` and passes every other
+    line on, for the rest of the process (a real command line only: tests keep their own stderr)."""
+    import atexit
+    import threading
+
+    read_end, write_end = os.pipe()
+    original = os.dup(2)
+    sys.stderr.flush()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def pump() -> None:
+        with os.fdopen(read_end, "rb") as lines:
+            for line in lines:
+                if not any(n in line for n in noise):
+                    os.write(original, line)
+
+    thread = threading.Thread(target=pump, name="stderr-filter", daemon=True)
+    thread.start()
+
+    def restore() -> None:  # closing the pipe's last writer ends the pump after the last line
+        sys.stderr.flush()
+        os.dup2(original, 2)
+        thread.join(timeout=2)
+
+    atexit.register(restore)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = args.debug or os.environ.get("JAZBAT_DEBUG", "") not in ("", "0")
-    if not args.verbose:
-        quiet_library_logs()
     if argv is None and args.command in TRAINING_COMMANDS:  # a real command line that trains: huge-page malloc
         from jazbat_jax.machine import reexec_with_hugepage_malloc
 
         reexec_with_hugepage_malloc(sys.argv[1:])
+    if not args.verbose:
+        quiet_library_logs()
+        if argv is None:
+            filter_native_stderr()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
