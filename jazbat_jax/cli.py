@@ -12,7 +12,6 @@ SUBCOMMAND_MODULES: list[str] = [
     "jazbat_jax.train.cli",  # pretrain / finetune / evaluate / predict
     "conversion.cli",  # export / profile
     "jazbat_jax.experiments.cli",  # experiments (the paper's Table VI grid)
-    "jazbat_jax.bench",  # bench-gate / bench-report
 ]
 
 

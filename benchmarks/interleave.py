@@ -1,0 +1,66 @@
+"""Interleaved timing: the reference and every candidate in many short alternating rounds.
+
+Two medians taken minutes apart on a shared machine differ by whatever the machine did in between
+(the Keras twin's TFLite moved from 3.9 to 5.9 ms between back-to-back runs). Here every round
+times one short block of each callable, reference first on even rounds and last on odd ones, so a
+candidate and its reference see the same machine state and drift cancels in their ratio. Each round
+gives one ratio per candidate: (candidate time per call) / (reference time per call).
+
+The gate (``benchmarks/gate.py``) decides on the distribution of these per-round ratios; the
+measurement goes on in chunks of rounds while a decision is still open (``measure_until_decided``).
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+BLOCK_S = 0.01  # target length of one block: long enough for a stable time, short enough to alternate often
+
+
+def calls_per_block(call: Callable[[], object], block_s: float = BLOCK_S, warmup: int = 5) -> int:
+    """How many calls fill about ``block_s`` seconds (from the median of a few warm calls)."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    per_call = sorted(times)[len(times) // 2]
+    return max(1, round(block_s / per_call))
+
+
+def _block(call: Callable[[], object], n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        call()
+    return (time.perf_counter() - start) / n
+
+
+def interleaved_rounds(calls: dict[str, Callable[[], object]], reference: str, rounds: int,
+                       block_calls: dict[str, int]) -> dict[str, list[float]]:
+    """Per-round ratios to ``reference`` for every other entry of ``calls`` (``rounds`` values each)."""
+    order = [reference] + [name for name in calls if name != reference]
+    ratios: dict[str, list[float]] = {name: [] for name in order[1:]}
+    for r in range(rounds):
+        per_call = {name: _block(calls[name], block_calls[name]) for name in (order if r % 2 == 0 else order[::-1])}
+        for name in ratios:
+            ratios[name].append(per_call[name] / per_call[reference])
+    return ratios
+
+
+def measure_until_decided(calls: dict[str, Callable[[], object]], reference: str,
+                          undecided: Callable[[dict[str, list[float]], int], list[str]],
+                          chunk_rounds: int, max_chunks: int) -> tuple[dict[str, list[float]], int]:
+    """Measure chunks of rounds until ``undecided(ratios, looks)`` returns no name or the cap is reached.
+
+    Returns the per-round ratios of all chunks and the number of chunks measured.
+    """
+    block_calls = {name: calls_per_block(call) for name, call in calls.items()}
+    ratios: dict[str, list[float]] = {name: [] for name in calls if name != reference}
+    for chunk in range(1, max_chunks + 1):
+        for name, values in interleaved_rounds(calls, reference, chunk_rounds, block_calls).items():
+            ratios[name] += values
+        if not undecided(ratios, chunk):
+            break
+    return ratios, chunk
