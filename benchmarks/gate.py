@@ -264,23 +264,49 @@ def gate(run: dict[str, Any], exact_baseline: dict[str, Any], gates: list[Timing
 
 
 def calibration_pass(run: dict[str, Any], label: str, settings: GateSettings) -> dict[str, Any]:
-    """One calibration record: per candidate the median ratio, its interval and the per-round ratios."""
+    """One calibration record: for each candidate and each slowed copy, the median ratio, its interval and
+    the per-round ratios."""
     data = interleaved(run)
     if not data["ratios"]:
         raise GateError("the run has no interleaved measurement; run `pytest benchmarks -m ci --benchmark-enable`")
     record = {"label": label, "datetime": run.get("datetime"), "load_average": data.get("load_average"),
-              "reference": data.get("reference"), "looks": data.get("looks"), "candidates": {}}
+              "reference": data.get("reference"), "looks": data.get("looks"), "candidates": {}, "slowed": {}}
     for name, values in data["ratios"].items():
-        if name in data["slowed"]:
-            continue
         est = median_interval(values, settings.alpha_per_look)
-        record["candidates"][name] = {"median": round(est.median, 5), "low": round(est.low, 5),
-                                      "high": round(est.high, 5), "ratios": [round(v, 5) for v in values]}
+        entry = {"median": round(est.median, 5), "low": round(est.low, 5), "high": round(est.high, 5),
+                 "ratios": [round(v, 5) for v in values]}
+        if name in data["slowed"]:
+            record["slowed"][name] = {**data["slowed"][name], **entry}
+        else:
+            record["candidates"][name] = entry
     return record
 
 
 def load_calibration(path: str | Path = CALIBRATION) -> list[dict[str, Any]]:
     return _read_json(path, "timing calibration")["passes"] if Path(path).exists() else []
+
+
+def derive_bound(passes: list[dict[str, Any]], candidate: str, slowdown: float) -> tuple[float, str]:
+    """The bound halfway (geometrically) between the highest upper limit of the unchanged candidate and the
+    lowest lower limit of its copy slowed by ``slowdown``, over all calibration passes: the same relative
+    margin against a false alarm and against a missed slowdown. Returns (bound, why)."""
+    highs = [p["candidates"][candidate]["high"] for p in passes if candidate in p["candidates"]]
+    lows = [s["low"] for p in passes for s in p.get("slowed", {}).values()
+            if s["of"] == candidate and s["by"] == slowdown]
+    if not highs or not lows:
+        raise GateError(f"no calibration passes with {candidate} and its {slowdown:.0%} slowdown; "
+                        "add some with `python -m benchmarks.gate calibrate`")
+    top, bottom = max(highs), min(lows)
+    if bottom <= top:
+        raise GateError(f"{candidate}: a {slowdown:.0%} slowdown (lowest limit {bottom:.4f}) overlaps the unchanged "
+                        f"ratio (highest limit {top:.4f}) in the calibration: no bound separates them")
+    bound = round((top * bottom) ** 0.5, 4)
+    labels = sorted({p["label"] for p in passes})
+    medians = [p["candidates"][candidate]["median"] for p in passes if candidate in p["candidates"]]
+    why = (f"{len(highs)} calibration passes ({', '.join(labels)}): unchanged median ratio {min(medians):.4f}-"
+           f"{max(medians):.4f}, highest upper limit {top:.4f} ({bound / top - 1:.1%} under the bound); "
+           f"slowed {slowdown:.0%}: lowest lower limit {bottom:.4f} ({bottom / bound - 1:.1%} over the bound)")
+    return bound, why
 
 
 # ---------------------------------------------------------------- report
@@ -375,8 +401,8 @@ def plot_calibration(passes: list[dict[str, Any]], gates: list[TimingGate], path
                 y = top + 1 + i
                 ax.plot([est.low, est.high], [y, y], "-", color="black", linewidth=2)
                 ax.plot([est.median], [y], "D", color="black", markersize=4)
-                ax.annotate("this run" if i == 0 else name.removeprefix(g.candidate).strip(), (est.high, y),
-                            xytext=(4, -3), textcoords="offset points", fontsize=7)
+                ax.annotate("this run" if i == 0 else name.removeprefix(g.candidate).strip(), (est.low, y),
+                            xytext=(-4, -3), textcoords="offset points", fontsize=7, ha="right")
         ax.axvline(g.max_ratio, color="tab:red", linewidth=1.5, label=f"bound {g.max_ratio:.3f}")
         ax.set_title(f"{g.candidate} / {g.reference}", fontsize=9)
         ax.set_yticks([])
@@ -434,19 +460,30 @@ def _run_report(args) -> int:
 
 def _run_calibrate(args) -> int:
     _, settings = load_gates(args.gates)
+    if args.runs and not args.label:
+        raise GateError("say how the runs were measured: --label idle or --label load")
     existing = _read_json(args.calibration, "timing calibration") if args.calibration.exists() else {"passes": []}
     for path in args.runs:
         existing["passes"].append(calibration_pass(load_run(path), args.label, settings))
     existing["about"] = ("Per-round ratios of the interleaved CI measurement (`pytest benchmarks -m ci "
-                         "--benchmark-enable`), one record per pass, labelled idle or load (unit tests running "
-                         "in parallel); added by `python -m benchmarks.gate calibrate`. The bounds in "
-                         "timing_gates.json are derived from these passes (docs/benchmarks.md).")
+                         "--benchmark-enable`), one record per pass, labelled idle (nothing of ours running next "
+                         "to it, on a shared machine) or load (the unit tests running in parallel); added by "
+                         "`python -m benchmarks.gate calibrate`. `calibrate --write-bounds` derives the bounds in "
+                         "timing_gates.json from these passes (docs/benchmarks.md).")
     existing["updated"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     args.calibration.write_text(json.dumps(existing, indent=1) + "\n")
     print(f"{args.calibration}: {len(existing['passes'])} passes")
-    for p in existing["passes"][-len(args.runs):]:
+    for p in existing["passes"][-len(args.runs):] if args.runs else []:
         print(f"  {p['label']:5s} load {p['load_average']}: " + ", ".join(
             f"{n} {c['median']:.4f} [{c['low']:.4f}, {c['high']:.4f}]" for n, c in p["candidates"].items()))
+    if args.write_bounds:
+        data = _read_json(args.gates, "timing gates")
+        smallest = min(settings.slowdowns)
+        for g in data["timing"]:
+            g["max_ratio"], g["why"] = derive_bound(existing["passes"], g["candidate"], smallest)
+            print(f"  bound {g['candidate']}: {g['max_ratio']:.4f}: {g['why']}")
+        args.gates.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        print(f"wrote {args.gates}")
     return 0
 
 
@@ -471,11 +508,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_run_report)
     k = sub.add_parser("calibrate", help="append CI benchmark runs to the calibration data",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    k.add_argument("runs", nargs="+", type=Path, metavar="RUN.json")
-    k.add_argument("--label", required=True, choices=["idle", "load"],
+    k.add_argument("runs", nargs="*", type=Path, metavar="RUN.json")
+    k.add_argument("--label", choices=["idle", "load"],
                    help="idle: nothing else heavy running; load: the unit tests running in parallel")
     k.add_argument("--gates", type=Path, default=GATES)
     k.add_argument("--calibration", type=Path, default=CALIBRATION)
+    k.add_argument("--write-bounds", action="store_true",
+                   help="derive every bound from all calibration passes and write it into the gates file")
     k.set_defaults(func=_run_calibrate)
     return parser
 

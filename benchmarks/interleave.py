@@ -6,15 +6,42 @@ times one short block of each callable, reference first on even rounds and last 
 candidate and its reference see the same machine state and drift cancels in their ratio. Each round
 gives one ratio per candidate: (candidate time per call) / (reference time per call).
 
+All threads of the process are pinned to one CPU while measuring (``one_cpu``), so every runtime has
+the same fixed amount of hardware whatever else runs: the jitted JAX forward is multi-threaded by
+default, and on a shared 2-core machine its time otherwise depends on whether the second core happens
+to be free (per-round ratios from 0.07 to 0.96 in one pass under load, against 0.11-0.12 idle).
+
 The gate (``benchmarks/gate.py``) decides on the distribution of these per-round ratios; the
 measurement goes on in chunks of rounds while a decision is still open (``measure_until_decided``).
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 BLOCK_S = 0.01  # target length of one block: long enough for a stable time, short enough to alternate often
+
+
+def _threads() -> list[int]:
+    return [int(tid) for tid in os.listdir("/proc/self/task")]
+
+
+@contextlib.contextmanager
+def one_cpu() -> Iterator[int]:
+    """Pin every thread of this process (thread pools included) to one CPU; restore the affinities after."""
+    before = {tid: os.sched_getaffinity(tid) for tid in _threads()}
+    cpu = max(os.sched_getaffinity(0))
+    try:
+        for tid in before:
+            with contextlib.suppress(ProcessLookupError):
+                os.sched_setaffinity(tid, {cpu})
+        yield cpu
+    finally:
+        for tid, cpus in before.items():
+            with contextlib.suppress(ProcessLookupError):
+                os.sched_setaffinity(tid, cpus)
 
 
 def calls_per_block(call: Callable[[], object], block_s: float = BLOCK_S, warmup: int = 5) -> int:
@@ -56,11 +83,12 @@ def measure_until_decided(calls: dict[str, Callable[[], object]], reference: str
 
     Returns the per-round ratios of all chunks and the number of chunks measured.
     """
-    block_calls = {name: calls_per_block(call) for name, call in calls.items()}
     ratios: dict[str, list[float]] = {name: [] for name in calls if name != reference}
-    for chunk in range(1, max_chunks + 1):
-        for name, values in interleaved_rounds(calls, reference, chunk_rounds, block_calls).items():
-            ratios[name] += values
-        if not undecided(ratios, chunk):
-            break
+    with one_cpu():
+        block_calls = {name: calls_per_block(call) for name, call in calls.items()}
+        for chunk in range(1, max_chunks + 1):
+            for name, values in interleaved_rounds(calls, reference, chunk_rounds, block_calls).items():
+                ratios[name] += values
+            if not undecided(ratios, chunk):
+                break
     return ratios, chunk

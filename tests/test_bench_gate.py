@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # benchmarks/ is a folder of the repository, not an installed package
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import gate  # noqa: E402
+from benchmarks import gate, interleave  # noqa: E402
 
 SETTINGS = gate.GateSettings(alpha=0.01, chunk_rounds=40, max_looks=4, slowdowns=(0.25, 0.5))
 GATES = [gate.TimingGate("onnx", "twin", 0.12)]
@@ -47,6 +47,22 @@ def test_decide():
     assert gate.decide([0.10] * 40, 0.12, 0.0025)[0] == "pass"
     assert gate.decide([0.13] * 40, 0.12, 0.0025)[0] == "fail"
     assert gate.decide(list(np.linspace(0.10, 0.14, 40)), 0.12, 0.0025)[0] == "open"
+
+
+def test_one_cpu_pins_every_thread_and_restores():
+    import threading
+
+    before = os.sched_getaffinity(0)
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait)  # a thread pool's thread, started before the pinning
+    worker.start()
+    try:
+        with interleave.one_cpu() as cpu:
+            assert os.sched_getaffinity(0) == {cpu} == os.sched_getaffinity(worker.native_id)
+        assert os.sched_getaffinity(0) == before == os.sched_getaffinity(worker.native_id)
+    finally:
+        stop.set()
+        worker.join()
 
 
 def run_json(ratios: dict[str, list[float]], slowed: dict[str, dict], exact: int = 28360) -> dict:
@@ -148,8 +164,24 @@ def test_calibrate_appends_passes(tmp_path, gates_file):
         assert gate.main(["calibrate", "--label", "load", str(run), "--gates", str(gates_file),
                           "--calibration", str(calibration)]) == 0
     passes = json.loads(calibration.read_text())["passes"]
-    assert len(passes) == 2 and list(passes[0]["candidates"]) == ["onnx"]  # the slowed copies are not calibration
-    assert passes[0]["candidates"]["onnx"]["median"] == 0.1 and passes[0]["label"] == "load"
+    assert len(passes) == 2 and list(passes[0]["candidates"]) == ["onnx"] and passes[0]["label"] == "load"
+    assert passes[0]["candidates"]["onnx"]["median"] == 0.1
+    assert passes[0]["slowed"]["onnx slowed 25%"] | {"ratios": None} == {
+        "of": "onnx", "by": 0.25, "median": 0.125, "low": 0.125, "high": 0.125, "ratios": None}
+
+
+def test_bounds_sit_halfway_between_unchanged_and_slowed(tmp_path, gates_file):
+    calibration = tmp_path / "cal.json"
+    runs = [write(tmp_path, "a.json", healthy(candidate=0.10, by25=0.125)),
+            write(tmp_path, "b.json", healthy(candidate=0.09, by25=0.121))]
+    assert gate.main(["calibrate", "--label", "idle", *map(str, runs), "--gates", str(gates_file),
+                      "--calibration", str(calibration), "--write-bounds"]) == 0
+    (g,) = json.loads(gates_file.read_text())["timing"]
+    assert g["max_ratio"] == round((0.10 * 0.121) ** 0.5, 4)  # the highest unchanged, the lowest slowed
+    assert g["why"].startswith("2 calibration passes (idle): unchanged median ratio 0.0900-0.1000")
+    overlapping = write(tmp_path, "c.json", healthy(candidate=0.13, by25=0.125))
+    assert gate.main(["calibrate", "--label", "load", str(overlapping), "--gates", str(gates_file),
+                      "--calibration", str(calibration), "--write-bounds"]) == 2  # no bound separates them
 
 
 TINY_BENCH = textwrap.dedent(
