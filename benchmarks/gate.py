@@ -3,6 +3,7 @@
     python -m benchmarks.gate check .benchmarks/ci.json            # the gates CI applies
     python -m benchmarks.gate report before=a.json after=b.json -o report.md
     python -m benchmarks.gate calibrate --label idle RUN.json ...   # add passes to the calibration data
+    python -m benchmarks.gate passes RUN.json ...                    # one line per run of repeated passes
 
 Two kinds of gate, because a shared CI machine is noisy:
 
@@ -487,6 +488,33 @@ def _run_calibrate(args) -> int:
     return 0
 
 
+def _run_passes(args) -> int:
+    """One row per run: load, looks, each gated ratio with its interval, whether the gate passed and
+    whether every deliberate slowdown was caught (timing only: the exact gate is the same in every run)."""
+    from tabulate import tabulate
+
+    gates, settings = load_gates(args.gates)
+    rows, passed, caught, slowed = [], 0, 0, 0
+    for path in args.runs:
+        run = load_run(path)
+        failures, _, results = check_timing(run, gates, settings)
+        load = interleaved(run).get("load_average") or [float("nan")] * 6
+        cells = [Path(path).name, f"{load[0]:.2f}→{load[3]:.2f}", interleaved(run).get("looks")]
+        cells += [f"{r.estimate.median:.4f} [{r.estimate.low:.4f}, {r.estimate.high:.4f}]"
+                  for r in results if not r.slowdown]
+        cells += [sum(r.ok for r in results if r.slowdown), "pass" if not failures else "FAIL"]
+        passed += not failures
+        caught += sum(r.ok for r in results if r.slowdown)
+        slowed += sum(1 for r in results if r.slowdown)
+        rows.append(cells)
+    header = ["run", "load 1 min (before→after)", "looks", *[f"{g.candidate} / {g.reference}" for g in gates],
+              "slowdowns caught", "timing gate"]
+    print(tabulate(rows, header, tablefmt="github"))
+    print(f"\n{passed} of {len(args.runs)} runs passed the timing gate; {caught} of {slowed} deliberate slowdowns "
+          f"caught; bounds {', '.join(f'{g.candidate} {g.max_ratio}' for g in gates)}")
+    return 0 if passed == len(args.runs) and caught == slowed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.gate", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -516,6 +544,11 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--write-bounds", action="store_true",
                    help="derive every bound from all calibration passes and write it into the gates file")
     k.set_defaults(func=_run_calibrate)
+    t = sub.add_parser("passes", help="one line per run: gated ratios, intervals, decisions (for repeated passes)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t.add_argument("runs", nargs="+", type=Path, metavar="RUN.json")
+    t.add_argument("--gates", type=Path, default=GATES)
+    t.set_defaults(func=_run_passes)
     return parser
 
 

@@ -237,3 +237,11 @@ def test_end_to_end_measure_check_and_report(tmp_path):
     text = report.read_text()
     assert "| onnx slowed 200% | twin" in text and "fail (must fail)" in text and "| test_interleaved |" in text
     assert (tmp_path / "report.png").stat().st_size > 5000
+
+
+def test_passes_counts_runs_and_caught_slowdowns(tmp_path, gates_file, capsys):
+    runs = [write(tmp_path, "a.json", healthy()), write(tmp_path, "b.json", healthy(by25=0.11))]
+    assert gate.main(["passes", str(runs[0]), "--gates", str(gates_file)]) == 0
+    assert gate.main(["passes", *map(str, runs), "--gates", str(gates_file)]) == 1
+    out = capsys.readouterr().out
+    assert "1 of 2 runs passed the timing gate; 3 of 4 deliberate slowdowns caught; bounds onnx 0.12" in out
