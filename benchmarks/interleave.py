@@ -1,15 +1,20 @@
 """Interleaved timing: the reference and every candidate in many short alternating rounds.
 
-Two medians taken minutes apart on a shared machine differ by whatever the machine did in between
-(the Keras twin's TFLite moved from 3.9 to 5.9 ms between back-to-back runs). Here every round
+Two medians taken minutes apart on a shared machine differ by whatever the machine did in between.
+Here every round
 times one short block of each callable, reference first on even rounds and last on odd ones, so a
 candidate and its reference see the same machine state and drift cancels in their ratio. Each round
 gives one ratio per candidate: (candidate time per call) / (reference time per call).
 
-All threads of the process are pinned to one CPU while measuring (``one_cpu``), so every runtime has
-the same fixed amount of hardware whatever else runs: the jitted JAX forward is multi-threaded by
-default, and on a shared 2-core machine its time otherwise depends on whether the second core happens
-to be free (per-round ratios from 0.07 to 0.96 in one pass under load, against 0.11-0.12 idle).
+Fixed hardware: all threads of the process are pinned to one CPU while measuring (``one_cpu``). The
+jitted JAX forward is multi-threaded by default, and on a shared 2-core machine its time otherwise
+depends on whether the second core happens to be free.
+
+CPU time, not wall time: a block is timed with the process's CPU time (all threads), which leaves out
+the time the pinned CPU spends on other processes. With wall time, a block that the scheduler shared
+with another job grew by a random part of its length, and under load the per-round ratios spread so
+wide that a 25% slowdown could no longer be told apart (numbers in docs/benchmarks.md). What stays in CPU time is what a slower candidate changes: the work each call does, and the cache and
+memory stalls it suffers.
 
 The gate (``benchmarks/gate.py``) decides on the distribution of these per-round ratios; the
 measurement goes on in chunks of rounds while a decision is still open (``measure_until_decided``).
@@ -21,6 +26,7 @@ import os
 import time
 from typing import Callable, Iterator
 
+CLOCK = time.process_time  # CPU time of the whole process (all its threads): see the module's docstring
 BLOCK_S = 0.01  # target length of one block: long enough for a stable time, short enough to alternate often
 
 
@@ -50,18 +56,18 @@ def calls_per_block(call: Callable[[], object], block_s: float = BLOCK_S, warmup
         call()
     times = []
     for _ in range(5):
-        start = time.perf_counter()
+        start = CLOCK()
         call()
-        times.append(time.perf_counter() - start)
+        times.append(CLOCK() - start)
     per_call = sorted(times)[len(times) // 2]
     return max(1, round(block_s / per_call))
 
 
 def _block(call: Callable[[], object], n: int) -> float:
-    start = time.perf_counter()
+    start = CLOCK()
     for _ in range(n):
         call()
-    return (time.perf_counter() - start) / n
+    return (CLOCK() - start) / n
 
 
 def interleaved_rounds(calls: dict[str, Callable[[], object]], reference: str, rounds: int,
