@@ -1,20 +1,21 @@
 """Interleaved timing: the reference and every candidate in many short alternating rounds.
 
 Two medians taken minutes apart on a shared machine differ by whatever the machine did in between.
-Here every round
-times one short block of each callable, reference first on even rounds and last on odd ones, so a
-candidate and its reference see the same machine state and drift cancels in their ratio. Each round
-gives one ratio per candidate: (candidate time per call) / (reference time per call).
+Here every round times one short block of each callable, reference first on even rounds and last on
+odd ones, so a candidate and its reference see the same machine state and drift cancels in their
+ratio. Each round gives one ratio per candidate: (candidate time per call) / (reference time per
+call).
 
 Fixed hardware: all threads of the process are pinned to one CPU while measuring (``one_cpu``). The
 jitted JAX forward is multi-threaded by default, and on a shared 2-core machine its time otherwise
 depends on whether the second core happens to be free.
 
-CPU time, not wall time: a block is timed with the process's CPU time (all threads), which leaves out
-the time the pinned CPU spends on other processes. With wall time, a block that the scheduler shared
-with another job grew by a random part of its length, and under load the per-round ratios spread so
-wide that a 25% slowdown could no longer be told apart (numbers in docs/benchmarks.md). What stays in CPU time is what a slower candidate changes: the work each call does, and the cache and
-memory stalls it suffers.
+CPU time, not wall time: a block is timed with the process's CPU time (all threads), which leaves
+out the time the pinned CPU spends on other processes. With wall time, a block that the scheduler
+shared with another job grew by a random part of its length, and under load the per-round ratios
+spread so wide that a 25% slowdown could no longer be told apart (numbers in docs/benchmarks.md).
+What stays in CPU time is what a slower candidate changes: the work each call does, and the cache
+and memory stalls it suffers.
 
 The gate (``benchmarks/gate.py``) decides on the distribution of these per-round ratios; the
 measurement goes on in chunks of rounds while a decision is still open (``measure_until_decided``).
