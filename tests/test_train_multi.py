@@ -66,16 +66,31 @@ def _alone(specs):
         fit(s.model, s.variables, s.parts, s.standardizer, s.config, s.run_dir, s.extra_meta, OPTIONS)
 
 
-def test_runs_together_equal_runs_alone(tmp_path):
-    together = _runs(tmp_path, "together")
+def _together_and_alone(tmp: Path, patience):
+    together = _runs(tmp, "together", patience)
     out = multi.fit_many(together, OPTIONS)
-    alone = _runs(tmp_path, "alone")
+    alone = _runs(tmp, "alone", patience)
     _alone(alone)
     # The runs really differ from each other (else the comparison would prove little).
     assert len({json.dumps(_rows(s.run_dir)[-1]["train_loss"]) for s in alone}) == 3
     for t, a, o in zip(together, alone, out):
         _assert_same_run(Path(t.run_dir), Path(a.run_dir))
         assert o["final"]["checkpoint_epoch"] == json.loads((Path(a.run_dir) / "final_eval.json").read_text())["checkpoint_epoch"]
+    return [json.loads((Path(s.run_dir) / "final_eval.json").read_text()) for s in together]
+
+
+@pytest.mark.slow
+def test_runs_together_equal_runs_alone(tmp_path):
+    finals = _together_and_alone(tmp_path, None)
+    assert all("stopped_epoch" not in f for f in finals)  # a fixed schedule: final_eval.json as before
+
+
+def test_early_stopped_runs_together_equal_runs_alone(tmp_path):
+    """Patience 1: two runs stop after epoch 2 (masked out of epoch 3's steps, then dropped from the
+    program), one after epoch 3; alone, ``loop.fit`` stops each at the same epoch."""
+    finals = _together_and_alone(tmp_path, 1)
+    assert [f["stopped_epoch"] for f in finals] == [2, 3, 2]
+    assert all(f["early_stopped"] for f in finals)
 
 
 def test_runs_of_another_shape_are_refused(tmp_path):
