@@ -66,8 +66,12 @@ def _alone(specs):
         fit(s.model, s.variables, s.parts, s.standardizer, s.config, s.run_dir, s.extra_meta, OPTIONS)
 
 
-def _together_and_alone(tmp: Path, patience):
+def _together_and_alone(tmp: Path, patience, resumed: int | None = None):
     together = _runs(tmp, "together", patience)
+    if resumed is not None:  # that run was stopped (as by a kill) after committing epoch 1
+        s = together[resumed]
+        fit(s.model, s.variables, s.parts, s.standardizer, s.config, s.run_dir, s.extra_meta,
+            FitOptions(progress=False, plots=False, stop_after_epoch=1))
     out = multi.fit_many(together, OPTIONS)
     alone = _runs(tmp, "alone", patience)
     _alone(alone)
@@ -87,8 +91,9 @@ def test_runs_together_equal_runs_alone(tmp_path):
 
 def test_early_stopped_runs_together_equal_runs_alone(tmp_path):
     """Patience 1: two runs stop after epoch 2 (masked out of epoch 3's steps, then dropped from the
-    program), one after epoch 3; alone, ``loop.fit`` stops each at the same epoch."""
-    finals = _together_and_alone(tmp_path, 1)
+    program), one after epoch 3; alone, ``loop.fit`` stops each at the same epoch. One run of the
+    program resumes from its folder after epoch 1 (masked out of the program's epoch 1)."""
+    finals = _together_and_alone(tmp_path, 1, resumed=2)
     assert [f["stopped_epoch"] for f in finals] == [2, 3, 2]
     assert all(f["early_stopped"] for f in finals)
 
