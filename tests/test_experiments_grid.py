@@ -231,3 +231,25 @@ def test_grid_runs_work_with_every_command(done, tmp_path, capsys):
     assert main(["export", str(run), "--format", "onnx", "--out", str(out)]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert any("checkpoint test split" in r["origin"] for a in manifest["artifacts"] for r in a["parity"])
+
+
+def test_grid_trains_compatible_jobs_together(done, tmp_path):
+    """``runs_per_program`` > 1: the same jobs (same ids, so the cache is unchanged), the same results as
+    one job at a time, each run folder complete; the jobs of one shape shared a program."""
+    cfg, results, _, _ = done
+    together = tmp_path / "together"
+    together.mkdir()
+    shutil.copytree(results / "profile", together / "profile")  # the latency profile is cached, not retimed
+    grid.run_grid(cfg, together, progress=False, compilation_cache=False, runs_per_program=8)
+    alone = {r["job"]: r for r in grid.load_results(results, cfg)}
+    both = grid.load_results(together, cfg)
+    assert sorted(r["job"] for r in both) == sorted(alone)
+    shared = [r for r in both if r.get("program_runs", 1) > 1]
+    assert {r["settings"]["pretraining"] for r in shared} == {"none", "watch"}  # cells of both starts
+    for r in both:
+        a = alone[r["job"]]
+        assert set(r) - set(a) <= {"program_runs", "program_wall_s"}
+        assert r["report"]["confusion"] == a["report"]["confusion"], r["job"]
+        assert r.get("checkpoint_epoch") == a.get("checkpoint_epoch")
+        if r["kind"] != "baseline":
+            assert (together / r["kind"].replace("deep", "cells") / r["job"] / "run" / "final_eval.json").exists()

@@ -33,6 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="JSON or TOML file merged onto the profile (its 'profile' key picks the base)")
     p.add_argument("--results", type=Path, default=None, help="results folder (default runs/experiments-<profile>)")
     p.add_argument("--report-only", action="store_true", help="do not train: only rebuild the report from the results")
+    p.add_argument("--runs-per-program", type=int, default=1, metavar="N",
+                   help="train up to N compatible jobs (same input, model shape and batch size) together in one "
+                        "program (1, the default: one job at a time; see docs/training.md for when it is faster)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_experiments)
 
@@ -48,6 +51,8 @@ def _command_line(args: argparse.Namespace) -> str:
         parts += ["--results", str(args.results)]
     if args.report_only:
         parts.append("--report-only")
+    if args.runs_per_program != 1:
+        parts += ["--runs-per-program", str(args.runs_per_program)]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -59,7 +64,8 @@ def cmd_experiments(args: argparse.Namespace) -> int:
     command = _command_line(args)
     t0 = time.perf_counter()
     if not args.report_only:
-        grid.run_grid(cfg, results, progress=not args.no_progress, command=command)
+        grid.run_grid(cfg, results, progress=not args.no_progress, command=command,
+                      runs_per_program=args.runs_per_program)
     path = report.build_report(results, cfg, command=command)
     print(f"report: {path} ({time.perf_counter() - t0:.0f} s)")
     return 0

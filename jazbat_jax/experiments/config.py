@@ -16,6 +16,8 @@ Sections::
                  watch_subjects / phone_subjects (list or null = every subject the data has),
                  test_fraction, val_fraction, seed (pretraining is a subject hold-out on WISDM)
     finetune     epochs, batch_size, learning_rate, val_fraction
+                 (pretrain and finetune: patience, early stopping on validation macro-F1 with
+                 ``epochs`` as the maximum; null = the fixed schedule)
     grid         inputs, pretraining ("none" | "watch" | "phone"), protocols ("subject" |
                  "random"), n_folds, folds (which folds to run; null = all), seeds, split_seed
     baseline     enabled, n_estimators, max_depth
@@ -47,9 +49,9 @@ QUICK: dict[str, Any] = {
     "pretrain": {
         "epochs": 4, "batch_size": 32, "learning_rate": 1e-3, "step": 64,
         "activities": ALL_ACTIVITIES, "watch_subjects": None, "phone_subjects": None,
-        "test_fraction": 0.2, "val_fraction": 0.1, "seed": 0,
+        "test_fraction": 0.2, "val_fraction": 0.1, "seed": 0, "patience": None,
     },
-    "finetune": {"epochs": 5, "batch_size": 32, "learning_rate": 1e-3, "val_fraction": 0.1},
+    "finetune": {"epochs": 5, "batch_size": 32, "learning_rate": 1e-3, "val_fraction": 0.1, "patience": None},
     "grid": {
         "inputs": ["1d"], "pretraining": ["none", "watch"], "protocols": ["subject", "random"],
         "n_folds": 3, "folds": None, "seeds": [0], "split_seed": 0,
@@ -68,9 +70,9 @@ FULL: dict[str, Any] = {
     "pretrain": {
         "epochs": 40, "batch_size": 32, "learning_rate": 1e-3, "step": 32,
         "activities": ALL_ACTIVITIES, "watch_subjects": None, "phone_subjects": None,
-        "test_fraction": 0.2, "val_fraction": 0.1, "seed": 0,
+        "test_fraction": 0.2, "val_fraction": 0.1, "seed": 0, "patience": None,
     },
-    "finetune": {"epochs": 90, "batch_size": 32, "learning_rate": 1e-3, "val_fraction": 0.1},
+    "finetune": {"epochs": 90, "batch_size": 32, "learning_rate": 1e-3, "val_fraction": 0.1, "patience": None},
     "grid": {
         "inputs": ["1d", "3d", "6d"], "pretraining": ["none", "watch", "phone"], "protocols": ["subject", "random"],
         "n_folds": 5, "folds": None, "seeds": [0, 1, 2], "split_seed": 0,
@@ -149,6 +151,8 @@ def validate(cfg: dict) -> None:
     for sec in ("pretrain", "finetune"):
         if cfg[sec]["epochs"] < 1 or cfg[sec]["batch_size"] < 1:
             raise ConfigError(f"{sec}.epochs and {sec}.batch_size must be >= 1")
+        if cfg[sec]["patience"] is not None and (not isinstance(cfg[sec]["patience"], int) or cfg[sec]["patience"] < 1):
+            raise ConfigError(f"{sec}.patience must be null or an integer >= 1, got {cfg[sec]['patience']!r}")
 
 
 def settings_hash(settings: Any) -> str:

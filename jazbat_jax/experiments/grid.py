@@ -81,7 +81,7 @@ def pretrain_job(cfg: dict, device: str, input_kind: str) -> Job:
     run = RunConfig(data=pretrain_data(cfg, device, input_kind),
                     model=ModelConfig("jazbat_net", None),  # K = C = 18 for WISDM
                     train=TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], learning_rate=p["learning_rate"],
-                                      seed=p["seed"], keep_last=1))
+                                      seed=p["seed"], keep_last=1, patience=p["patience"]))
     settings = {"kind": "pretrain", "device": device, "input": input_kind, "data_root": run.data.root,
                 "epochs": p["epochs"], "run": run.to_dict()}
     return Job("pretrain", f"wisdm-{device}-{input_kind}", settings)
@@ -110,7 +110,7 @@ def deep_job(cfg: dict, input_kind: str, pretraining: str, protocol: str, fold: 
     transfer = TransferConfig(source=f"pretrain/{trunk}/run") if trunk else None
     run = RunConfig(data=data, model=ModelConfig("jazbat_net", None),  # K = C from scratch; K = 18 kept in transfer
                     train=TrainConfig(epochs=f["epochs"], batch_size=f["batch_size"], learning_rate=f["learning_rate"],
-                                      seed=seed, keep_last=1),
+                                      seed=seed, keep_last=1, patience=f["patience"]),
                     transfer=transfer)
     settings = {"kind": "deep", **_target_labels(cfg, data), "pretraining": pretraining, "pretrain_job": trunk,
                 "seed": seed, "epochs": f["epochs"], "run": run.to_dict()}
@@ -181,12 +181,35 @@ def _train(job: Job, results: Path, data: DataCache) -> tuple[dict, float]:
     return out, round(time.perf_counter() - t0, 2)
 
 
+def _train_together(jobs: list[Job], results: Path, data: DataCache) -> list[tuple[dict, float]]:
+    """Train ``jobs`` (pretrainings or deep cells) in multi-run programs, one per model shape among them;
+    each job's training output and the wall time of the programs that trained it."""
+    from jazbat_jax.train import trainer
+    from jazbat_jax.train.loop import FitOptions
+
+    configs = [run_config(j, results) for j in jobs]
+    t0 = time.perf_counter()
+    outs = trainer.train_many(configs, [j.folder(results) / "run" for j in jobs],
+                              [data.windows(c.data) for c in configs], FitOptions(progress=False, plots=False))
+    wall = time.perf_counter() - t0
+    for out in outs:  # the program's wall time, and each job's share of it (what the report sums)
+        out["final"].update(program_runs=len(jobs), program_wall_s=round(wall, 2))
+    return [(out, round(wall / len(jobs), 2)) for out in outs]
+
+
+def _stopping(out: dict) -> dict:
+    """Where early stopping ended the run, and the program it trained in (nothing for a run trained
+    alone on a fixed schedule)."""
+    final = out["final"]
+    return {k: final[k] for k in ("stopped_epoch", "early_stopped", "program_runs", "program_wall_s") if k in final}
+
+
 def _sizes(split) -> dict:
     return {"n_train": int(len(split.train)), "n_val": int(len(split.val)), "n_test": int(len(split.test))}
 
 
-def run_pretrain(job: Job, results: Path, data: DataCache) -> dict:
-    out, wall = _train(job, results, data)
+def run_pretrain(job: Job, results: Path, data: DataCache, trained: tuple[dict, float] | None = None) -> dict:
+    out, wall = trained or _train(job, results, data)
     ws, split = out["windows"], out["split"]
     return {
         "job": job.id, "kind": job.kind, "settings": job.settings,
@@ -194,18 +217,18 @@ def run_pretrain(job: Job, results: Path, data: DataCache) -> dict:
                       "windows": len(ws), "windows_per_class": _windows_per_class(ws),
                       "split": {k: split.summary[k]["subjects"] for k in ("train", "val", "test")}},
         **_sizes(split), "report": out["final"]["report"], "checkpoint_epoch": out["final"]["checkpoint_epoch"],
-        "wall_s": wall,
+        **_stopping(out), "wall_s": wall,
     }
 
 
-def run_deep(job: Job, results: Path, data: DataCache) -> dict:
-    out, wall = _train(job, results, data)
+def run_deep(job: Job, results: Path, data: DataCache, trained: tuple[dict, float] | None = None) -> dict:
+    out, wall = trained or _train(job, results, data)
     split = out["split"]
     return {
         "job": job.id, "kind": job.kind, "settings": job.settings, **_sizes(split),
         "test_subjects": split.summary["test"]["subjects"],
         "report": out["final"]["report"], "checkpoint_epoch": out["final"]["checkpoint_epoch"],
-        "wall_s": wall,
+        **_stopping(out), "wall_s": wall,
     }
 
 
@@ -241,11 +264,39 @@ def enable_compilation_cache(results: Path) -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
+def groups(todo: list[Job], runs_per_program: int) -> list[list[Job]]:
+    """The jobs to run, in groups trained together: pretrainings first (the cells need them), then the
+    deep cells, then the baselines. Deep jobs of one kind, input, batch size and kind of start
+    (pretrained or not) form groups of at most ``runs_per_program``; the rest run one at a time.
+    With ``runs_per_program`` 1, every job alone in plan order."""
+    if runs_per_program < 1:
+        raise cfgmod.ConfigError(f"runs_per_program must be >= 1, got {runs_per_program}")
+    if runs_per_program == 1:
+        return [[j] for j in todo]
+    out: list[list[Job]] = []
+    for kind in ("pretrain", "deep", "baseline"):
+        by_shape: dict[str, list[Job]] = {}
+        for j in (j for j in todo if j.kind == kind):
+            if kind == "baseline":
+                out.append([j])
+                continue
+            train = j.settings["run"]["train"]
+            shape = json.dumps([j.settings["input"], j.settings["run"]["model"], train["batch_size"],
+                                j.settings.get("pretraining", "none") == "none"], sort_keys=True)
+            by_shape.setdefault(shape, []).append(j)
+        for same in by_shape.values():
+            out += [same[i:i + runs_per_program] for i in range(0, len(same), runs_per_program)]
+    return out
+
+
 def run_grid(cfg: dict, results: str | Path, progress: bool = True, log: Callable[[str], None] = print,
-             stop_after: int | None = None, command: str | None = None, compilation_cache: bool = True) -> dict:
+             stop_after: int | None = None, command: str | None = None, compilation_cache: bool = True,
+             runs_per_program: int = 1) -> dict:
     """Run every job of ``cfg`` not yet finished in ``results``; return a summary of this invocation.
 
     ``stop_after``: stop after that many jobs were run (not skipped); used by the tests.
+    ``runs_per_program``: train up to that many compatible jobs together in one program
+    (``train/multi.py``); 1 trains each job alone.
     ``compilation_cache``: set JAX's persistent cache to ``results/.jax_cache`` (process-wide
     setting: the tests turn it off so that it does not leak into other tests).
     """
@@ -261,19 +312,27 @@ def run_grid(cfg: dict, results: str | Path, progress: bool = True, log: Callabl
     data = DataCache()
     t_start = time.perf_counter()
     ran, started = [], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    bar = tqdm(todo, desc="grid", unit="job", disable=not progress, dynamic_ncols=True)
-    for job in bar:
-        bar.set_postfix_str(job.name)
-        log(f"\n=== {job.kind} {job.id}")
+    bar = tqdm(total=len(todo), desc="grid", unit="job", disable=not progress, dynamic_ncols=True)
+    for group in groups(todo, runs_per_program):
+        bar.set_postfix_str(group[0].name + (f" +{len(group) - 1}" if len(group) > 1 else ""))
         t0 = time.perf_counter()
-        resumed = (job.folder(results) / "run" / "checkpoints").exists()
-        result = RUNNERS[job.kind](job, results, data)
-        result.update(total_wall_s_this_invocation=round(time.perf_counter() - t0, 2), resumed=resumed,
-                      finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        write_json(job.folder(results) / "result.json", result)
-        rep = result["report"]
-        log(f"    accuracy {rep['accuracy']:.4f}  macro-F1 {rep['macro']['f1']:.4f}  ({result['wall_s']:.1f} s)")
-        ran.append(job.id)
+        resumed = [(job.folder(results) / "run" / "checkpoints").exists() for job in group]
+        if len(group) == 1:
+            log(f"\n=== {group[0].kind} {group[0].id}")
+            done = [RUNNERS[group[0].kind](group[0], results, data)]
+        else:
+            log(f"\n=== {len(group)} {group[0].kind} jobs in one program: {', '.join(j.id for j in group)}")
+            done = [RUNNERS[job.kind](job, results, data, trained)
+                    for job, trained in zip(group, _train_together(group, results, data))]
+        for job, result, was_resumed in zip(group, done, resumed):
+            result.update(total_wall_s_this_invocation=round(time.perf_counter() - t0, 2), resumed=was_resumed,
+                          finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            write_json(job.folder(results) / "result.json", result)
+            rep = result["report"]
+            log(f"    {job.id}: accuracy {rep['accuracy']:.4f}  macro-F1 {rep['macro']['f1']:.4f}  "
+                f"({result['wall_s']:.1f} s)")
+            ran.append(job.id)
+        bar.update(len(group))
         if stop_after is not None and len(ran) >= stop_after:
             break
     bar.close()

@@ -61,7 +61,14 @@ def _flat(result: dict) -> dict:
         "report": result["report"], "wall_s": result.get("wall_s"), "n_train": result.get("n_train"),
         "n_test": result.get("n_test"), "test_subjects": result.get("test_subjects"),
         "checkpoint_epoch": result.get("checkpoint_epoch"), "epochs": s.get("epochs"),
+        "stopped_epoch": result.get("stopped_epoch"),
     }
+
+
+def _stopped(rows: list[dict]) -> str:
+    """The epochs at which early stopping ended the runs of a cell, in (fold, seed) order."""
+    return ", ".join(str(r["stopped_epoch"]) for r in sorted(rows, key=lambda r: (r["fold"], r["seed"]))
+                     if r.get("stopped_epoch") is not None) or "—"
 
 
 def _combined_report(rows: list[dict]) -> dict:
@@ -228,17 +235,21 @@ def build_report(results: str | Path, cfg: dict | None = None, command: str | No
                 f"Data: {dataset}; {g['n_folds']}-fold, folds {cfgmod.folds(cfg)}, seeds {g['seeds']}; "
                 f"fine-tuning {cfg['finetune']['epochs']} epochs.", ""]
         table = []
+        stopping = cfg["finetune"].get("patience") is not None  # early stopping: say where each run stopped
         for inp in g["inputs"]:
             if cfg["baseline"]["enabled"]:
                 rs = [r for r in prow if r["input"] == inp and r["kind"] == "baseline"]
                 table.append([inp.upper(), "random forest (gait features)", _mean_sd([r["acc"] for r in rs]),
-                              _mean_sd([r["f1"] for r in rs]), len(rs), "—"])
+                              _mean_sd([r["f1"] for r in rs]), len(rs), "—"] + (["—"] if stopping else []))
             for pre in g["pretraining"]:
                 rs = [r for r in prow if r["input"] == inp and r["kind"] == "deep" and r["pretraining"] == pre]
                 table.append([inp.upper(), f"Jazbat-Net, {PRETRAIN_LABEL[pre]}", _mean_sd([r["acc"] for r in rs]),
-                              _mean_sd([r["f1"] for r in rs]), len(rs), f"{PAPER_TABLE_VI[(inp, pre)]:.2f}"])
+                              _mean_sd([r["f1"] for r in rs]), len(rs), f"{PAPER_TABLE_VI[(inp, pre)]:.2f}"]
+                             + ([_stopped(rs)] if stopping else []))
         out += [_table(["input", "model", "accuracy", "macro-F1", "runs",
-                        "paper Table VI accuracy (SEECS, 6 classes; not comparable)"], table), ""]
+                        "paper Table VI accuracy (SEECS, 6 classes; not comparable)"]
+                       + ([f"stopped at epoch (of at most {cfg['finetune']['epochs']}; by fold, seed)"]
+                          if stopping else []), table), ""]
     out += [f"The paper's column ({PAPER_SOURCE}) is for the closed SEECS data (chest-worn phone, 40 subjects, six "
             "emotions, 90 fine-tuning epochs, split not stated and probably random over overlapping windows). It is "
             "printed for orientation only: different data, sensor position, classes and protocol.", ""]
@@ -327,6 +338,8 @@ def build_report(results: str | Path, cfg: dict | None = None, command: str | No
         subj = ", ".join(map(str, r["test_subjects"])) if r["protocol"] == "subject" and r["test_subjects"] else "all (random)"
         best = (f"{r['checkpoint_epoch'] if r['checkpoint_epoch'] is not None else '—'}"
                 f"{'/' + str(r['epochs']) if r['epochs'] else ''}")
+        if r.get("stopped_epoch") is not None:
+            best += f" (stopped at {r['stopped_epoch']})"
         table.append([f"`{r['job']}`", r["input"].upper(), model, r["protocol"], r["fold"], r["seed"],
                       f"{r['n_train']} / {r['n_test']}", subj, best, f"{100 * r['acc']:.1f}", f"{100 * r['f1']:.1f}",
                       f"{r['wall_s']:.0f} s"])

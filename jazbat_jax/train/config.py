@@ -45,8 +45,13 @@ class TrainConfig:
     seed: int = 0  # initialisation, epoch order and dropout
     keep_last: int = 3  # newest checkpoints kept for resume
     eval_batch_size: int = 256
+    # Early stopping: end the run when validation macro-F1 has not improved for this many epochs
+    # (``epochs`` is then the maximum). None: train all ``epochs`` (the paper's fixed schedule).
+    patience: int | None = None
 
     def __post_init__(self):
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError(f"patience must be >= 1 (or None for a fixed schedule), got {self.patience}")
         if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1 or self.keep_last < 1:
             raise ConfigError("epochs, batch_size, eval_batch_size and keep_last must be >= 1")
         if not self.learning_rate > 0:
@@ -78,7 +83,7 @@ class RunConfig:
             "schema": SCHEMA,
             "data": self.data.to_dict(),
             "model": dataclasses.asdict(self.model),
-            "train": dataclasses.asdict(self.train),
+            "train": _train_dict(self.train),
             "transfer": self.transfer.to_dict() if self.transfer else None,
         }
 
@@ -104,6 +109,15 @@ class RunConfig:
         return [f"{k}: {theirs.get(k)!r} in the run folder vs {mine.get(k)!r} now"
                 for k in sorted(set(mine) | set(theirs))
                 if mine.get(k) != theirs.get(k) and k.removeprefix("train.") not in RESUMABLE_CHANGES]
+
+
+def _train_dict(train: TrainConfig) -> dict[str, Any]:
+    """The train settings; ``patience`` only when set, so that a fixed-schedule run is stored (and its
+    grid job named) exactly as before early stopping existed."""
+    d = dataclasses.asdict(train)
+    if d["patience"] is None:
+        del d["patience"]
+    return d
 
 
 def _flat(d: dict, prefix: str = "") -> dict[str, Any]:

@@ -101,6 +101,25 @@ def best_epoch_of(history: list[dict]) -> int | None:
     return max(history, key=lambda r: (r["val_macro_f1"], -r["epoch"]))["epoch"]
 
 
+def early_stopped(history: list[dict], patience: int | None) -> bool:
+    """Whether early stopping ends the run after the newest epoch of ``history``: validation macro-F1
+    has not improved for ``patience`` epochs (never without a patience or a validation part)."""
+    if patience is None or not history or "val_macro_f1" not in history[0]:
+        return False
+    return history[-1]["epoch"] - best_epoch_of(history) >= patience
+
+
+def last_epoch(run: Run) -> int:
+    """The last epoch this call trains: the maximum, or ``stop_after_epoch`` when that comes first."""
+    stop = run.options.stop_after_epoch
+    return run.config.train.epochs if stop is None else min(stop, run.config.train.epochs)
+
+
+def wants_epoch(run: Run, epoch: int) -> bool:
+    """Whether ``epoch`` is still to be trained by this call (not committed, not past the end, not stopped)."""
+    return run.start_epoch < epoch <= last_epoch(run) and not early_stopped(run.history, run.config.train.patience)
+
+
 def _reconcile(run: Run, saved: dict) -> None:
     """After restoring the newest committed epoch, re-derive what a kill may have left half-done: the
     best checkpoint (saved after the commit) and the metrics rows."""
@@ -217,17 +236,21 @@ def train_epoch(run: Run, epoch: int) -> dict:
             jax.block_until_ready(pending[0])
             bar.update(pending[1])
         pending = (m["count"], n_real)
-    totals = jax.tree.map(lambda *v: float(np.sum(v)), *jax.device_get(sums))
     if pending is not None:
         bar.update(pending[1])
     bar.close()
-    seconds = time.perf_counter() - t0
+    return epoch_row(run, epoch, jax.device_get(sums), time.perf_counter() - t0)
+
+
+def epoch_row(run: Run, epoch: int, sums: list[dict], seconds: float) -> dict:
+    """The training part of an epoch's metrics row, from the per-batch metrics of ``train_step``."""
+    totals = jax.tree.map(lambda *v: float(np.sum(v)), *sums)
     return {
         "epoch": epoch,
         "step": int(jax.device_get(run.state.step)),
         "train_loss": totals["loss_sum"] / totals["count"],
         "train_accuracy": totals["correct"] / totals["count"],
-        "windows_per_s": len(train) / seconds,
+        "windows_per_s": len(run.parts.train) / seconds,
         "train_seconds": round(seconds, 3),
     }
 
@@ -291,6 +314,9 @@ def _finish(run: Run) -> dict:
         final = evaluate_windows(inference_state(best_model, best_vars, run.dp), test, run.standardizer,
                                  run.evaluator, run.config.train.batch_size)
         final.update(checkpoint_epoch=best_meta["epoch"], best_val_macro_f1=best_meta.get("best_val_macro_f1"))
+        if run.config.train.patience is not None:  # where early stopping ended the run
+            final.update(stopped_epoch=run.history[-1]["epoch"],
+                         early_stopped=early_stopped(run.history, run.config.train.patience))
         result["final"] = final
         log(f"test set, best checkpoint (epoch {final['checkpoint_epoch']}):\n" + format_report(final["report"]))
         if run.primary:
@@ -314,17 +340,24 @@ def fit(model: nn.Module, variables: dict, parts: Parts, standardizer: Standardi
     ``standardizer`` must be fitted on ``parts.train`` (it is stored with every checkpoint).
     """
     run = prepare(model, variables, parts, standardizer, config, run_dir, extra_meta, options)
-    stop = run.options.stop_after_epoch
-    last = config.train.epochs if stop is None else min(stop, config.train.epochs)
     try:
-        for epoch in range(run.start_epoch + 1, last + 1):
+        for epoch in range(run.start_epoch + 1, last_epoch(run) + 1):
+            if not wants_epoch(run, epoch):  # early stopping
+                break
             row = train_epoch(run, epoch)
             row.update(validate(run))
             commit_epoch(run, row)
     except BaseException:
         release(run)
         raise
-    if last < config.train.epochs:
+    return end(run)
+
+
+def end(run: Run) -> dict:
+    """``finish`` a run that is complete (every epoch, or stopped early); release one that was told to
+    stop after an epoch (``stop_after_epoch``) and report where it stopped."""
+    last = last_epoch(run)
+    if last < run.config.train.epochs and not early_stopped(run.history, run.config.train.patience):
         release(run)
         return {"stopped_after_epoch": max(last, run.start_epoch), "run_dir": str(run.run_dir), "state": run.state}
     return finish(run)

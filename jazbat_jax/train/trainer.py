@@ -105,3 +105,25 @@ def finetune(config: RunConfig, workdir: str | Path, windows: WindowSet | None =
              options: FitOptions | None = None) -> dict:
     """A target-task run: re-headed from ``config.transfer``, or the no-pretraining baseline without one."""
     return train(config, workdir, windows, options)
+
+
+def train_many(configs: list[RunConfig], workdirs: list[str | Path], windows: list[WindowSet | None] | None = None,
+               options: FitOptions | None = None) -> list[dict]:
+    """Train several runs, those of one model shape together in one program (``multi.fit_many``);
+    each run's result as ``train`` gives it, in order (a run of a shape of its own is a program of one)."""
+    from jazbat_jax.train import multi
+
+    windows = windows or [None] * len(configs)
+    specs, shapes = [], {}
+    for k, (config, workdir, ws) in enumerate(zip(configs, workdirs, windows)):
+        p = prepare_run(config, ws)
+        specs.append((p, multi.RunSpec(p.model, p.variables, p.parts, Standardizer.fit(p.parts.train.x), config,
+                                       workdir, p.extra_meta)))
+        shapes.setdefault(multi.program_key(p.model, p.parts, config), []).append(k)
+    results: list[dict | None] = [None] * len(configs)
+    for members in shapes.values():
+        outs = multi.fit_many([specs[k][1] for k in members], options)
+        for k, out in zip(members, outs):
+            out.update(windows=specs[k][0].windows, split=specs[k][0].split)
+            results[k] = out
+    return results
