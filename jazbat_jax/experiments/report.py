@@ -16,6 +16,7 @@ from tabulate import tabulate
 from jazbat_jax import paper
 from jazbat_jax.experiments import config as cfgmod
 from jazbat_jax.experiments import grid
+from jazbat_jax.machine import busy
 
 PAPER_TABLE_VI = paper.TABLE_VI
 PAPER_SOURCE = "Imran et al., IEEE IoT Journal 2026, Table VI"
@@ -148,6 +149,24 @@ def _plot_pretrain_curves(results: Path, pretrain: list[dict], path: Path) -> bo
 
 
 # ---------------------------------------------------------------- report
+def _was_busy(invocation: dict) -> bool:
+    return busy(invocation.get("load_average_start"), invocation.get("load_average_end"),
+                invocation["machine"].get("cpu_count"))
+
+
+def _loads(load: list[float] | None) -> str:
+    return "/".join(f"{v:.2f}" for v in load) if load else "?"
+
+
+def _load_note(invocation: dict) -> str:
+    """The load averages an invocation recorded (older invocations recorded none)."""
+    start, end = invocation.get("load_average_start"), invocation.get("load_average_end")
+    if start is None and end is None:
+        return "; load average not recorded"
+    return f"; load average (1/5/15 min) {_loads(start)} at the start, {_loads(end)} at the end" + (
+        " ⚠ busy" if _was_busy(invocation) else "")
+
+
 def _settings_lines(cfg: dict, invocations: list[dict]) -> list[str]:
     t, p, f, g = cfg["target"], cfg["pretrain"], cfg["finetune"], cfg["grid"]
     target = ("Quiroz et al. 2018 walking emotions (smartwatch, happy / neutral / sad)" if t["dataset"] == "quiroz"
@@ -209,8 +228,12 @@ def build_report(results: str | Path, cfg: dict | None = None, command: str | No
     if invocations:
         out += ["Invocations of the grid on this results folder (from `invocations.jsonl`):", ""]
         out += [f"- {i['started']}: {len(i['ran'])} jobs run, {i['skipped_done']} skipped as done, "
-                f"{i['wall_s'] / 60:.1f} min wall" + (f" — `{i['command']}`" if i.get("command") else "")
+                f"{i['wall_s'] / 60:.1f} min wall" + _load_note(i) + (f" — `{i['command']}`" if i.get("command") else "")
                 for i in invocations]
+        if any(_was_busy(i) for i in invocations):
+            out += ["", "**Warning: the machine was busy during an invocation marked ⚠ (load average above half its "
+                        "cores at the start or above all of them at the end): its wall times are slower than on an idle "
+                        "machine of the same kind.**"]
         out.append("")
     roots = sorted({r["settings"]["target"]["root"] for r in done.values() if "target" in r["settings"]}
                    | {r["settings"]["data_root"] for r in pretrain})
