@@ -35,6 +35,13 @@ def _meta():
     }
 
 
+def _save(ck: Checkpoints, epoch: int, state, meta: dict, is_best: bool) -> None:
+    """What the epoch loop does: commit the epoch, then keep it as the best if it is."""
+    ck.save_last(epoch, state, meta)
+    if is_best:
+        ck.save_best(epoch, state, meta)
+
+
 def _fresh():
     return create_train_state(MODEL, init_variables(MODEL, 7), make_optimizer(), seed=3)
 
@@ -46,7 +53,7 @@ def _equal(a, b):
 def test_round_trip_resume_and_load(tmp_path, trained_state):
     ck = Checkpoints(tmp_path / "checkpoints", keep_last=2)
     for epoch in (1, 2, 3):
-        ck.save(epoch, trained_state, {**_meta(), "metrics": {"epoch": epoch}}, is_best=(epoch == 2))
+        _save(ck, epoch, trained_state, {**_meta(), "metrics": {"epoch": epoch}}, is_best=(epoch == 2))
     assert sorted(int(p.name) for p in (tmp_path / "checkpoints" / "last").iterdir()) == [2, 3]  # last N
     state, meta = ck.restore_latest(_fresh())
     ck.close()
@@ -71,7 +78,7 @@ def _data_files(step_dir: Path, item: str):
 
 def test_corrupted_checkpoint_raises_clear_error(tmp_path, trained_state):
     ck = Checkpoints(tmp_path, keep_last=1)
-    ck.save(1, trained_state, _meta(), is_best=True)
+    _save(ck, 1, trained_state, _meta(), is_best=True)
     ck.close()
     step_dir = tmp_path / "last" / "1"
     # Overwrite every array data file with garbage of the same size.
@@ -85,7 +92,7 @@ def test_corrupted_checkpoint_raises_clear_error(tmp_path, trained_state):
 
 def test_tampered_values_fail_the_fingerprint(tmp_path, trained_state):
     ck = Checkpoints(tmp_path, keep_last=1)
-    ck.save(1, trained_state, _meta(), is_best=True)
+    _save(ck, 1, trained_state, _meta(), is_best=True)
     ck.close()
     meta_file = tmp_path / "best" / "1" / "meta" / "metadata"
     meta = json.loads(meta_file.read_text())
@@ -97,7 +104,7 @@ def test_tampered_values_fail_the_fingerprint(tmp_path, trained_state):
 
 def test_incompatible_model_lists_the_mismatches(tmp_path, trained_state):
     ck = Checkpoints(tmp_path, keep_last=1)
-    ck.save(1, trained_state, _meta(), is_best=True)
+    _save(ck, 1, trained_state, _meta(), is_best=True)
     ck.close()
     other = tiny_model(num_classes=5, reduce_filters=4)
     wrong = create_train_state(other, init_variables(other, 0), make_optimizer())
@@ -110,7 +117,7 @@ def test_missing_or_half_written_checkpoint(tmp_path, trained_state):
     with pytest.raises(CheckpointError, match="no checkpoint"):
         load_checkpoint(tmp_path / "nothing")
     ck = Checkpoints(tmp_path, keep_last=2)
-    ck.save(1, trained_state, _meta(), is_best=True)
+    _save(ck, 1, trained_state, _meta(), is_best=True)
     ck.close()
     # A save killed half-way leaves orbax's temporary folder: it must be ignored (and cleaned up).
     shutil.copytree(tmp_path / "last" / "1", tmp_path / "last" / "2.orbax-checkpoint-tmp-123")
@@ -123,7 +130,7 @@ def test_missing_or_half_written_checkpoint(tmp_path, trained_state):
 def test_edited_meta_fails_its_fingerprint(tmp_path, trained_state):
     """One changed digit of the stored standardizer would change every prediction: it must not load."""
     ck = Checkpoints(tmp_path, keep_last=1)
-    ck.save(1, trained_state, _meta(), is_best=True)
+    _save(ck, 1, trained_state, _meta(), is_best=True)
     ck.close()
     meta_file = tmp_path / "best" / "1" / "meta" / "metadata"
     meta = json.loads(meta_file.read_text())
@@ -135,8 +142,8 @@ def test_edited_meta_fails_its_fingerprint(tmp_path, trained_state):
 
 def test_damaged_best_is_an_error_not_a_silent_fallback(tmp_path, trained_state):
     ck = Checkpoints(tmp_path / "checkpoints", keep_last=2)
-    ck.save(1, trained_state, _meta(), is_best=True)
-    ck.save(2, trained_state, _meta(), is_best=False)
+    _save(ck, 1, trained_state, _meta(), is_best=True)
+    _save(ck, 2, trained_state, _meta(), is_best=False)
     ck.close()
     shutil.rmtree(tmp_path / "checkpoints" / "best" / "1" / "variables")
     with pytest.raises(CheckpointError, match="--checkpoint-kind last"):
@@ -146,7 +153,7 @@ def test_damaged_best_is_an_error_not_a_silent_fallback(tmp_path, trained_state)
 
 def test_older_format_is_refused_with_a_message(tmp_path, trained_state):
     ck = Checkpoints(tmp_path, keep_last=1)
-    ck.save(1, trained_state, _meta(), is_best=True)
+    _save(ck, 1, trained_state, _meta(), is_best=True)
     ck.close()
     meta_file = tmp_path / "best" / "1" / "meta" / "metadata"
     meta = json.loads(meta_file.read_text())
