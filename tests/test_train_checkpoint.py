@@ -1,6 +1,7 @@
 """Checkpoint round trip, corruption and incompatibility detection, resolution of paths."""
 import json
 import shutil
+from contextlib import closing
 from pathlib import Path
 
 import jax
@@ -86,8 +87,8 @@ def test_corrupted_checkpoint_raises_clear_error(tmp_path, trained_state):
         f.write_bytes(bytes(255 - b for b in f.read_bytes()))
     with pytest.raises(CheckpointError, match="corrupted"):
         load_checkpoint(step_dir)
-    with pytest.raises(CheckpointError, match="corrupted"):
-        Checkpoints(tmp_path, keep_last=1).restore_latest(_fresh())
+    with pytest.raises(CheckpointError, match="corrupted"), closing(Checkpoints(tmp_path, keep_last=1)) as ck:
+        ck.restore_latest(_fresh())
 
 
 def test_tampered_values_fail_the_fingerprint(tmp_path, trained_state):
@@ -108,8 +109,8 @@ def test_incompatible_model_lists_the_mismatches(tmp_path, trained_state):
     ck.close()
     other = tiny_model(num_classes=5, reduce_filters=4)
     wrong = create_train_state(other, init_variables(other, 0), make_optimizer())
-    with pytest.raises(CheckpointError) as e:
-        Checkpoints(tmp_path, keep_last=1).restore_latest(wrong)
+    with pytest.raises(CheckpointError) as e, closing(Checkpoints(tmp_path, keep_last=1)) as ck:
+        ck.restore_latest(wrong)
     assert "wrong shape" in str(e.value) and "head/kernel (4, 3) vs (4, 5) expected" in str(e.value)
 
 
@@ -121,9 +122,9 @@ def test_missing_or_half_written_checkpoint(tmp_path, trained_state):
     ck.close()
     # A save killed half-way leaves orbax's temporary folder: it must be ignored (and cleaned up).
     shutil.copytree(tmp_path / "last" / "1", tmp_path / "last" / "2.orbax-checkpoint-tmp-123")
-    ck = Checkpoints(tmp_path, keep_last=2)
-    assert ck.latest_epoch() == 1
-    state, meta = ck.restore_latest(_fresh())
+    with closing(Checkpoints(tmp_path, keep_last=2)) as ck:
+        assert ck.latest_epoch() == 1
+        state, meta = ck.restore_latest(_fresh())
     assert meta["epoch"] == 1 and _equal(state.params, trained_state.params)
 
 
