@@ -84,7 +84,14 @@ def _manager(directory: Path, keep: int, read_only: bool = False) -> ocp.Checkpo
         "train": ocp.StandardCheckpointHandler(),
         "meta": ocp.JsonCheckpointHandler(),
     }
-    return ocp.CheckpointManager(directory.absolute(), options=options, item_handlers=handlers)
+    manager = ocp.CheckpointManager(directory.absolute(), options=options, item_handlers=handlers)
+    # orbax removes half-written saves in a background thread that its close() does not wait for: a
+    # manager closed, or an interpreter ending, before that thread is done makes it print a traceback
+    # ("cannot schedule new futures after shutdown", "Event loop is closed"). Wait for it here.
+    wait_for_cleanup = getattr(manager, "_maybe_await_cleanup_tmp_directory", None)
+    if wait_for_cleanup is not None:
+        wait_for_cleanup()
+    return manager
 
 
 # ---------------------------------------------------------------- save / resume
