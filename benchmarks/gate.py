@@ -404,7 +404,7 @@ def plot_calibration(passes: list[dict[str, Any]], gates: list[TimingGate], path
                 ax.plot([est.median], [y], "D", color="black", markersize=4)
                 ax.annotate("this run" if i == 0 else name.removeprefix(g.candidate).strip(), (est.low, y),
                             xytext=(-4, -3), textcoords="offset points", fontsize=7, ha="right")
-        ax.axvline(g.max_ratio, color="tab:red", linewidth=1.5, label=f"bound {g.max_ratio:.3f}")
+        ax.axvline(g.max_ratio, color="tab:red", linewidth=1.5, label=f"bound {g.max_ratio:.4f}")
         ax.set_title(f"{g.candidate} / {g.reference}", fontsize=9)
         ax.set_yticks([])
         handles, labels = ax.get_legend_handles_labels()
