@@ -64,7 +64,7 @@ def notes(kind: str, reduce_filters: int, num_classes: int, ours: complexity.Mod
     out.append("Table IV labels the BiGRU 'L = 3, h = 32'; there is one BiGRU layer (L = 3 is the number of CNN modules).")
     out.append(
         "MACs follow the paper's convention (conv T·k·Cin·Cout, GRU T·3h(d+h) per direction, dense in·out; "
-        "biases, BatchNorm, gates and pooling count 0). XLA's own flop count is shown separately."
+        "biases, BatchNorm, gates and pooling count 0). XLA's own flop count is a separate row (with --xla)."
     )
     out.append(
         "The SOTA column is [9]'s published figures. S-754 is a surrogate built to match them (the layer list of [9] "
