@@ -3,15 +3,19 @@
 Runtimes: jitted JAX, our TFLite FP32 (XNNPACK, 1 thread), our native-GRU ONNX (ONNX Runtime,
 1 thread), and the Keras 3 twin converted to TFLite with builtins (XNNPACK, 1 thread) as the
 reference. All four compute the same function (the twin gets the Flax weights; checked below).
-Protocol: 5 warm-up rounds, 100 timed rounds of one call. Targets (issue 5): ONNX ≤ 0.4 ms,
-TFLite ≤ 1.0 ms, JAX ≤ 0.6 ms, each ≥ 5× faster than the twin's TFLite measured in the same run.
-The 5× ratio is asserted (same-run, machine-independent) on the *minimum* of the 100 runs, which
-other processes on a shared machine can only inflate; the median ratio is printed next to it.
-Absolute targets are recorded in extra_info. Artifact sizes go into extra_info["exact"].
+``test_latency_batch1``: the paper's protocol, 5 warm-up rounds and 100 timed rounds of one call;
+absolute targets (ONNX ≤ 0.4 ms, TFLite ≤ 1.0 ms, JAX ≤ 0.6 ms) are recorded in extra_info, artifact
+sizes in extra_info["exact"]. These medians are reported, not timing-gated: taken one runtime after
+another, they drift with the machine. ``test_interleaved_ratio_to_keras_twin`` is what the timing gate
+decides on (benchmarks/gate.py): each runtime against the twin's TFLite in alternating rounds
+(process CPU time, one CPU; benchmarks/interleave.py). Its bounds (benchmarks/timing_gates.json)
+are all under 0.2, so a pass also means "at least 5× faster than the twin", with confidence.
 
     .venv/bin/python -m pytest benchmarks/test_bench_export.py --benchmark-enable -m bench
 """
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
@@ -28,9 +32,6 @@ from conversion.source import fresh_source, perturbed  # noqa: E402
 pytestmark = pytest.mark.bench
 
 TARGET_MS = {"onnx": 0.4, "tflite": 1.0, "jax": 0.6}
-MIN_SPEEDUP = 5.0
-MEDIANS: dict[str, float] = {}
-MINIMA: dict[str, float] = {}
 
 
 @pytest.fixture(scope="module")
@@ -69,24 +70,65 @@ def test_latency_batch1(benchmark, setup, name):
     benchmark.pedantic(calls[name], rounds=runtime.RUNS, iterations=1, warmup_rounds=runtime.WARMUP)
     if benchmark.stats is not None:  # None under --benchmark-disable
         median_ms = benchmark.stats.stats.median * 1e3
-        MEDIANS[name] = median_ms
-        MINIMA[name] = benchmark.stats.stats.min * 1e3
         if name in TARGET_MS:
             benchmark.extra_info["target_ms"] = TARGET_MS[name]
             benchmark.extra_info["meets_target"] = median_ms <= TARGET_MS[name]
 
 
+def slowed(call, fraction: float):
+    """``call`` doing ``fraction`` more work: one extra call every ``1 / fraction`` calls. A deliberate
+    regression that scales with the machine's state like the real work does (a fixed sleep would not)."""
+    debt = [0.0]
+
+    def run():
+        out = call()
+        debt[0] += fraction
+        while debt[0] >= 1:
+            call()
+            debt[0] -= 1
+        return out
+
+    return run
+
+
 @pytest.mark.ci
-def test_speedup_over_keras_twin():
-    if "keras_twin_tflite" not in MEDIANS or len(MEDIANS) < 2:
-        pytest.skip("needs the latency benchmarks of this run (run with --benchmark-enable)")
-    twin, twin_min = MEDIANS["keras_twin_tflite"], MINIMA["keras_twin_tflite"]
-    lines = [f"{n}: median {m:.3f} ms ({twin / m:.1f}x faster than the Keras twin's TFLite, {twin:.3f} ms); "
-             f"min {MINIMA[n]:.3f} ms ({twin_min / MINIMA[n]:.1f}x, twin {twin_min:.3f} ms)"
-             for n, m in MEDIANS.items() if n != "keras_twin_tflite"]
-    print("\n" + "\n".join(lines))
-    slow = [n for n in MINIMA if n != "keras_twin_tflite" and twin_min / MINIMA[n] < MIN_SPEEDUP]
-    assert not slow, f"less than {MIN_SPEEDUP}x faster than the Keras twin: " + "; ".join(lines)
+def test_interleaved_ratio_to_keras_twin(benchmark, setup):
+    """The timing gate's measurement: every gated runtime against the twin's TFLite in alternating rounds,
+    plus copies of each slowed by 25% and 50% here, which the gate must catch in every run."""
+    from gate import decide, load_gates
+    from interleave import measure_until_decided
+
+    _, calls = setup
+    gates, settings = load_gates()
+    reference = gates[0].reference
+    bounds = {g.candidate: g.max_ratio for g in gates}
+    timed = {reference: calls[reference]}
+    slowed_info = {}
+    for g in gates:
+        timed[g.candidate] = calls[g.candidate]
+    for g in gates:
+        for by in settings.slowdowns:
+            name = f"{g.candidate} slowed {by:.0%}"
+            timed[name] = slowed(calls[g.candidate], by)
+            slowed_info[name] = {"of": g.candidate, "by": by}
+
+    def undecided(ratios, looks):
+        return [n for n, v in ratios.items()
+                if decide(v, bounds[slowed_info.get(n, {}).get("of", n)], settings.alpha_per_look)[0] == "open"]
+
+    holder = {}
+    load_before = os.getloadavg()
+    benchmark.pedantic(lambda: holder.update(zip(("ratios", "looks"), measure_until_decided(
+        timed, reference, undecided, settings.chunk_rounds, settings.max_looks))), rounds=1, iterations=1)
+    benchmark.group = "interleaved ratio to the Keras twin's TFLite"
+    benchmark.extra_info["interleaved"] = {
+        "reference": reference,
+        "looks": holder["looks"],
+        "chunk_rounds": settings.chunk_rounds,
+        "load_average": [round(x, 2) for x in (*load_before, *os.getloadavg())],  # 1/5/15 min, before and after
+        "ratios": {n: [round(x, 5) for x in v] for n, v in holder["ratios"].items()},
+        "slowed": slowed_info,
+    }
 
 
 @pytest.mark.parametrize("fmt", ["tflite", "onnx"])

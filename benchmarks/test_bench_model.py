@@ -38,7 +38,7 @@ def test_forward(benchmark, name, batch):
     benchmark.group = f"forward batch {batch}"
     benchmark.extra_info["batch"] = batch
     run = compiled_forward(model, batch)
-    if batch == 1:  # deterministic numbers, gated exactly by `jazbat bench-gate`
+    if batch == 1:  # deterministic numbers, gated exactly by `python -m benchmarks.gate check`
         xla = complexity.xla_crosscheck(model, init_variables(model))
         benchmark.extra_info["exact"] = {
             "params_total": cost.total,

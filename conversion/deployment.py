@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ctypes
 import json
-import os
 import statistics
 import tempfile
 from collections import defaultdict
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from conversion.source import ExportSource
+from jazbat_jax.machine import load_average  # noqa: F401 - profile.py reads it from here
 
 # Layer groups of each architecture, in forward order (node-name prefixes from onnx_native), with the
 # names a reader knows them by.
@@ -170,8 +170,3 @@ def memory_profile(source: ExportSource, tflite_bytes: bytes, onnx_report: dict[
     }
 
 
-def load_average() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None

@@ -16,7 +16,6 @@ raw sensor values. Node names are ``<layer>/<Op>_<n>`` (``bigru``, ``module_2``,
 from __future__ import annotations
 
 import json
-from typing import Callable
 
 import numpy as np
 
@@ -230,6 +229,3 @@ class OnnxRunner:
             return self.invoke(x)
         return np.concatenate([self.invoke(x[i : i + self.batch_size]) for i in range(0, len(x), self.batch_size)])
 
-
-def runner(model_bytes: bytes, num_threads: int = 1) -> Callable[[np.ndarray], np.ndarray]:
-    return OnnxRunner(model_bytes, num_threads)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the converter is very chatty
 
@@ -270,6 +270,3 @@ class TFLiteRunner:
         return np.concatenate([self.invoke(x[i : i + self.batch_size]).copy()
                                for i in range(0, len(x), self.batch_size)])
 
-
-def runner(flatbuffer: bytes, num_threads: int = 1) -> Callable[[np.ndarray], np.ndarray]:
-    return TFLiteRunner(flatbuffer, num_threads)

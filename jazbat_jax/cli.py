@@ -38,7 +38,11 @@ def add_summary(subparsers) -> None:
                    help="filters of the 1×1 reduction conv (6 reproduces the paper's tables; 18 for WISDM pretraining)")
     p.add_argument("-C", "--classes", type=positive_int, default=6, help="number of output classes")
     p.add_argument("--format", default="text", choices=["text", "markdown", "json"], help="output format")
-    p.add_argument("--no-xla", action="store_true", help="skip the XLA cost/memory cross-checks (no compilation)")
+    p.add_argument("--xla", action="store_true",
+                   help="also compile both models and cross-check the counts with XLA's cost and memory analysis "
+                        "(slow: it compiles both models)")
+    # The cross-check used to be on by default; old command lines that turned it off still run.
+    p.add_argument("--no-xla", dest="xla", action="store_false", help=argparse.SUPPRESS)
     p.add_argument("-o", "--output", type=Path, help="also write the report to this file")
     p.set_defaults(func=run_summary)
 
@@ -48,7 +52,7 @@ def run_summary(args) -> int:
 
     if args.classes < 2:
         raise ValueError("--classes must be at least 2")
-    report = summary.build(args.input, args.reduce_filters, args.classes, xla=not args.no_xla)
+    report = summary.build(args.input, args.reduce_filters, args.classes, xla=args.xla)
     text = summary.render(report, args.format)
     print(text)
     if args.output:
@@ -109,6 +113,12 @@ def error_line(e: BaseException) -> str:
     return text or type(e).__name__
 
 
+# Lines that native libraries write straight to file descriptor 2 at INFO level, which no logging
+# setting reaches (absl's pre-initialisation messages, TensorFlow's oneDNN notice, LiteRT's delegate).
+NATIVE_NOISE = (b"All log messages before absl::InitializeLog()", b"oneDNN custom operations are on",
+                b"Created TensorFlow Lite XNNPACK delegate", b"TfLiteXNNPackDelegate", b"cpu_feature_guard")
+
+
 def quiet_library_logs() -> None:
     """Silence the INFO/WARNING chatter of TensorFlow, absl, orbax and XLA (errors still show)."""
     import logging
@@ -118,16 +128,47 @@ def quiet_library_logs() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def filter_native_stderr(noise: tuple[bytes, ...] = NATIVE_NOISE) -> None:
+    """Route file descriptor 2 through a pipe that drops the lines in ``noise`` and passes every other
+    line on, for the rest of the process (a real command line only: tests keep their own stderr)."""
+    import atexit
+    import threading
+
+    read_end, write_end = os.pipe()
+    original = os.dup(2)
+    sys.stderr.flush()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def pump() -> None:
+        with os.fdopen(read_end, "rb") as lines:
+            for line in lines:
+                if not any(n in line for n in noise):
+                    os.write(original, line)
+
+    thread = threading.Thread(target=pump, name="stderr-filter", daemon=True)
+    thread.start()
+
+    def restore() -> None:  # closing the pipe's last writer ends the pump after the last line
+        sys.stderr.flush()
+        os.dup2(original, 2)
+        thread.join(timeout=2)
+
+    atexit.register(restore)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = args.debug or os.environ.get("JAZBAT_DEBUG", "") not in ("", "0")
-    if not args.verbose:
-        quiet_library_logs()
     if argv is None and args.command in TRAINING_COMMANDS:  # a real command line that trains: huge-page malloc
         from jazbat_jax.machine import reexec_with_hugepage_malloc
 
         reexec_with_hugepage_malloc(sys.argv[1:])
+    if not args.verbose:
+        quiet_library_logs()
+        if argv is None:
+            filter_native_stderr()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -80,3 +80,18 @@ def machine_info() -> dict:
             # what `jazbat pretrain / finetune / experiments` run with (they re-execute with it, see above)
             "training_malloc_hugepages": hugepage_malloc_active() or hugepage_malloc_env(
                 os.environ, transparent_hugepage_mode(), platform.libc_ver()) is not None}
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15-minute load averages (``uptime``), or None where the system has none."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
+def busy(start: list[float] | None, end: list[float] | None, cpu_count: int | None = None) -> bool:
+    """Whether other work probably competed with a timing: the 1-minute load average was above half the
+    cores before it started, or above all the cores at its end (when the timed work itself may fill them)."""
+    cores = cpu_count or os.cpu_count() or 1
+    return bool((start and start[0] > cores / 2) or (end and end[0] > cores))

@@ -35,11 +35,19 @@ def test_summary_markdown_flags_table_v(capsys, tmp_path):
 
 
 def test_summary_text_with_xla_crosscheck(capsys):
-    assert main(["summary", "-K", "18", "-C", "18"]) == 0
+    assert main(["summary", "-K", "18", "-C", "18", "--xla"]) == 0
     text = capsys.readouterr().out
     assert "7,151,940" in text and "29,312" in text
     assert "match" in text and "MISMATCH" not in text
     assert "S-754 surrogate (ours)" in text
+
+
+def test_summary_skips_the_xla_crosscheck_unless_asked(capsys):
+    assert main(["summary", "--format", "json"]) == 0
+    default = json.loads(capsys.readouterr().out)
+    assert "xla" not in default
+    assert main(["summary", "--no-xla", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == default
 
 
 def test_bad_arguments_give_clear_errors(capsys):

@@ -1,6 +1,7 @@
 """Checkpoint round trip, corruption and incompatibility detection, resolution of paths."""
 import json
 import shutil
+from contextlib import closing
 from pathlib import Path
 
 import jax
@@ -35,6 +36,13 @@ def _meta():
     }
 
 
+def _save(ck: Checkpoints, epoch: int, state, meta: dict, is_best: bool) -> None:
+    """What the epoch loop does: commit the epoch, then keep it as the best if it is."""
+    ck.save_last(epoch, state, meta)
+    if is_best:
+        ck.save_best(epoch, state, meta)
+
+
 def _fresh():
     return create_train_state(MODEL, init_variables(MODEL, 7), make_optimizer(), seed=3)
 
@@ -46,7 +54,7 @@ def _equal(a, b):
 def test_round_trip_resume_and_load(tmp_path, trained_state):
     ck = Checkpoints(tmp_path / "checkpoints", keep_last=2)
     for epoch in (1, 2, 3):
-        ck.save(epoch, trained_state, {**_meta(), "metrics": {"epoch": epoch}}, is_best=(epoch == 2))
+        _save(ck, epoch, trained_state, {**_meta(), "metrics": {"epoch": epoch}}, is_best=(epoch == 2))
     assert sorted(int(p.name) for p in (tmp_path / "checkpoints" / "last").iterdir()) == [2, 3]  # last N
     state, meta = ck.restore_latest(_fresh())
     ck.close()
@@ -71,7 +79,7 @@ def _data_files(step_dir: Path, item: str):
 
 def test_corrupted_checkpoint_raises_clear_error(tmp_path, trained_state):
     ck = Checkpoints(tmp_path, keep_last=1)
-    ck.save(1, trained_state, _meta(), is_best=True)
+    _save(ck, 1, trained_state, _meta(), is_best=True)
     ck.close()
     step_dir = tmp_path / "last" / "1"
     # Overwrite every array data file with garbage of the same size.
@@ -79,13 +87,13 @@ def test_corrupted_checkpoint_raises_clear_error(tmp_path, trained_state):
         f.write_bytes(bytes(255 - b for b in f.read_bytes()))
     with pytest.raises(CheckpointError, match="corrupted"):
         load_checkpoint(step_dir)
-    with pytest.raises(CheckpointError, match="corrupted"):
-        Checkpoints(tmp_path, keep_last=1).restore_latest(_fresh())
+    with pytest.raises(CheckpointError, match="corrupted"), closing(Checkpoints(tmp_path, keep_last=1)) as ck:
+        ck.restore_latest(_fresh())
 
 
 def test_tampered_values_fail_the_fingerprint(tmp_path, trained_state):
     ck = Checkpoints(tmp_path, keep_last=1)
-    ck.save(1, trained_state, _meta(), is_best=True)
+    _save(ck, 1, trained_state, _meta(), is_best=True)
     ck.close()
     meta_file = tmp_path / "best" / "1" / "meta" / "metadata"
     meta = json.loads(meta_file.read_text())
@@ -97,12 +105,12 @@ def test_tampered_values_fail_the_fingerprint(tmp_path, trained_state):
 
 def test_incompatible_model_lists_the_mismatches(tmp_path, trained_state):
     ck = Checkpoints(tmp_path, keep_last=1)
-    ck.save(1, trained_state, _meta(), is_best=True)
+    _save(ck, 1, trained_state, _meta(), is_best=True)
     ck.close()
     other = tiny_model(num_classes=5, reduce_filters=4)
     wrong = create_train_state(other, init_variables(other, 0), make_optimizer())
-    with pytest.raises(CheckpointError) as e:
-        Checkpoints(tmp_path, keep_last=1).restore_latest(wrong)
+    with pytest.raises(CheckpointError) as e, closing(Checkpoints(tmp_path, keep_last=1)) as ck:
+        ck.restore_latest(wrong)
     assert "wrong shape" in str(e.value) and "head/kernel (4, 3) vs (4, 5) expected" in str(e.value)
 
 
@@ -110,20 +118,20 @@ def test_missing_or_half_written_checkpoint(tmp_path, trained_state):
     with pytest.raises(CheckpointError, match="no checkpoint"):
         load_checkpoint(tmp_path / "nothing")
     ck = Checkpoints(tmp_path, keep_last=2)
-    ck.save(1, trained_state, _meta(), is_best=True)
+    _save(ck, 1, trained_state, _meta(), is_best=True)
     ck.close()
     # A save killed half-way leaves orbax's temporary folder: it must be ignored (and cleaned up).
     shutil.copytree(tmp_path / "last" / "1", tmp_path / "last" / "2.orbax-checkpoint-tmp-123")
-    ck = Checkpoints(tmp_path, keep_last=2)
-    assert ck.latest_epoch() == 1
-    state, meta = ck.restore_latest(_fresh())
+    with closing(Checkpoints(tmp_path, keep_last=2)) as ck:
+        assert ck.latest_epoch() == 1
+        state, meta = ck.restore_latest(_fresh())
     assert meta["epoch"] == 1 and _equal(state.params, trained_state.params)
 
 
 def test_edited_meta_fails_its_fingerprint(tmp_path, trained_state):
     """One changed digit of the stored standardizer would change every prediction: it must not load."""
     ck = Checkpoints(tmp_path, keep_last=1)
-    ck.save(1, trained_state, _meta(), is_best=True)
+    _save(ck, 1, trained_state, _meta(), is_best=True)
     ck.close()
     meta_file = tmp_path / "best" / "1" / "meta" / "metadata"
     meta = json.loads(meta_file.read_text())
@@ -135,8 +143,8 @@ def test_edited_meta_fails_its_fingerprint(tmp_path, trained_state):
 
 def test_damaged_best_is_an_error_not_a_silent_fallback(tmp_path, trained_state):
     ck = Checkpoints(tmp_path / "checkpoints", keep_last=2)
-    ck.save(1, trained_state, _meta(), is_best=True)
-    ck.save(2, trained_state, _meta(), is_best=False)
+    _save(ck, 1, trained_state, _meta(), is_best=True)
+    _save(ck, 2, trained_state, _meta(), is_best=False)
     ck.close()
     shutil.rmtree(tmp_path / "checkpoints" / "best" / "1" / "variables")
     with pytest.raises(CheckpointError, match="--checkpoint-kind last"):
@@ -146,7 +154,7 @@ def test_damaged_best_is_an_error_not_a_silent_fallback(tmp_path, trained_state)
 
 def test_older_format_is_refused_with_a_message(tmp_path, trained_state):
     ck = Checkpoints(tmp_path, keep_last=1)
-    ck.save(1, trained_state, _meta(), is_best=True)
+    _save(ck, 1, trained_state, _meta(), is_best=True)
     ck.close()
     meta_file = tmp_path / "best" / "1" / "meta" / "metadata"
     meta = json.loads(meta_file.read_text())

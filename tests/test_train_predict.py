@@ -1,9 +1,13 @@
 """`predict` turns a recording's raw columns into the model's input with the definition stored in the
 checkpoint: the same walk given as 3 acceleration columns and as the loader's windows gives the same
 probabilities, and a recording that contradicts the definition is refused with a reason."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from jazbat_jax.cli import main
+from jazbat_jax.data import bundled_sample_root, example_recording
 from jazbat_jax.data.config import DataConfig, resolve_root
 from jazbat_jax.data.core import Standardizer
 from jazbat_jax.data.quiroz import EMOTIONS, _EMOTION_CODE, load_quiroz, read_quiroz
@@ -14,15 +18,22 @@ from jazbat_jax.train.evaluate import predict_proba
 from jazbat_jax.train.loop import FitOptions
 from jazbat_jax.train.predict import input_spec_of, predict_recording, read_recording
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
 DATA = DataConfig(dataset="quiroz", root="bundled", window=64, step=32, max_windows=120)
 
 
 @pytest.fixture(scope="module")
-def quiroz_model(tmp_path_factory):
+def quiroz_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("quiroz") / "run"
     config = RunConfig(data=DATA, model=ModelConfig("jazbat_net", None), train=TrainConfig(epochs=1, batch_size=32))
     trainer.finetune(config, run, options=FitOptions(progress=False, plots=False))
-    return load_checkpoint(run)
+    return run
+
+
+@pytest.fixture(scope="module")
+def quiroz_model(quiroz_run):
+    return load_checkpoint(quiroz_run)
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +85,55 @@ def test_recordings_that_contradict_the_model_are_refused(quiroz_model, walk, tm
     np.savetxt(two, acc[:, :2], delimiter=",")
     with pytest.raises(ValueError, match="two.csv: 2 column.* raw columns ax, ay, az"):
         read_recording(two, spec)
+
+
+def test_example_recording_is_the_samples_walk():
+    """The shipped CSV holds exactly participant 2's happy walk of the bundled archive, float32 for float32."""
+    path = example_recording()
+    assert path.read_text().splitlines()[0] == "ax,ay,az"
+    d = read_quiroz(bundled_sample_root() / "quiroz2018_emotion_walking")
+    rows = (d["participant"] == 2) & (d["emotion"] == _EMOTION_CODE["happy"])
+    assert len(np.unique(d["segment"][rows])) == 1  # one walk
+    shipped = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float32)
+    np.testing.assert_array_equal(shipped, d["lin_acc"][rows])
+    notice = (path.parent / "LICENSE").read_text()
+    assert "MIT License" in notice and notice == (Path(str(d["_path"])).parent / "LICENSE").read_text()
+
+
+def _readme_commands() -> list[list[str]]:
+    readme = (REPO_ROOT / "README.md").read_text()
+    return [line.split("#")[0].split()[1:] for line in readme.splitlines() if line.startswith(".venv/bin/jazbat ")]
+
+
+def _readme_predict() -> list[str]:
+    predict = next(a for a in _readme_commands() if a[0] == "predict" and not a[1].startswith("-"))
+    assert (REPO_ROOT / predict[1]).resolve() == example_recording()
+    return [predict[0], str(example_recording()), *predict[2:]]
+
+
+def test_readme_predict_command_runs_on_a_quiroz_run(quiroz_run, capsys):
+    """The README's `predict` line as written, its checkpoint swapped for a tiny Quiroz run."""
+    argv = _readme_predict()
+    argv[argv.index("--checkpoint") + 1] = str(quiroz_run)
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{(2048 - 64) // 32 + 1} windows of 64 samples, step 32: predicted ")
+    assert "votes: happy " in out
+
+
+@pytest.mark.slow
+def test_readme_pipeline_with_the_example_recording_runs(tmp_path, monkeypatch, capsys):
+    """The README's sample pipeline as written up to `predict` on the example recording, with tiny settings
+    appended (the last value of an option wins), run in a fresh folder."""
+    commands = _readme_commands()
+    pretrain = next(a for a in commands if a[0] == "pretrain" and "--sample" in a)
+    finetune = next(a for a in commands if a[0] == "finetune" and "--sample" in a)
+    tiny = ["--epochs", "1", "--window", "64", "--step", "64", "--max-windows", "96", "--no-progress", "--no-plots"]
+    monkeypatch.chdir(tmp_path)
+    assert main(pretrain + tiny + ["--activities", "AB"]) == 0
+    assert main(finetune + tiny) == 0
+    capsys.readouterr()
+    assert main(_readme_predict()) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{(2048 - 64) // 64 + 1} windows of 64 samples, step 64: predicted ")
+    assert "votes: happy " in out

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from jazbat_jax.data.config import BUNDLED, DataConfig, SplitConfig, load_windows, split_of
 from jazbat_jax.experiments import config as cfgmod
 from jazbat_jax.files import write_json
-from jazbat_jax.machine import machine_info
+from jazbat_jax.machine import load_average, machine_info
 from jazbat_jax.train.config import ModelConfig, RunConfig, TrainConfig
 from jazbat_jax.train.transfer import TransferConfig
 
@@ -310,7 +310,7 @@ def run_grid(cfg: dict, results: str | Path, progress: bool = True, log: Callabl
     log(f"experiments ({cfg['profile']}): {len(jobs)} jobs, {len(jobs) - len(todo)} already done, "
         f"{len(todo)} to run; results in {results}")
     data = DataCache()
-    t_start = time.perf_counter()
+    t_start, load_start = time.perf_counter(), load_average()
     ran, started = [], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     bar = tqdm(total=len(todo), desc="grid", unit="job", disable=not progress, dynamic_ncols=True)
     for group in groups(todo, runs_per_program):
@@ -340,7 +340,8 @@ def run_grid(cfg: dict, results: str | Path, progress: bool = True, log: Callabl
         run_latency_profile(cfg, results)
     summary = {"started": started, "command": command, "profile": cfg["profile"], "machine": machine_info(),
                "jobs": len(jobs), "skipped_done": len(jobs) - len(todo), "ran": ran,
-               "wall_s": round(time.perf_counter() - t_start, 2)}
+               "wall_s": round(time.perf_counter() - t_start, 2),
+               "load_average_start": load_start, "load_average_end": load_average()}
     with open(results / "invocations.jsonl", "a") as f:
         f.write(json.dumps(summary) + "\n")
     return summary

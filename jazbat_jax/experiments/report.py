@@ -16,6 +16,7 @@ from tabulate import tabulate
 from jazbat_jax import paper
 from jazbat_jax.experiments import config as cfgmod
 from jazbat_jax.experiments import grid
+from jazbat_jax.machine import busy
 
 PAPER_TABLE_VI = paper.TABLE_VI
 PAPER_SOURCE = "Imran et al., IEEE IoT Journal 2026, Table VI"
@@ -90,7 +91,21 @@ def _history(results: Path, job_id: str) -> list[dict]:
 
 
 # ---------------------------------------------------------------- figures
+def _style_legend(fig, configs: list[tuple[str, str]], chance: int | None, solid: str, dotted: str) -> None:
+    """One legend below the panels (it covers no curve): a colour per configuration, then the line styles."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=c, lw=2, label=label) for c, label in configs]
+    handles += [Line2D([], [], color="0.3", ls="-", marker=".", label=solid),
+                Line2D([], [], color="0.3", ls=":", marker=".", label=dotted)]
+    if chance:
+        handles.append(Line2D([], [], color="0.45", ls="--", lw=1, label=f"chance (1/{chance})"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), fontsize=8, frameon=False)
+
+
 def _plot_curves(results: Path, rows: list[dict], path: Path, title: str) -> bool:
+    """Mean validation and training curves per configuration over folds × seeds, the validation spread
+    (± 1 sample SD) as a band, and the chance accuracy."""
     from matplotlib.figure import Figure
 
     groups = _group([r for r in rows if r["kind"] == "deep"], "input", "pretraining")
@@ -99,28 +114,35 @@ def _plot_curves(results: Path, rows: list[dict], path: Path, title: str) -> boo
     histories = {key: [h for h in (_history(results, r["job"]) for r in rs) if h] for key, rs in sorted(groups.items())}
     if not any(histories.values()):
         return False  # run folders not present (e.g. a copied results folder without runs)
-    fig = Figure(figsize=(11, 4))
+    classes = len(rows[0]["report"]["class_names"])
+    fig = Figure(figsize=(11, 4.6), layout="constrained")
     (ax_acc, ax_loss) = fig.subplots(1, 2)
+    configs = []
     for k, ((inp, pre), hs) in enumerate(histories.items()):
         if not hs:
             continue
         n = min(len(h) for h in hs)
         ep = np.arange(1, n + 1)
         color = f"C{k}"  # one colour per configuration: solid validation, dotted training
+        configs.append((color, f"{inp.upper()} {PRETRAIN_LABEL[pre]} ({len(hs)} runs)"))
         for key, ax, style in (("val_accuracy", ax_acc, "-"), ("train_accuracy", ax_acc, ":"),
                                ("val_loss", ax_loss, "-"), ("train_loss", ax_loss, ":")):
             vals = np.array([[h[i][key] for i in range(n)] for h in hs if key in h[0]])
-            if len(vals):
-                lbl = f"{inp.upper()} {PRETRAIN_LABEL[pre]} ({'val' if key.startswith('val') else 'train'})"
-                ax.plot(ep, vals.mean(axis=0), style, marker=".", color=color, label=lbl)
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy (mean over folds × seeds)")
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="Loss (mean over folds × seeds)")
+            if not len(vals):
+                continue
+            mean = vals.mean(axis=0)
+            ax.plot(ep, mean, style, marker=".", color=color)
+            if key.startswith("val") and len(vals) > 1:
+                sd = vals.std(axis=0, ddof=1)
+                ax.fill_between(ep, mean - sd, mean + sd, color=color, alpha=0.15, lw=0)
+    ax_acc.axhline(1 / classes, color="0.45", ls="--", lw=1)
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
     for ax in (ax_acc, ax_loss):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
         ax.xaxis.get_major_locator().set_params(integer=True)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    _style_legend(fig, configs, classes, "validation: mean, band ± 1 SD over runs", "training: mean")
+    fig.suptitle(f"{title}; mean over folds × seeds", fontsize=10)
     fig.savefig(path, dpi=110)
     return True
 
@@ -134,27 +156,48 @@ def _plot_pretrain_curves(results: Path, pretrain: list[dict], path: Path) -> bo
         hists.append([json.loads(line) for line in p.read_text().splitlines() if line.strip()] if p.exists() else [])
     if not any(hists):
         return False
-    fig = Figure(figsize=(6, 3.6))
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
     ax = fig.subplots()
+    configs, classes = [], None
     for k, (r, hist) in enumerate(zip(pretrain, hists)):
         if hist:
             s = r["settings"]
+            classes = len(r["report"]["class_names"])
+            configs.append((f"C{k}", f"{s['device']} {s['input'].upper()} (one run)"))
             ep = [h["epoch"] for h in hist]
-            ax.plot(ep, [h["train_accuracy"] for h in hist], ":", marker=".", color=f"C{k}",
-                    label=f"{s['device']} {s['input']} train")
+            ax.plot(ep, [h["train_accuracy"] for h in hist], ":", marker=".", color=f"C{k}")
             if "val_accuracy" in hist[0]:
-                ax.plot(ep, [h["val_accuracy"] for h in hist], "-", marker=".", color=f"C{k}",
-                        label=f"{s['device']} {s['input']} val")
+                ax.plot(ep, [h["val_accuracy"] for h in hist], "-", marker=".", color=f"C{k}")
+    if classes:
+        ax.axhline(1 / classes, color="0.45", ls="--", lw=1)
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set(xlabel="epoch", ylabel="accuracy", title="Pretraining on WISDM (18 activities)")
+    ax.set(xlabel="epoch", ylabel="accuracy", ylim=(0, None),
+           title=f"Pretraining on WISDM ({classes} activities)" if classes else "Pretraining on WISDM")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    _style_legend(fig, configs, classes, "validation", "training")
     fig.savefig(path, dpi=110)
     return True
 
 
 # ---------------------------------------------------------------- report
+def _was_busy(invocation: dict) -> bool:
+    return busy(invocation.get("load_average_start"), invocation.get("load_average_end"),
+                invocation["machine"].get("cpu_count"))
+
+
+def _loads(load: list[float] | None) -> str:
+    return "/".join(f"{v:.2f}" for v in load) if load else "?"
+
+
+def _load_note(invocation: dict) -> str:
+    """The load averages an invocation recorded (older invocations recorded none)."""
+    start, end = invocation.get("load_average_start"), invocation.get("load_average_end")
+    if start is None and end is None:
+        return "; load average not recorded"
+    return f"; load average (1/5/15 min) {_loads(start)} at the start, {_loads(end)} at the end" + (
+        " ⚠ busy" if _was_busy(invocation) else "")
+
+
 def _settings_lines(cfg: dict, invocations: list[dict]) -> list[str]:
     t, p, f, g = cfg["target"], cfg["pretrain"], cfg["finetune"], cfg["grid"]
     target = ("Quiroz et al. 2018 walking emotions (smartwatch, happy / neutral / sad)" if t["dataset"] == "quiroz"
@@ -216,8 +259,12 @@ def build_report(results: str | Path, cfg: dict | None = None, command: str | No
     if invocations:
         out += ["Invocations of the grid on this results folder (from `invocations.jsonl`):", ""]
         out += [f"- {i['started']}: {len(i['ran'])} jobs run, {i['skipped_done']} skipped as done, "
-                f"{i['wall_s'] / 60:.1f} min wall" + (f" — `{i['command']}`" if i.get("command") else "")
+                f"{i['wall_s'] / 60:.1f} min wall" + _load_note(i) + (f" — `{i['command']}`" if i.get("command") else "")
                 for i in invocations]
+        if any(_was_busy(i) for i in invocations):
+            out += ["", "**Warning: the machine was busy during an invocation marked ⚠ (load average above half its "
+                        "cores at the start or above all of them at the end): its wall times are slower than on an idle "
+                        "machine of the same kind.**"]
         out.append("")
     roots = sorted({r["settings"]["target"]["root"] for r in done.values() if "target" in r["settings"]}
                    | {r["settings"]["data_root"] for r in pretrain})
@@ -300,7 +347,8 @@ def build_report(results: str | Path, cfg: dict | None = None, command: str | No
             curve_lines.append(f"![curves {protocol}](figures/{name})")
     if curve_lines:
         out += ["## Learning curves", "",
-                "Mean over folds × seeds of the per-epoch training (dotted) and validation (solid) accuracy and loss. "
+                "Mean over folds × seeds of the per-epoch training (dotted) and validation (solid) accuracy and loss; "
+                "the band is ± 1 SD of the validation curve over those runs, the dashed line the chance accuracy. "
                 "Validation parts follow the split protocol (held-out participants for `subject`).", "", *curve_lines, ""]
 
     # ---- pretraining

@@ -84,7 +84,14 @@ def _manager(directory: Path, keep: int, read_only: bool = False) -> ocp.Checkpo
         "train": ocp.StandardCheckpointHandler(),
         "meta": ocp.JsonCheckpointHandler(),
     }
-    return ocp.CheckpointManager(directory.absolute(), options=options, item_handlers=handlers)
+    manager = ocp.CheckpointManager(directory.absolute(), options=options, item_handlers=handlers)
+    # orbax removes half-written saves in a background thread that its close() does not wait for: a
+    # manager closed, or an interpreter ending, before that thread is done makes it print a traceback
+    # ("cannot schedule new futures after shutdown", "Event loop is closed"). Wait for it here.
+    wait_for_cleanup = getattr(manager, "_maybe_await_cleanup_tmp_directory", None)
+    if wait_for_cleanup is not None:
+        wait_for_cleanup()
+    return manager
 
 
 # ---------------------------------------------------------------- save / resume
@@ -132,11 +139,20 @@ class Checkpoints:
 
     def restore_latest(self, state_template) -> tuple[Any, dict]:
         """The state and meta of the newest complete checkpoint in ``last``, restored into the
-        structure (and shardings) of ``state_template``. Raises ``CheckpointError`` if unusable."""
+        structure (and shardings) of ``state_template``. Raises ``CheckpointError`` if unusable,
+        with the recovery: delete that checkpoint to resume from the epoch before it."""
         epoch = self.latest_epoch()
         if epoch is None:
             raise CheckpointError(f"no complete checkpoint in {self.directory / 'last'}")
         step_dir = self.directory / "last" / str(epoch)
+        try:
+            return self._restore(epoch, step_dir, state_template)
+        except CheckpointError as e:
+            if "does not fit the model" in str(e):  # a different model, not a damaged file
+                raise
+            raise CheckpointError(f"{e}. Delete {step_dir} to resume from the epoch before it") from None
+
+    def _restore(self, epoch: int, step_dir: Path, state_template) -> tuple[Any, dict]:
         abstract = lambda tree: jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
         variables_t = {"params": state_template.params, "batch_stats": state_template.batch_stats}
         meta = _restore_meta(self.last, epoch, step_dir)
@@ -150,7 +166,7 @@ class Checkpoints:
                 ),
             )
         except Exception as e:  # orbax raises many types; all mean the same to the user
-            raise CheckpointError(f"checkpoint {step_dir} is corrupted or incompatible with this run: {e}") from e
+            raise CheckpointError(f"checkpoint {step_dir} is corrupted or incompatible with this run: {_reason(e)}") from e
         _verify(meta, "variables", restored["variables"], step_dir)
         _verify(meta, "train", restored["train"], step_dir)
         state = state_template.replace(
@@ -165,11 +181,17 @@ class Checkpoints:
         self.best.close()
 
 
+def _reason(e: Exception, limit: int = 160) -> str:
+    """The start of an orbax / tensorstore error: enough to say what broke, not a page of spec JSON."""
+    text = " ".join(str(e).split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _restore_meta(manager: ocp.CheckpointManager, epoch: int, step_dir: Path) -> dict:
     try:
         meta = manager.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
     except Exception as e:
-        raise CheckpointError(f"checkpoint {step_dir} has no readable meta (corrupted?): {e}") from e
+        raise CheckpointError(f"checkpoint {step_dir} has no readable meta (corrupted?): {_reason(e)}") from e
     if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
         found = meta.get("format_version") if isinstance(meta, dict) else None
         raise CheckpointError(f"checkpoint {step_dir} has format {found}, this version of jazbat-jax reads format "
@@ -185,7 +207,7 @@ def _check_shapes(manager: ocp.CheckpointManager, epoch: int, step_dir: Path, ex
     try:
         saved = manager.item_metadata(epoch)["variables"]
     except Exception as e:
-        raise CheckpointError(f"checkpoint {step_dir} has unreadable array metadata (corrupted?): {e}") from e
+        raise CheckpointError(f"checkpoint {step_dir} has unreadable array metadata (corrupted?): {_reason(e)}") from e
     if saved is None:
         raise CheckpointError(f"checkpoint {step_dir} has no 'variables' item")
     problems = tree_mismatches(flatten(expected), flatten(dict(saved)))
@@ -198,7 +220,7 @@ def _verify(meta: dict, item: str, tree: Any, step_dir: Path) -> None:
     if expected != fingerprint(tree):
         raise CheckpointError(
             f"checkpoint {step_dir}: the '{item}' arrays do not match the fingerprint written when it was "
-            f"saved (corrupted file?). Delete {step_dir} to fall back to an older checkpoint."
+            f"saved (corrupted file?)"
         )
 
 
@@ -253,7 +275,7 @@ def load_checkpoint(path: str | Path, kind: str = "best") -> tuple[nn.Module, di
                     lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype), dict(expected)))),
             )["variables"]
         except Exception as e:
-            raise CheckpointError(f"checkpoint {step_dir} is corrupted or incompatible: {e}") from e
+            raise CheckpointError(f"checkpoint {step_dir} is corrupted or incompatible: {_reason(e)}") from e
         _verify(meta, "variables", restored, step_dir)
     finally:
         manager.close()

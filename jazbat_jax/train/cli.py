@@ -35,7 +35,11 @@ EPILOG_PREDICT = """recording formats:
   The units, gravity (included or removed) and sampling rate must be those the model was trained on:
   `jazbat predict --checkpoint RUN --describe` prints them, and a recording that contradicts them is refused.
 
+  The package ships one real walk to try (the first example below: ax,ay,az, linear acceleration in m/s²,
+  ~25 Hz); in an installed package, jazbat_jax.data.example_recording() gives its path.
+
 examples:
+  jazbat predict jazbat_jax/sample_data/examples/quiroz2018_p02_happy_walk.csv --checkpoint runs/sample-tl --quiet
   jazbat predict walk.csv --checkpoint runs/quiroz-tl
   jazbat predict walk.npy --checkpoint runs/quiroz-tl --step 64 --output runs/walk_probs.csv
 """

@@ -329,7 +329,7 @@ def _finish(run: Run) -> dict:
     if run.options.plots and run.history and run.primary:
         from jazbat_jax.train import plots
 
-        plots.plot_curves(run.history, run.run_dir / "curves.png")
+        plots.plot_curves(run.history, run.run_dir / "curves.png", len(run.parts.train.class_names))
     return result
 
 
