@@ -5,17 +5,15 @@ import json
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
+from tiny import tiny_config, tiny_model, tiny_windowset
 
-from jazbat_jax import kernels
 from jazbat_jax.data.core import Standardizer
 from jazbat_jax.model import init_variables
 from jazbat_jax.train import multi
 from jazbat_jax.train.checkpoint import load_checkpoint
 from jazbat_jax.train.loop import FitOptions, Parts, fit
-from tiny import tiny_config, tiny_model, tiny_windowset
 
 TIMING = {"windows_per_s", "train_seconds"}  # the only fields that differ between identical runs
 OPTIONS = FitOptions(progress=False, plots=False)
