@@ -40,12 +40,12 @@ def multi_block(runs: int, batch: int, steps: int):
     """A callable that runs STEPS multi-run steps of RUNS stacked states (compiled here)."""
     import jax
     import numpy as np
+    from train_throughput import _data
 
     from jazbat_jax.model import init_variables, jazbat_net
     from jazbat_jax.train.multi import _stack, jit_multi_train_step
     from jazbat_jax.train.state import create_train_state
     from jazbat_jax.train.steps import make_optimizer
-    from train_throughput import _data
 
     model = jazbat_net("1d")
     tx = make_optimizer()

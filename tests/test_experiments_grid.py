@@ -253,3 +253,17 @@ def test_grid_trains_compatible_jobs_together(done, tmp_path):
         assert r.get("checkpoint_epoch") == a.get("checkpoint_epoch")
         if r["kind"] != "baseline":
             assert (together / r["kind"].replace("deep", "cells") / r["job"] / "run" / "final_eval.json").exists()
+
+
+def test_groups_of_compatible_jobs(tiny_cfg_file):
+    cfg = config.load_config("quick", tiny_cfg_file)
+    todo = grid.plan(cfg)
+    assert grid.groups(todo, 1) == [[j] for j in todo]  # one at a time, in plan order
+    gs = grid.groups(todo, 2)
+    assert sorted(j.id for g in gs for j in g) == sorted(j.id for j in todo)
+    assert [g[0].kind for g in gs] == sorted((g[0].kind for g in gs), key=["pretrain", "deep", "baseline"].index)
+    for g in gs:
+        assert len(g) <= 2 and len({(j.kind, j.settings.get("pretraining")) for j in g}) == 1
+    assert max(len(g) for g in gs) == 2
+    with pytest.raises(config.ConfigError, match="runs_per_program"):
+        grid.groups(todo, 0)

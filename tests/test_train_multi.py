@@ -5,17 +5,15 @@ import json
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
+from tiny import tiny_config, tiny_model, tiny_windowset
 
-from jazbat_jax import kernels
 from jazbat_jax.data.core import Standardizer
 from jazbat_jax.model import init_variables
 from jazbat_jax.train import multi
 from jazbat_jax.train.checkpoint import load_checkpoint
 from jazbat_jax.train.loop import FitOptions, Parts, fit
-from tiny import tiny_config, tiny_model, tiny_windowset
 
 TIMING = {"windows_per_s", "train_seconds"}  # the only fields that differ between identical runs
 OPTIONS = FitOptions(progress=False, plots=False)
@@ -103,3 +101,18 @@ def test_runs_of_another_shape_are_refused(tmp_path):
     specs[1] = multi.RunSpec(**{**specs[1].__dict__, "config": tiny_config(batch_size=8)})
     with pytest.raises(ValueError, match="cannot share a program"):
         multi.fit_many(specs, OPTIONS)
+
+
+def test_early_stopping_rule_and_stored_configuration():
+    from jazbat_jax.train.config import RunConfig
+    from jazbat_jax.train.loop import early_stopped
+
+    rows = [{"epoch": e, "val_macro_f1": f} for e, f in enumerate([0.2, 0.5, 0.5, 0.4, 0.6, 0.6, 0.6], start=1)]
+    assert [early_stopped(rows[:n], 2) for n in range(1, 8)] == [False, False, False, True, False, False, True]
+    assert not any(early_stopped(rows[:n], None) for n in range(1, 8))  # a fixed schedule never stops
+    assert not early_stopped([{"epoch": 9}], 1)  # no validation part: nothing to stop on
+    fixed, stopping = tiny_config(), tiny_config(patience=3)
+    assert "patience" not in fixed.to_dict()["train"]  # stored (and hashed) as before early stopping existed
+    assert RunConfig.from_dict(stopping.to_dict()) == stopping and RunConfig.from_dict(fixed.to_dict()) == fixed
+    with pytest.raises(ValueError, match="patience"):
+        tiny_config(patience=0)

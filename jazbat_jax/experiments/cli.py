@@ -35,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--report-only", action="store_true", help="do not train: only rebuild the report from the results")
     p.add_argument("--runs-per-program", type=int, default=1, metavar="N",
                    help="train up to N compatible jobs (same input, model shape and batch size) together in one "
-                        "program (1, the default: one job at a time; see docs/training.md for when it is faster)")
+                        "program (1, the default: one job at a time; on XLA:CPU a program of several runs was measured "
+                        "slower, see docs/training.md)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_experiments)
 

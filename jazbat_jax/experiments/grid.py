@@ -266,7 +266,7 @@ def enable_compilation_cache(results: Path) -> None:
 
 def groups(todo: list[Job], runs_per_program: int) -> list[list[Job]]:
     """The jobs to run, in groups trained together: pretrainings first (the cells need them), then the
-    deep cells, then the baselines. Deep jobs of one kind, input, batch size and kind of start
+    deep cells, then the baselines. Jobs of one kind, input, model, batch size and kind of start
     (pretrained or not) form groups of at most ``runs_per_program``; the rest run one at a time.
     With ``runs_per_program`` 1, every job alone in plan order."""
     if runs_per_program < 1:

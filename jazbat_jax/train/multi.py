@@ -136,7 +136,8 @@ def train_epoch(runs: list[loop.Run], program: list[int], epoch: int, progress: 
         if i not in steps:
             continue
         run = runs[i]
-        run.state = jax.tree.map(lambda a: a[j], states).replace(tx=run.state.tx, apply_fn=run.state.apply_fn)
+        own_state = jax.tree.map(lambda a, j=j: a[j], states)
+        run.state = own_state.replace(tx=run.state.tx, apply_fn=run.state.apply_fn)
         own = [{k: v[j] for k, v in m.items()} for m in sums[:steps[i]]]  # its own steps only, as alone
         rows[i] = loop.epoch_row(run, epoch, own, seconds)
     return rows
