@@ -34,6 +34,7 @@ def test_summary_markdown_flags_table_v(capsys, tmp_path):
     assert out_file.read_text().strip() == text.strip()
 
 
+@pytest.mark.slow  # compiles the model for the XLA cross-check
 def test_summary_text_with_xla_crosscheck(capsys):
     assert main(["summary", "-K", "18", "-C", "18", "--xla"]) == 0
     text = capsys.readouterr().out

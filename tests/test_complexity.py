@@ -57,6 +57,7 @@ def test_surrogate_matches_the_spec(kind, total, trainable, macs):
         assert 0 < cost.total / 754e3 - 1 < 0.001 and 0 < cost.macs / 157.88e6 - 1 < 0.008
 
 
+@pytest.mark.slow  # compiles the model for XLA cost analysis
 def test_xla_gru_step_matmuls_equal_the_analytic_count():
     for kind in ("1d", "3d", "6d"):
         model = jazbat_net(kind, window=32)
@@ -67,6 +68,7 @@ def test_xla_gru_step_matmuls_equal_the_analytic_count():
         assert report["xla_flops_scan_corrected"] > report["analytic_flops_2x_macs"] > report["xla_flops_rolled_scan"] / 2
 
 
+@pytest.mark.slow  # compiles an unrolled GRU for XLA
 def test_xla_step_cost_times_steps_equals_unrolled_cost():
     """The reason for the scan correction: T unrolled steps cost exactly T × one step."""
     params = init_variables(jazbat_net("3d", window=16))["params"]["bigru"]["forward"]
@@ -83,6 +85,7 @@ def test_xla_step_cost_times_steps_equals_unrolled_cost():
     assert eight == 8 * one
 
 
+@pytest.mark.slow  # compiles the model for XLA cost analysis
 def test_rolled_scan_is_counted_once_by_xla():
     """Why the correction is needed: a rolled scan's cost does not grow with T in cost_analysis,
     so doubling T less than doubles the whole model's flops, while the scan-corrected count does double."""

@@ -1,6 +1,6 @@
 """The grid on a tiny real grid (bundled sample, window 32): caching, skip, resume, report, CLI.
 
-Real code paths end to end: the loaders, ``loop.fit``, the transfer surgery, the forest, the report.
+Real code paths end to end: the loaders, the trainer, the transfer surgery, the forest, the report.
 """
 import json
 import re
@@ -11,6 +11,8 @@ import pytest
 
 from jazbat_jax.cli import main
 from jazbat_jax.experiments import config, grid, report
+
+pytestmark = pytest.mark.slow  # a whole tiny grid: pretraining, transfer cells, forests, report, export
 
 TINY = {
     "target": {"window": 32, "step": 64, "participants": [2, 3, 4, 5, 6, 7]},

@@ -208,6 +208,7 @@ def _short_window_source(window: int, seed: int):
     return perturbed(src, seed=seed)
 
 
+@pytest.mark.slow  # the generic tf2onnx conversion
 def test_tf2onnx_path_parity(tmp_path):
     """The generic path (fully unrolled TFLite -> tf2onnx) is exact too; it is only large and slow."""
     src = _short_window_source(32, seed=6)

@@ -10,6 +10,8 @@ import pytest
 
 pytest.importorskip("keras")
 
+pytestmark = pytest.mark.slow  # builds and converts the Keras 3 twin with TensorFlow
+
 from conversion.source import fresh_source, perturbed  # noqa: E402
 
 # benchmarks/ is not a package (its files import it as `keras_twin`); load it by path.

@@ -6,6 +6,8 @@ import pytest
 pytest.importorskip("tensorflow")
 pytest.importorskip("ai_edge_litert")
 
+pytestmark = pytest.mark.slow  # INT8 calibration and conversion with TensorFlow
+
 from conversion import export as export_mod  # noqa: E402
 from conversion import parity, tflite  # noqa: E402
 from conversion.source import fresh_source, perturbed  # noqa: E402

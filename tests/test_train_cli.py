@@ -27,6 +27,7 @@ def test_help_is_complete(command, capsys):
     assert "examples:" in out and "default" in out and "(default: None)" not in out
 
 
+@pytest.mark.slow  # four commands end to end on the bundled sample
 def test_pretrain_finetune_evaluate_predict(tmp_path, capsys):
     pre, tl = tmp_path / "pre", tmp_path / "tl"
     assert _run(["pretrain", "--data-root", str(SAMPLE / "wisdm2019"), "--run-dir", str(pre), *SHORT]) == 0

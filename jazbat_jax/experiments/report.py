@@ -236,7 +236,7 @@ def build_report(results: str | Path, cfg: dict | None = None, command: str | No
         p = results / "config.json"
         if not p.exists():
             raise FileNotFoundError(f"{results} has no config.json: run the grid first (or pass a config)")
-        cfg = json.loads(p.read_text())
+        cfg = cfgmod.load_config(None, p)  # on top of its profile: a folder from an older version lacks newer keys
     fig_dir = results / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     jobs = grid.plan(cfg)
