@@ -141,6 +141,7 @@ def run_export(args) -> int:
 
     source = _source_from_args(args)
     formats = args.formats or ["all"]
+    print(f"exporting {source.name} ({', '.join(formats)}) and checking each file against the JAX model...", flush=True)
     unroll = args.gru_unroll or tflite.DEFAULT_TFLITE_UNROLL
     try:
         manifest = export(source, args.out, formats, batch_size=args.batch_size, gru_unroll=unroll,
@@ -176,6 +177,8 @@ def run_profile(args) -> int:
             # A fresh init has zero biases and identity BatchNorm, which the TFLite converter folds
             # away; perturbed weights give the artifact sizes a trained model will have.
             specs.append(perturbed(fresh_source(arch, kind or "1d")))
+    print(f"profiling {len(specs)} model(s): export, then {', '.join(args.runtimes)} at batch "
+          f"{', '.join(map(str, args.batch))}{' and per operator' if args.ops else ''}...", flush=True)
     report = profile.build(specs, batches=args.batch, runs=args.runs, warmup=args.warmup, runtimes=args.runtimes,
                            ops=args.ops, command="jazbat " + shlex.join(sys.argv[1:]))
     paths = profile.write(report, args.out)

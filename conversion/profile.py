@@ -151,11 +151,15 @@ def _kb(x: float | None) -> str:
 
 
 def render_markdown(report: dict[str, Any]) -> str:
+    from jazbat_jax.machine import busy
+
     m = report["machine"]
-    load = report.get("load_average_start")
+    load, load_end = report.get("load_average_start"), report.get("load_average_end")
     lines = [f"Machine: {m['host_cpu']}, {m['cpu_count']} cores ({m['system']}); created {report['created_utc']}"
-             + (f"; load average (1/5/15 min) {load} at the start, {report.get('load_average_end')} at the end "
-                "(a shared machine)" if load else "") + ".",
+             + (f"; load average (1/5/15 min) {load} at the start, {load_end} at the end" if load else "") + ".",
+             *([f"**Warning: the machine was busy** (load above the cores' share): other work competed with these "
+                "timings; read them as upper bounds and compare only within this report.", ""]
+               if load and busy(load, load_end, m.get("cpu_count")) else []),
              *([f"Command: `{report['command']}`."] if report.get("command") else []),
              f"Protocol: {report['protocol']}.", ""]
     rows = []

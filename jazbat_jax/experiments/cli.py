@@ -67,6 +67,7 @@ def cmd_experiments(args: argparse.Namespace) -> int:
     if not args.report_only:
         grid.run_grid(cfg, results, progress=not args.no_progress, command=command,
                       runs_per_program=args.runs_per_program)
+    print("\n=== report: tables and figures from the results folder")
     path = report.build_report(results, cfg, command=command)
     print(f"report: {path} ({time.perf_counter() - t0:.0f} s)")
     return 0

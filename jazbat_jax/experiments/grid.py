@@ -337,6 +337,8 @@ def run_grid(cfg: dict, results: str | Path, progress: bool = True, log: Callabl
             break
     bar.close()
     if stop_after is None or len(ran) < stop_after:  # every job done: profile the exported models once
+        if cfg.get("latency", {}).get("enabled") and not (results / "profile" / "profile.json").exists():
+            log("\n=== latency profile: exporting the models and timing JAX, TFLite and ONNX Runtime (a few minutes)")
         run_latency_profile(cfg, results)
     summary = {"started": started, "command": command, "profile": cfg["profile"], "machine": machine_info(),
                "jobs": len(jobs), "skipped_done": len(jobs) - len(todo), "ran": ran,
