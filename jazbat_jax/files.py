@@ -45,6 +45,11 @@ def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Path:
     return write_atomically(path, json.dumps(obj, indent=indent, default=_json_default))
 
 
+def write_json_lines(path: str | Path, rows: list[dict]) -> Path:
+    """One JSON object per line, written atomically (the whole file at once)."""
+    return write_atomically(path, "".join(json.dumps(r, default=_json_default) + "\n" for r in rows))
+
+
 class FolderBusyError(RuntimeError):
     """Another live process holds the folder's lock."""
 

@@ -43,6 +43,20 @@ def _save(ck: Checkpoints, epoch: int, state, meta: dict, is_best: bool) -> None
         ck.save_best(epoch, state, meta)
 
 
+def _save_and_edit_best_meta(tmp_path, state, keys: tuple, value) -> None:
+    """Save epoch 1 as last and best, then set ``meta[k0][k1]... = value`` in the best's stored meta JSON."""
+    ck = Checkpoints(tmp_path, keep_last=1)
+    _save(ck, 1, state, _meta(), is_best=True)
+    ck.close()
+    meta_file = tmp_path / "best" / "1" / "meta" / "metadata"
+    meta = json.loads(meta_file.read_text())
+    node = meta
+    for k in keys[:-1]:
+        node = node[k]
+    node[keys[-1]] = value
+    meta_file.write_text(json.dumps(meta))
+
+
 def _fresh():
     return create_train_state(MODEL, init_variables(MODEL, 7), make_optimizer(), seed=3)
 
@@ -92,13 +106,8 @@ def test_corrupted_checkpoint_raises_clear_error(tmp_path, trained_state):
 
 
 def test_tampered_values_fail_the_fingerprint(tmp_path, trained_state):
-    ck = Checkpoints(tmp_path, keep_last=1)
-    _save(ck, 1, trained_state, _meta(), is_best=True)
-    ck.close()
-    meta_file = tmp_path / "best" / "1" / "meta" / "metadata"
-    meta = json.loads(meta_file.read_text())
-    meta["fingerprint"]["variables"] = "0" * 64  # as if the arrays had silently changed
-    meta_file.write_text(json.dumps(meta))
+    # as if the arrays had silently changed
+    _save_and_edit_best_meta(tmp_path, trained_state, ("fingerprint", "variables"), "0" * 64)
     with pytest.raises(CheckpointError, match="fingerprint"):
         load_checkpoint(tmp_path / "best")
 
@@ -130,13 +139,7 @@ def test_missing_or_half_written_checkpoint(tmp_path, trained_state):
 
 def test_edited_meta_fails_its_fingerprint(tmp_path, trained_state):
     """One changed digit of the stored standardizer would change every prediction: it must not load."""
-    ck = Checkpoints(tmp_path, keep_last=1)
-    _save(ck, 1, trained_state, _meta(), is_best=True)
-    ck.close()
-    meta_file = tmp_path / "best" / "1" / "meta" / "metadata"
-    meta = json.loads(meta_file.read_text())
-    meta["standardizer"]["mean"][0] = 1.6
-    meta_file.write_text(json.dumps(meta))
+    _save_and_edit_best_meta(tmp_path, trained_state, ("standardizer", "mean", 0), 1.6)
     with pytest.raises(CheckpointError, match="meta .* does not match the fingerprint"):
         load_checkpoint(tmp_path / "best")
 
@@ -153,12 +156,6 @@ def test_damaged_best_is_an_error_not_a_silent_fallback(tmp_path, trained_state)
 
 
 def test_older_format_is_refused_with_a_message(tmp_path, trained_state):
-    ck = Checkpoints(tmp_path, keep_last=1)
-    _save(ck, 1, trained_state, _meta(), is_best=True)
-    ck.close()
-    meta_file = tmp_path / "best" / "1" / "meta" / "metadata"
-    meta = json.loads(meta_file.read_text())
-    meta["format_version"] = 1
-    meta_file.write_text(json.dumps(meta))
+    _save_and_edit_best_meta(tmp_path, trained_state, ("format_version",), 1)
     with pytest.raises(CheckpointError, match="has format 1, this version of jazbat-jax reads format 2"):
         load_checkpoint(tmp_path / "best")

@@ -29,7 +29,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jazbat_jax.data.core import Standardizer, WindowSet
-from jazbat_jax.files import FolderLock, write_json
+from jazbat_jax.files import FolderLock, write_json, write_json_lines
 from jazbat_jax.model import model_config
 from jazbat_jax.train.checkpoint import CheckpointError, Checkpoints, load_checkpoint
 from jazbat_jax.train.config import RunConfig
@@ -210,12 +210,6 @@ def _prepare(model, variables, parts, standardizer, config, run_dir, extra_meta,
     if run.primary:  # exactly the committed epochs' rows (a kill may have lost or half-written one)
         write_json_lines(run_dir / "metrics.jsonl", run.history)
     return run
-
-
-def write_json_lines(path: Path, rows: list[dict]) -> None:
-    from jazbat_jax.files import write_atomically
-
-    write_atomically(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def train_epoch(run: Run, epoch: int) -> dict:
