@@ -7,6 +7,8 @@ prints one JSON line:
 * ``single_wps``: one run's jitted train step at ``--batch`` (``train_throughput.py``'s ``jax`` side);
 * ``multi_wps``: ``--runs`` runs at ``--batch`` each in one program (``multi.jit_multi_train_step``,
   every run active), windows/s summed over the runs; ``ratio`` = multi / single;
+* ``multi_jax_batching_wps``: the same program with JAX's own batching rules in the gradient kernels
+  instead of their loop over runs (``kernels.RUN_LOOP``);
 * ``batch256_wps``: one run at batch 256 (what the grid trained at before);
 * ``keras_wps``: the Keras twin's ``fit`` at ``--batch`` (the paper's toolchain, one run at a time);
 * ``two_process_wps``: the simplest alternative, two single-threaded processes each training one run at
@@ -36,16 +38,19 @@ sys.path.insert(0, str(HERE))
 SINGLE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
-def multi_block(runs: int, batch: int, steps: int):
+def multi_block(runs: int, batch: int, steps: int, run_loop: bool = True):
     """A callable that runs STEPS multi-run steps of RUNS stacked states (compiled here)."""
     import jax
     import numpy as np
     from train_throughput import _data
 
+    from jazbat_jax import kernels
     from jazbat_jax.model import init_variables, jazbat_net
     from jazbat_jax.train.multi import _stack, jit_multi_train_step
     from jazbat_jax.train.state import create_train_state
     from jazbat_jax.train.steps import make_optimizer
+
+    kernels.RUN_LOOP.update(conv=run_loop, gru=run_loop)
 
     model = jazbat_net("1d")
     tx = make_optimizer()
@@ -72,8 +77,8 @@ def child(side: str, runs: int, batch: int, steps: int, repeats: int) -> dict:
     """One measurement in this process: windows/s per timed block and peak memory."""
     import train_throughput
 
-    if side == "multi":
-        run, per_block = multi_block(runs, batch, steps), runs * batch * steps
+    if side in ("multi", "multi_jax_batching"):
+        run, per_block = multi_block(runs, batch, steps, side == "multi"), runs * batch * steps
         run()
         run()
         rates = []
@@ -120,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     load_before = os.getloadavg()
     single, multi = _result(_spawn("jax", args)), _result(_spawn("multi", args))
+    multi_jax = _result(_spawn("multi_jax_batching", args))
     b256 = _result(_spawn("jax", argparse.Namespace(**{**vars(args), "batch": 256})))
     keras = None if args.no_keras else _result(_spawn("keras", args))
     # Two single-threaded processes at once: each times its own blocks while the other runs.
@@ -129,11 +135,14 @@ def main(argv: list[str] | None = None) -> int:
         "runs": args.runs, "batch": args.batch,
         "single_wps": _median(single), "multi_wps": _median(multi),
         "ratio": round(_median(multi) / _median(single), 2),
+        "multi_jax_batching_wps": _median(multi_jax),
         "batch256_wps": _median(b256), "keras_wps": _median(keras) if keras else None,
         "two_process_wps": round(sum(_median(p) for p in pair), 1),
-        "spread": {"single": single["windows_per_s"], "multi": multi["windows_per_s"], "batch256": b256["windows_per_s"],
+        "spread": {"single": single["windows_per_s"], "multi": multi["windows_per_s"],
+                   "multi_jax_batching": multi_jax["windows_per_s"], "batch256": b256["windows_per_s"],
                    "two_process": [p["windows_per_s"] for p in pair]},
-        "peak_rss_mb": {"single": single["peak_rss_mb"], "multi": multi["peak_rss_mb"], "batch256": b256["peak_rss_mb"],
+        "peak_rss_mb": {"single": single["peak_rss_mb"], "multi": multi["peak_rss_mb"],
+                        "multi_jax_batching": multi_jax["peak_rss_mb"], "batch256": b256["peak_rss_mb"],
                         "keras": keras["peak_rss_mb"] if keras else None},
         "load_before": [round(v, 2) for v in load_before], "load_after": [round(v, 2) for v in os.getloadavg()],
         "cpus": os.cpu_count(),

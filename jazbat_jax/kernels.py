@@ -13,6 +13,13 @@ reasons found with ``jax.profiler`` (the measurements are in docs/training.md):
 * ``conv1d_same``: the weight gradient of a convolution is lowered to a convolution over the
   time axis that first transposes the whole (batch, time, channels) activation; written as one
   matmul over (batch * time) it needs no transpose.
+
+Under ``jax.vmap`` over runs (``train/multi.py``: R runs, each with its own weights) the plain batching
+rules turn each run's convolution into one grouped convolution and each GRU step's small matmuls into
+batched matmuls, both slower on XLA:CPU than R separate calls. The operations that touch a run's
+weights are therefore ``per_run`` functions inside the gradient kernels: batched over runs they loop
+over the runs (unrolled), each run's call exactly the single-run call, while everything elementwise
+stays batched across runs.
 """
 from __future__ import annotations
 
@@ -20,18 +27,53 @@ import functools
 
 import jax
 import jax.numpy as jnp
+from jax import custom_batching
 
 _CONV_DIMS = ("NWC", "WIO", "NWC")  # (batch, time, channels), Keras Conv1D kernel layout (k, in, out)
 
 
-def gru_gates(h, xz, xr, xh, recurrent_kernel, recurrent_bias):
+# Whether the gradient kernels loop over runs under vmap (``per_run``) or use JAX's batching rules.
+RUN_LOOP = {"conv": True, "gru": True}
+
+
+def per_run(f, kind: str):
+    """``f`` for one run; batched by ``jax.vmap`` it runs once per batch member, an unrolled loop of the
+    unbatched calls (arguments without the batch axis are shared), when ``RUN_LOOP[kind]`` is on."""
+    looped = custom_batching.custom_vmap(f)
+
+    @looped.def_vmap
+    def rule(axis_size, in_batched, *args):
+        if not RUN_LOOP[kind]:
+            args = [a if b else jnp.broadcast_to(a, (axis_size, *a.shape)) for a, b in zip(args, in_batched)]
+            out = jax.vmap(f)(*args)
+            return out, jax.tree.map(lambda _: True, out)
+        outs = [f(*(a[r] if b else a for a, b in zip(args, in_batched))) for r in range(axis_size)]
+        return jax.tree.map(lambda *o: jnp.stack(o), *outs), jax.tree.map(lambda _: True, outs[0])
+
+    return looped
+
+
+def _matmul(a, b):
+    return a @ b
+
+
+def _matmul_at(a, b):
+    """a.T @ b over the leading (batch) axis."""
+    return jax.lax.dot_general(a, b, (((0,), (0,)), ((), ())))
+
+
+gru_matmul = per_run(_matmul, "gru")
+gru_matmul_at = per_run(_matmul_at, "gru")
+
+
+def gru_gates(h, xz, xr, xh, recurrent_kernel, recurrent_bias, matmul=_matmul):
     """One Keras ``GRU(reset_after=True)`` step from the input projections of each gate.
 
     Returns the new state and the gate values the gradient needs: (h_new, (z, r, n, rh)), where
     ``rh = h @ recurrent_kernel[:, 2u:] + recurrent_bias[2u:]`` is the reset-gated recurrent term.
     """
     units = h.shape[-1]
-    rec = h @ recurrent_kernel + recurrent_bias
+    rec = matmul(h, recurrent_kernel) + recurrent_bias
     z = jax.nn.sigmoid(xz + rec[..., :units])
     r = jax.nn.sigmoid(xr + rec[..., units : 2 * units])
     rh = rec[..., 2 * units :]
@@ -39,7 +81,7 @@ def gru_gates(h, xz, xr, xh, recurrent_kernel, recurrent_bias):
     return z * h + (1.0 - z) * n, (z, r, n, rh)
 
 
-def gru_step(x_t, h, kernel, bias, recurrent_kernel):
+def gru_step(x_t, h, kernel, bias, recurrent_kernel, matmul=_matmul):
     """Project this step's input per gate (see the module docstring), then take one GRU step.
 
     For the 1-6 input channels of Jazbat-Net the projection is a sum of broadcast products,
@@ -52,9 +94,9 @@ def gru_step(x_t, h, kernel, bias, recurrent_kernel):
         cols = slice(g * units, (g + 1) * units)
         if x_t.shape[-1] <= 8:
             return sum(x_t[..., j, None] * kernel[j, cols] for j in range(x_t.shape[-1])) + bias[0, cols]
-        return x_t @ kernel[:, cols] + bias[0, cols]
+        return matmul(x_t, kernel[:, cols]) + bias[0, cols]
 
-    return gru_gates(h, projection(0), projection(1), projection(2), recurrent_kernel, bias[1])
+    return gru_gates(h, projection(0), projection(1), projection(2), recurrent_kernel, bias[1], matmul)
 
 
 def _zero_state(x, recurrent_kernel):
@@ -75,7 +117,7 @@ def gru_scan(x, kernel, bias, recurrent_kernel, reverse=False, unroll=1):
 
 def _gru_scan_fwd(x, kernel, bias, recurrent_kernel, reverse, unroll):
     def step(h, x_t):
-        h, gates = gru_step(x_t, h, kernel, bias, recurrent_kernel)
+        h, gates = gru_step(x_t, h, kernel, bias, recurrent_kernel, gru_matmul)
         return h, (h, *gates)
 
     hs, z, r, n, rh = jax.lax.scan(step, _zero_state(x, recurrent_kernel), x, reverse=reverse, unroll=unroll)[1]
@@ -99,12 +141,12 @@ def _gru_scan_bwd(reverse, unroll, residuals, d_hs):
         d_in = jnp.concatenate([d_z, d_r, d_n], axis=-1)  # gradient of the input projection
         d_rec = jnp.concatenate([d_z, d_r, d_n * r], axis=-1)  # ... and of h_prev @ recurrent_kernel + bias[1]
         carry = (
-            dh * z + d_rec @ recurrent_kernel_t,
-            d_kernel + x_t.T @ d_in,
+            dh * z + gru_matmul(d_rec, recurrent_kernel_t),
+            d_kernel + gru_matmul_at(x_t, d_in),
             d_bias + jnp.stack([d_in.sum(0), d_rec.sum(0)]),
-            d_recurrent + h_p.T @ d_rec,
+            d_recurrent + gru_matmul_at(h_p, d_rec),
         )
-        return carry, d_in @ kernel_t
+        return carry, gru_matmul(d_in, kernel_t)
 
     init = (jnp.zeros_like(hs[0]), jnp.zeros_like(kernel), jnp.zeros((2, kernel.shape[1]), x.dtype),
             jnp.zeros_like(recurrent_kernel))
@@ -121,21 +163,13 @@ def _conv(x, kernel):
     return jax.lax.conv_general_dilated(x, kernel, (1,), "SAME", dimension_numbers=_CONV_DIMS)
 
 
-@jax.custom_vjp
-def conv1d_same(x, kernel, bias):
-    """Keras ``Conv1D(padding='same')``: x (B, T, C_in), kernel (k, C_in, C_out), bias (C_out,)."""
-    return _conv(x, kernel) + bias
+def _conv_input_grad(kernel, dy):
+    return jax.vjp(lambda x: _conv(x, kernel), jnp.zeros((*dy.shape[:-1], kernel.shape[1]), dy.dtype))[1](dy)[0]
 
 
-def _conv1d_same_fwd(x, kernel, bias):
-    return conv1d_same(x, kernel, bias), (x, kernel)
-
-
-def _conv1d_same_bwd(residuals, dy):
-    x, kernel = residuals
-    k, c_in, c_out = kernel.shape
-    dx = jax.vjp(lambda x: _conv(x, kernel), x)[1](dy)[0]
-    # Weight gradient as one matmul over all (batch, time) positions of the k shifted inputs.
+def _conv_kernel_grad(x, dy, k: int):
+    """The weight gradient as one matmul over all (batch, time) positions of the k shifted inputs."""
+    c_in, c_out = x.shape[-1], dy.shape[-1]
     if k == 1:
         columns = x
     else:
@@ -145,7 +179,28 @@ def _conv1d_same_bwd(residuals, dy):
     d_kernel = jax.lax.dot_general(
         columns.reshape(-1, k * c_in), dy.reshape(-1, c_out), (((0,), (0,)), ((), ()))
     )
-    return dx, d_kernel.reshape(k, c_in, c_out), dy.sum(axis=(0, 1))
+    return d_kernel.reshape(k, c_in, c_out)
+
+
+conv_run = per_run(_conv, "conv")
+conv_input_grad_run = per_run(_conv_input_grad, "conv")
+
+
+@jax.custom_vjp
+def conv1d_same(x, kernel, bias):
+    """Keras ``Conv1D(padding='same')``: x (B, T, C_in), kernel (k, C_in, C_out), bias (C_out,)."""
+    return _conv(x, kernel) + bias
+
+
+def _conv1d_same_fwd(x, kernel, bias):
+    return conv_run(x, kernel) + bias, (x, kernel)
+
+
+def _conv1d_same_bwd(residuals, dy):
+    x, kernel = residuals
+    k = kernel.shape[0]
+    kernel_grad = per_run(functools.partial(_conv_kernel_grad, k=k), "conv")
+    return conv_input_grad_run(kernel, dy), kernel_grad(x, dy), dy.sum(axis=(0, 1))
 
 
 conv1d_same.defvjp(_conv1d_same_fwd, _conv1d_same_bwd)

@@ -4,6 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jazbat_jax import kernels
 from jazbat_jax.kernels import _conv, conv1d_same, gru_scan
 from jazbat_jax.model import keras_gru_step
 
@@ -103,3 +104,38 @@ def test_conv1d_same_gradients_batch_over_runs():
     ours = grads(conv1d_same)
     plain = grads(lambda x, w, c: _conv(x, w) + c)
     _assert_trees_close(ours, plain)
+
+
+@pytest.fixture(params=[True, False], ids=["loop over runs", "jax batching rules"])
+def run_loop(request, monkeypatch):
+    """Both ways the gradient kernels can batch over runs (``kernels.RUN_LOOP``)."""
+    monkeypatch.setattr(kernels, "RUN_LOOP", {"conv": request.param, "gru": request.param})
+    return request.param
+
+
+@pytest.mark.parametrize("d", [1, 12])  # the broadcast input projection and the matmul one
+def test_gru_scan_gradients_batch_over_runs_both_ways(run_loop, d):
+    t, b, h, runs = 9, 3, 4, 3
+    args = _per_run(runs, ((t, b, d), 0, 1.0), ((d, 3 * h), 1, 0.5), ((2, 3 * h), 2, 0.1), ((h, 3 * h), 3, 0.5))
+    weights = _random((runs, t, b, h), 5)
+    g = lambda fn: jax.grad(lambda *a: jnp.sum(fn(*a[:4]) * a[4]), argnums=range(4))
+    ours = jax.jit(jax.vmap(g(lambda *a: gru_scan(*a, True, 1))))(*args, weights)
+    _assert_trees_close(ours, jax.vmap(g(lambda *a: _plain_gru(*a, True)))(*args, weights))
+    # one set of weights shared by every member (only the data batched)
+    shared = (0, None, None, None, 0)
+    ours = jax.vmap(g(lambda *a: gru_scan(*a, False, 1)), in_axes=shared)(args[0], *(a[0] for a in args[1:]), weights)
+    plain = jax.vmap(g(lambda *a: _plain_gru(*a, False)), in_axes=shared)(args[0], *(a[0] for a in args[1:]), weights)
+    _assert_trees_close(ours, plain)
+
+
+@pytest.mark.parametrize("k", [1, 5])
+def test_conv1d_same_gradients_batch_over_runs_both_ways(run_loop, k):
+    x, kernel, bias = _per_run(3, ((2, 16, 5), 0, 1.0), ((k, 5, 4), 1, 1.0), ((4,), 2, 1.0))
+    weights = _random((3, 2, 16, 4), 3)
+    g = lambda fn: jax.grad(lambda x, w, c, u: jnp.sum(fn(x, w, c) * u), argnums=(0, 1, 2))
+    plain = lambda x, w, c: _conv(x, w) + c
+    _assert_trees_close(jax.jit(jax.vmap(g(conv1d_same)))(x, kernel, bias, weights),
+                        jax.vmap(g(plain))(x, kernel, bias, weights))
+    shared = (0, None, None, 0)  # one kernel for every member
+    _assert_trees_close(jax.vmap(g(conv1d_same), in_axes=shared)(x, kernel[0], bias[0], weights),
+                        jax.vmap(g(plain), in_axes=shared)(x, kernel[0], bias[0], weights))
