@@ -1,6 +1,7 @@
 """Writing files so that a killed process never leaves half of one."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -48,6 +49,27 @@ def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Path:
 def write_json_lines(path: str | Path, rows: list[dict]) -> Path:
     """One JSON object per line, written atomically (the whole file at once)."""
     return write_atomically(path, "".join(json.dumps(r, default=_json_default) + "\n" for r in rows))
+
+
+def write_npz(path: str | Path, **arrays: np.ndarray) -> Path:
+    """NumPy arrays in one compressed ``.npz``, written atomically."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return write_atomically(path, buffer.getvalue())
+
+
+def window_predictions(ws, pred: np.ndarray, prob: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-window predictions with what statistics at the person and walk level need: true and
+    predicted class, participant, recording and the window's first sample (and probabilities)."""
+    out = {"y_true": np.asarray(ws.y), "y_pred": np.asarray(pred), "participant": np.asarray(ws.subject),
+           "recording": np.asarray(ws.recording), "start": np.asarray(ws.start),
+           "class_names": np.asarray(ws.class_names)}
+    if prob is not None:
+        out["prob"] = np.asarray(prob, np.float32)
+    return out
+
+
+PREDICTIONS_FILE = "test_predictions.npz"
 
 
 class FolderBusyError(RuntimeError):

@@ -21,6 +21,7 @@ from .wisdm import ACTIVITY_CODES, DEVICES
 
 SCHEMA = 1
 DATASETS = ("wisdm", "quiroz", "seecs")
+LABELS = ("true", "permuted")  # permuted: the leakage control of data.controls
 # Each dataset's folder inside a data root (../shared/data, $JAZBAT_DATA_ROOT or the bundled sample).
 DATASET_FOLDERS = {"wisdm": "wisdm2019", "quiroz": "quiroz2018_emotion_walking"}
 # The paper's window strides: 32 samples for WISDM, 16 for the emotion data.
@@ -74,6 +75,8 @@ class DataConfig:
     max_windows: int | None = None  # keep a seeded random subset of this many windows before splitting
     on_bad_line: str = "raise"  # raw WISDM text: stop at a malformed line, or skip it (and count it)
     split: SplitConfig = SplitConfig()
+    labels: str = "true"  # true | permuted among each participant's recordings (data.controls)
+    label_seed: int = 0  # the permutation's seed
 
     def __post_init__(self):
         _check(self.dataset in DATASETS, f"dataset must be one of {DATASETS}, got {self.dataset!r}")
@@ -92,6 +95,7 @@ class DataConfig:
             object.__setattr__(self, "subjects", tuple(int(s) for s in self.subjects))
             _check(len(self.subjects) > 0, "subjects must be None (all) or a non-empty list")
         _check(self.max_windows is None or self.max_windows >= 10, f"max_windows must be >= 10, got {self.max_windows}")
+        _check(self.labels in LABELS, f"labels must be one of {LABELS}, got {self.labels!r}")
         _check(self.on_bad_line in ("raise", "skip"), f"on_bad_line must be 'raise' or 'skip', got {self.on_bad_line!r}")
         _check(self.dataset != "seecs" or self.root not in (None, BUNDLED),
                "the SEECS data are not public and not bundled: give the folder of your SEECS-layout copy "
@@ -105,6 +109,8 @@ class DataConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["subjects"] = list(self.subjects) if self.subjects is not None else None
+        if self.labels == "true":  # not stored at its default, so that configurations made before it keep their hash
+            del d["labels"], d["label_seed"]
         return {"schema": SCHEMA, **d}
 
     @classmethod
@@ -122,8 +128,8 @@ class DataConfig:
         return cls(**d)
 
     def without_split(self) -> "DataConfig":
-        """The same windows with the default split: a key for caching loaded windows."""
-        return self.replace(split=SplitConfig())
+        """The same windows with the default split and true labels: a key for caching loaded windows."""
+        return self.replace(split=SplitConfig(), labels="true", label_seed=0)
 
 
 def resolve_root(config: DataConfig) -> Path:
@@ -161,10 +167,14 @@ def load_windows(config: DataConfig) -> WindowSet:
 
 
 def split_of(config: DataConfig, ws: WindowSet) -> tuple[WindowSet, Split]:
-    """Apply ``max_windows`` and the split of ``config`` to already loaded windows."""
+    """Apply ``max_windows``, the labels and the split of ``config`` to already loaded windows."""
     if config.max_windows is not None and config.max_windows < len(ws):
         rng = np.random.default_rng(config.split.seed)
         ws = ws.subset(np.sort(rng.choice(len(ws), config.max_windows, replace=False)))
+    if config.labels == "permuted":
+        from .controls import permute_labels
+
+        ws = permute_labels(ws, config.label_seed)
     s = config.split
     return ws, split_windows(ws, s.protocol, test_fraction=s.test_fraction, val_fraction=s.val_fraction,
                              seed=s.seed, n_folds=s.n_folds, fold=s.fold)

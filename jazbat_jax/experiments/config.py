@@ -19,7 +19,12 @@ Sections::
                  (pretrain and finetune: patience, early stopping on validation macro-F1 with
                  ``epochs`` as the maximum; null = the fixed schedule)
     grid         inputs, pretraining ("none" | "watch" | "phone"), protocols ("subject" |
-                 "random"), n_folds, folds (which folds to run; null = all), seeds, split_seed
+                 "random"), n_folds, folds (which folds to run; null = all), seeds, split_seed,
+                 labels ("true" and / or "permuted": the leakage control, each walk given another
+                 walk's label of the same participant, seeded by the run's seed),
+                 random_steps (window steps of the random split; null = target.step),
+                 identity_probes (the forest also asked which participant / walk a window came
+                 from, under the random split)
     baseline     enabled, n_estimators, max_depth
     latency      enabled, models ("arch:input"), runs, warmup: the export profile in the report
 """
@@ -32,7 +37,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from jazbat_jax.data.config import ConfigError
+from jazbat_jax.data.config import LABELS, ConfigError
 from jazbat_jax.data.inputs import INPUT_KINDS as INPUTS
 from jazbat_jax.data.wisdm import ACTIVITY_CODES as ALL_ACTIVITIES
 
@@ -55,6 +60,7 @@ QUICK: dict[str, Any] = {
     "grid": {
         "inputs": ["1d"], "pretraining": ["none", "watch"], "protocols": ["subject", "random"],
         "n_folds": 3, "folds": None, "seeds": [0], "split_seed": 0,
+        "labels": ["true", "permuted"], "random_steps": None, "identity_probes": True,
     },
     "baseline": {"enabled": True, "n_estimators": 200, "max_depth": None},
     # `jazbat profile` of the exported models (sizes, latency of JAX / TFLite / ONNX at batch 1)
@@ -76,6 +82,7 @@ FULL: dict[str, Any] = {
     "grid": {
         "inputs": ["1d", "3d", "6d"], "pretraining": ["none", "watch", "phone"], "protocols": ["subject", "random"],
         "n_folds": 5, "folds": None, "seeds": [0, 1, 2], "split_seed": 0,
+        "labels": ["true", "permuted"], "random_steps": [16, 64], "identity_probes": True,
     },
     "baseline": {"enabled": True, "n_estimators": 300, "max_depth": None},
     "latency": {"enabled": True, "models": ["jazbat_net:1d", "jazbat_net:3d", "jazbat_net:6d", "sota_surrogate:1d"],
@@ -130,7 +137,8 @@ def load_config(profile: str | None = None, path: str | Path | None = None) -> d
 
 def validate(cfg: dict) -> None:
     g, t = cfg["grid"], cfg["target"]
-    for key, allowed in (("inputs", INPUTS), ("pretraining", PRETRAININGS), ("protocols", PROTOCOLS)):
+    for key, allowed in (("inputs", INPUTS), ("pretraining", PRETRAININGS), ("protocols", PROTOCOLS),
+                         ("labels", LABELS)):
         vals = g[key]
         if not vals or any(v not in allowed for v in vals) or len(set(vals)) != len(vals):
             raise ConfigError(f"grid.{key} must be distinct values from {allowed}, got {vals!r}")
@@ -138,6 +146,12 @@ def validate(cfg: dict) -> None:
         raise ConfigError(f"grid.n_folds must be an integer >= 2, got {g['n_folds']!r}")
     if g["folds"] is not None and (not g["folds"] or any(not 0 <= f < g["n_folds"] for f in g["folds"])):
         raise ConfigError(f"grid.folds must be null or fold numbers in [0, {g['n_folds']}), got {g['folds']!r}")
+    steps = g["random_steps"]
+    if steps is not None and (not steps or len(set(steps)) != len(steps)
+                              or any(not isinstance(v, int) or v < 1 for v in steps)):
+        raise ConfigError(f"grid.random_steps must be null or distinct integers >= 1, got {steps!r}")
+    if "true" not in g["labels"]:
+        raise ConfigError("grid.labels must include 'true' (the permuted labels are a control beside the true ones)")
     if not g["seeds"] or len(set(g["seeds"])) != len(g["seeds"]):
         raise ConfigError(f"grid.seeds must be a non-empty list of distinct integers, got {g['seeds']!r}")
     if t["dataset"] not in TARGETS:
@@ -163,3 +177,13 @@ def settings_hash(settings: Any) -> str:
 def folds(cfg: dict) -> list[int]:
     g = cfg["grid"]
     return list(range(g["n_folds"])) if g["folds"] is None else list(g["folds"])
+
+
+def protocol_steps(cfg: dict) -> list[tuple[str, int]]:
+    """(protocol, window step) pairs of the grid: the random split may run at several steps."""
+    g, step = cfg["grid"], cfg["target"]["step"]
+    out = []
+    for protocol in g["protocols"]:
+        steps = g["random_steps"] if protocol == "random" and g["random_steps"] else [step]
+        out += [(protocol, s) for s in steps]
+    return out

@@ -87,24 +87,38 @@ def pretrain_job(cfg: dict, device: str, input_kind: str) -> Job:
     return Job("pretrain", f"wisdm-{device}-{input_kind}", settings)
 
 
-def target_data(cfg: dict, input_kind: str, protocol: str, fold: int) -> DataConfig:
+def target_data(cfg: dict, input_kind: str, protocol: str, fold: int, step: int | None = None,
+                labels: str = "true", label_seed: int = 0) -> DataConfig:
     t, g = cfg["target"], cfg["grid"]
     root = t["root"] if t["dataset"] == "seecs" else data_root_label(cfg)
     split = SplitConfig(protocol, val_fraction=cfg["finetune"]["val_fraction"], seed=g["split_seed"],
                         n_folds=g["n_folds"], fold=fold)
-    return DataConfig(dataset=t["dataset"], root=str(root), input_kind=input_kind, window=t["window"], step=t["step"],
-                      subjects=t["participants"], split=split)
+    return DataConfig(dataset=t["dataset"], root=str(root), input_kind=input_kind, window=t["window"],
+                      step=step or t["step"], subjects=t["participants"], split=split, labels=labels,
+                      label_seed=label_seed if labels != "true" else 0)
 
 
 def _target_labels(cfg: dict, data: DataConfig) -> dict:
     t = cfg["target"]
-    return {"target": {"dataset": t["dataset"], "root": data.root, "participants": t["participants"]},
-            "input": data.input_kind, "split": dataclasses.asdict(data.split)}
+    out = {"target": {"dataset": t["dataset"], "root": data.root, "participants": t["participants"]},
+           "input": data.input_kind, "split": dataclasses.asdict(data.split)}
+    if data.labels != "true":  # only then, so that the true-label jobs keep their ids
+        out["labels"] = data.labels
+    return out
 
 
-def deep_job(cfg: dict, input_kind: str, pretraining: str, protocol: str, fold: int, seed: int) -> Job:
+def _cell_name(cfg: dict, input_kind: str, model: str, protocol: str, step: int, fold: int, seed: int,
+               labels: str) -> str:
+    """``quiroz-1d-watch-subject-f0-s0``; the step is named when the random split runs at several."""
+    split = f"{protocol}-st{step}" if protocol == "random" and cfg["grid"]["random_steps"] else protocol
+    suffix = "-permuted" if labels == "permuted" else ""
+    return f"{cfg['target']['dataset']}-{input_kind}-{model}-{split}-f{fold}-s{seed}{suffix}"
+
+
+def deep_job(cfg: dict, input_kind: str, pretraining: str, protocol: str, fold: int, seed: int,
+             step: int | None = None, labels: str = "true") -> Job:
     f = cfg["finetune"]
-    data = target_data(cfg, input_kind, protocol, fold)
+    data = target_data(cfg, input_kind, protocol, fold, step, labels, seed)
     trunk = pretrain_job(cfg, pretraining, input_kind).id if pretraining != "none" else None
     # The source run folder, relative to the results folder (made absolute when the job runs).
     transfer = TransferConfig(source=f"pretrain/{trunk}/run") if trunk else None
@@ -114,17 +128,24 @@ def deep_job(cfg: dict, input_kind: str, pretraining: str, protocol: str, fold: 
                     transfer=transfer)
     settings = {"kind": "deep", **_target_labels(cfg, data), "pretraining": pretraining, "pretrain_job": trunk,
                 "seed": seed, "epochs": f["epochs"], "run": run.to_dict()}
-    name = f"{cfg['target']['dataset']}-{input_kind}-{pretraining}-{protocol}-f{fold}-s{seed}"
-    return Job("deep", name, settings)
+    return Job("deep", _cell_name(cfg, input_kind, pretraining, protocol, data.step, fold, seed, labels), settings)
 
 
-def baseline_job(cfg: dict, input_kind: str, protocol: str, fold: int, seed: int) -> Job:
+# What the forest may be asked to predict: the emotion, or (identity probes) who or which walk.
+PROBES = ("participant", "recording")
+
+
+def baseline_job(cfg: dict, input_kind: str, protocol: str, fold: int, seed: int, step: int | None = None,
+                 labels: str = "true", predict: str = "emotion") -> Job:
     b = cfg["baseline"]
-    data = target_data(cfg, input_kind, protocol, fold)
+    data = target_data(cfg, input_kind, protocol, fold, step, labels, seed)
     settings = {"kind": "baseline", **_target_labels(cfg, data), "seed": seed, "model": "random_forest",
                 "n_estimators": b["n_estimators"], "max_depth": b["max_depth"], "data": data.to_dict()}
-    name = f"{cfg['target']['dataset']}-{input_kind}-rf-{protocol}-f{fold}-s{seed}"
-    return Job("baseline", name, settings)
+    model = "rf"
+    if predict != "emotion":
+        settings["predict"] = predict
+        model = f"rf-{predict}-id"
+    return Job("baseline", _cell_name(cfg, input_kind, model, protocol, data.step, fold, seed, labels), settings)
 
 
 def plan(cfg: dict) -> list[Job]:
@@ -132,12 +153,15 @@ def plan(cfg: dict) -> list[Job]:
     g = cfg["grid"]
     jobs = [pretrain_job(cfg, pre, inp) for inp in g["inputs"] for pre in g["pretraining"] if pre != "none"]
     for inp in g["inputs"]:
-        for protocol in g["protocols"]:
+        for protocol, step in cfgmod.protocol_steps(cfg):
             for fold in cfgmod.folds(cfg):
                 for seed in g["seeds"]:
-                    if cfg["baseline"]["enabled"]:
-                        jobs.append(baseline_job(cfg, inp, protocol, fold, seed))
-                    jobs += [deep_job(cfg, inp, pre, protocol, fold, seed) for pre in g["pretraining"]]
+                    for labels in g["labels"]:
+                        if cfg["baseline"]["enabled"]:
+                            jobs.append(baseline_job(cfg, inp, protocol, fold, seed, step, labels))
+                        jobs += [deep_job(cfg, inp, pre, protocol, fold, seed, step, labels) for pre in g["pretraining"]]
+                    if cfg["baseline"]["enabled"] and g["identity_probes"] and protocol == "random":
+                        jobs += [baseline_job(cfg, inp, protocol, fold, seed, step, predict=p) for p in PROBES]
     return jobs
 
 
@@ -223,9 +247,10 @@ def run_pretrain(job: Job, results: Path, data: DataCache, trained: tuple[dict, 
 
 def run_deep(job: Job, results: Path, data: DataCache, trained: tuple[dict, float] | None = None) -> dict:
     out, wall = trained or _train(job, results, data)
-    split = out["split"]
+    split, ws = out["split"], out["windows"]
     return {
         "job": job.id, "kind": job.kind, "settings": job.settings, **_sizes(split),
+        **({"label_permutation": _permutation_summary(ws)} if "label_permutation" in ws.report else {}),
         "test_subjects": split.summary["test"]["subjects"],
         "report": out["final"]["report"], "checkpoint_epoch": out["final"]["checkpoint_epoch"],
         **_stopping(out), "wall_s": wall,
@@ -234,23 +259,47 @@ def run_deep(job: Job, results: Path, data: DataCache, trained: tuple[dict, floa
 
 def run_baseline(job: Job, results: Path, data: DataCache) -> dict:
     from jazbat_jax.experiments import baseline
+    from jazbat_jax.files import PREDICTIONS_FILE, window_predictions, write_npz
     from jazbat_jax.train.metrics import classification_report
 
     s = job.settings
     config = DataConfig.from_dict(s["data"])
     ws, split = split_of(config, data.windows(config))
+    target, names = ws.y, list(ws.class_names)
+    if s.get("predict", "emotion") != "emotion":  # identity probe: which participant / walk
+        ids = ws.subject if s["predict"] == "participant" else ws.recording
+        values, target = np.unique(ids, return_inverse=True)
+        names = [str(v) for v in values]
     # The forest needs no validation set (no early stopping): it trains on train + val.
     fit_idx = np.concatenate([split.train, split.val])
     t0 = time.perf_counter()
-    pred, model_info = baseline.fit_predict(ws.x[fit_idx], ws.y[fit_idx], ws.x[split.test], seed=s["seed"],
+    pred, model_info = baseline.fit_predict(ws.x[fit_idx], target[fit_idx], ws.x[split.test], seed=s["seed"],
                                             n_estimators=s["n_estimators"], max_depth=s["max_depth"])
+    wall = round(time.perf_counter() - t0, 2)
+    test = ws.subset(split.test)
+    if s.get("predict", "emotion") == "emotion":
+        write_npz(job.folder(results) / PREDICTIONS_FILE, **window_predictions(test, pred))
     return {
         "job": job.id, "kind": job.kind, "settings": s, "model": model_info,
         "n_train": int(len(fit_idx)), "n_val": 0, "n_test": int(len(split.test)),
         "test_subjects": split.summary["test"]["subjects"],
-        "report": classification_report(ws.y[split.test], pred, list(ws.class_names)),
-        "wall_s": round(time.perf_counter() - t0, 2),
+        "report": classification_report(target[split.test], pred, names),
+        "chance": _chance(target[fit_idx], target[split.test]),
+        **({"label_permutation": _permutation_summary(ws)} if "label_permutation" in ws.report else {}),
+        "wall_s": wall,
     }
+
+
+def _chance(train_y: np.ndarray, test_y: np.ndarray) -> dict:
+    """Two chance levels of a test set: a uniform guess, and always the training majority class."""
+    classes = np.unique(np.concatenate([train_y, test_y]))
+    majority = np.bincount(train_y).argmax()
+    return {"uniform": 1 / len(classes), "majority": float(np.mean(test_y == majority))}
+
+
+def _permutation_summary(ws) -> dict:
+    p = ws.report["label_permutation"]
+    return {k: p[k] for k in ("seed", "recordings", "kept_true_label")}
 
 
 RUNNERS: dict[str, Callable] = {"pretrain": run_pretrain, "deep": run_deep, "baseline": run_baseline}

@@ -55,8 +55,11 @@ def _group(rows: list[dict], *keys: str) -> dict[tuple, list[dict]]:
 def _flat(result: dict) -> dict:
     """One row per finished cell with the fields the tables need."""
     s = result["settings"]
+    data = s["run"]["data"] if "run" in s else s["data"]
     return {
         "kind": result["kind"], "job": result["job"], "input": s["input"],
+        "labels": s.get("labels", "true"), "predict": s.get("predict", "emotion"), "step": data["step"],
+        "chance": result.get("chance"),
         "pretraining": s.get("pretraining", "rf"), "protocol": s["split"]["protocol"], "fold": s["split"]["fold"],
         "seed": s["seed"], "acc": result["report"]["accuracy"], "f1": result["report"]["macro"]["f1"],
         "report": result["report"], "wall_s": result.get("wall_s"), "n_train": result.get("n_train"),
@@ -88,6 +91,147 @@ def _history(results: Path, job_id: str) -> list[dict]:
     if not p.exists():
         return []
     return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+
+
+# ---------------------------------------------------------------- what the numbers mean
+def _predictions(results: Path, row: dict) -> dict | None:
+    """A finished job's per-window test predictions (None when its folder has none: an older version's)."""
+    from jazbat_jax.files import PREDICTIONS_FILE
+
+    folder = results / ("cells" if row["kind"] == "deep" else "baseline") / row["job"]
+    path = folder / "run" / PREDICTIONS_FILE if row["kind"] == "deep" else folder / PREDICTIONS_FILE
+    if not path.exists():
+        return None
+    with np.load(path) as z:
+        return {k: z[k] for k in ("y_true", "y_pred", "participant", "recording")} | {"fold": row["fold"],
+                                                                                        "seed": row["seed"]}
+
+
+def _percent_ci(summary: dict) -> str:
+    low, high = summary["ci"]
+    return f"{100 * summary['accuracy']:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def _meaning(results: Path, rows: list[dict], control: list[dict], classes: int) -> dict:
+    """Pooled accuracy with its participant-level interval, the control's, their difference and the
+    walk-level test of one condition; '—' where predictions are missing."""
+    from jazbat_jax.experiments import stats
+
+    none = {"pooled": "—", "control": "—", "difference": "—", "walks": "—", "p_walks": None, "summary": None,
+            "control_summary": None}
+    preds = [_predictions(results, r) for r in rows]
+    if not rows or any(p is None for p in preds):
+        return none
+    order = lambda ps: sorted(ps, key=lambda p: (p["fold"], p["seed"]))  # noqa: E731
+    summary = stats.summarize(order(preds), classes)
+    rec = summary["recordings"]
+    out = {**none, "summary": summary, "pooled": _percent_ci(summary), "p_walks": rec["p_vs_chance"],
+           "walks": f"{rec['correct']}/{rec['n']} ({100 * rec['accuracy']:.0f}%)"}
+    cpreds = [_predictions(results, r) for r in control]
+    if control and all(p is not None for p in cpreds):
+        c = stats.summarize(order(cpreds), classes)
+        out.update(control=_percent_ci(c), control_summary=c,
+                   difference=f"{100 * (summary['accuracy'] - c['accuracy']):+.1f}")
+    return out
+
+
+def _holm_column(cells: list[dict]) -> list[str]:
+    """The walk-level p-values of a table's rows, Holm-corrected together."""
+    from jazbat_jax.experiments import stats
+
+    ps = [c["p_walks"] for c in cells]
+    known = [p for p in ps if p is not None]
+    adjusted = iter(stats.holm(known)) if known else iter(())
+    return ["—" if p is None else _p(next(adjusted)) for p in ps]
+
+
+def _p(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _probe_section(rows: list[dict]) -> list[str]:
+    """How well the forest identifies the participant and the walk a window came from (random split)."""
+    probes = [r for r in rows if r["predict"] != "emotion"]
+    if not probes:
+        return []
+    table = []
+    for (inp, predict, step), rs in sorted(_group(probes, "input", "predict", "step").items()):
+        chance = [r["chance"] for r in rs if r.get("chance")]
+        uniform = _mean_sd([c["uniform"] for c in chance]) if chance else "—"
+        majority = _mean_sd([c["majority"] for c in chance]) if chance else "—"
+        table.append([inp.upper(), step, {"participant": "participant", "recording": "walk"}[predict],
+                      _mean_sd([r["acc"] for r in rs]), uniform, majority, len(rs)])
+    return ["### Identity probes: which person, which walk (random split)", "",
+            "The same forest and features, asked to name the participant or the walk of each test window. Far above "
+            "chance means a random window split lets a model match test windows to their own walk in training: "
+            "what the permuted-label control then measures.", "",
+            _table(["input", "window step", "predicts", "accuracy (%)", "chance: uniform (%)",
+                    "chance: majority class (%)", "runs"], table), ""]
+
+
+def _plot_meaning(meaning: dict, classes: int, path: Path) -> bool:
+    """Pooled accuracy per condition with its 95% interval, the permuted-label control beside it."""
+    from matplotlib.figure import Figure
+
+    items = [(k, m) for k, m in meaning.items() if m["summary"] is not None]
+    if not items:
+        return False
+    fig = Figure(figsize=(max(6.0, 0.9 * len(items) + 2), 4.4), layout="constrained")
+    ax = fig.subplots()
+    for i, ((protocol, step, inp, pre), m) in enumerate(items):
+        for dx, summary, color, label in ((-0.15, m["summary"], "C0", "true labels"),
+                                          (0.15, m["control_summary"], "0.55", "permuted-label control")):
+            if summary is None:
+                continue
+            low, high = summary["ci"]
+            ax.errorbar(i + dx, 100 * summary["accuracy"], yerr=[[100 * (summary["accuracy"] - low)],
+                                                                  [100 * (high - summary["accuracy"])]],
+                        fmt="o", color=color, capsize=3, label=label if i == 0 else None)
+    ax.axhline(100 / classes, color="0.45", ls="--", lw=1, label=f"chance (1/{classes})")
+    names = [f"{inp.upper()} {'RF' if pre == 'rf' else PRETRAIN_LABEL[pre]}\n{protocol} st{step}"
+             for (protocol, step, inp, pre), _ in items]
+    ax.set_xticks(range(len(items)), names, fontsize=7, rotation=30, ha="right")
+    ax.set(ylabel="test accuracy (%), pooled", ylim=(0, 100),
+           title="Accuracy with 95% participant-bootstrap intervals, and the permuted-label control")
+    ax.title.set_fontsize(9)
+    ax.grid(axis="y", alpha=0.3)
+    fig.legend(loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def _plot_participants(results: Path, rows: list[dict], path: Path) -> bool:
+    """Each participant's test accuracy per model under the subject split (seeds averaged)."""
+    from matplotlib.figure import Figure
+
+    from jazbat_jax.experiments import stats
+
+    groups = _group([r for r in rows if r["protocol"] == "subject"], "input", "pretraining")
+    points = {}
+    for key, rs in sorted(groups.items()):
+        preds = [_predictions(results, r) for r in rs]
+        if preds and all(p is not None for p in preds):
+            points[key] = stats.summarize(preds, len(rs[0]["report"]["class_names"]))["per_participant"]
+    if not points:
+        return False
+    classes = len(rows[0]["report"]["class_names"])
+    fig = Figure(figsize=(max(5.0, 1.1 * len(points) + 2), 4.2), layout="constrained")
+    ax = fig.subplots()
+    rng = np.random.default_rng(0)  # horizontal jitter only, so that equal values stay visible
+    for i, ((inp, pre), per) in enumerate(points.items()):
+        vals = 100 * np.asarray(list(per.values()), float)
+        ax.scatter(i + rng.uniform(-0.12, 0.12, len(vals)), vals, s=14, alpha=0.7, color=f"C{i}")
+        ax.plot([i - 0.25, i + 0.25], [np.median(vals)] * 2, color="k", lw=1.5)
+    ax.axhline(100 / classes, color="0.45", ls="--", lw=1, label=f"chance (1/{classes})")
+    ax.set_xticks(range(len(points)), [f"{inp.upper()} {'RF' if pre == 'rf' else PRETRAIN_LABEL[pre]}"
+                                       for inp, pre in points], fontsize=8, rotation=20, ha="right")
+    ax.set(ylabel="participant's test accuracy (%)", ylim=(-2, 102),
+           title="Per-participant accuracy, subject split (bar: median)")
+    ax.title.set_fontsize(9)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, frameon=False, loc="upper right")
+    fig.savefig(path, dpi=110)
+    return True
 
 
 # ---------------------------------------------------------------- figures
@@ -272,53 +416,80 @@ def build_report(results: str | Path, cfg: dict | None = None, command: str | No
             f"- **Data folders used** (as recorded in the jobs): {', '.join(f'`{x}`' for x in roots) or '—'}", ""]
 
     # ---- main grid
-    out += ["## Results: test accuracy and macro-F1 (%), mean ± SD over folds × seeds", ""]
+    emotion = [r for r in rows if r["predict"] == "emotion"]
+    true_rows = [r for r in emotion if r["labels"] == "true"]
+    control_rows = [r for r in emotion if r["labels"] == "permuted"]
+    classes = len(true_rows[0]["report"]["class_names"]) if true_rows else 3
+    out += ["## Results: test accuracy and macro-F1 (%) with their meaning measured", "",
+            "Mean ± SD over folds × seeds, then the same test predictions pooled: accuracy with a 95% interval "
+            "from a bootstrap over *participants* (windows of one person are not independent), the same model "
+            "trained and tested with the **permuted-label control** (each walk given another walk's label of the "
+            "same participant: a model that scores as well there recognises the walk, not the emotion), and "
+            "walk-level accuracy (majority vote over a walk's windows) with a one-sided binomial test against "
+            f"chance (1/{classes}); p-values Holm-corrected over the table's rows.", ""]
     dataset = "Quiroz 2018 (3 classes, chance 33.3%)" if cfg["target"]["dataset"] == "quiroz" else "SEECS-layout (6 classes)"
-    for protocol in g["protocols"]:
-        prow = [r for r in rows if r["protocol"] == protocol]
+    meaning = {}
+    for protocol, step in cfgmod.protocol_steps(cfg):
+        prow = [r for r in true_rows if r["protocol"] == protocol and r["step"] == step]
+        crow = [r for r in control_rows if r["protocol"] == protocol and r["step"] == step]
         desc = ("subject-independent: test participants never seen in training" if protocol == "subject"
                 else "random window split: overlapping windows of the same walks in train and test (leaky)")
-        out += [f"### Split `{protocol}` ({desc})", "",
+        out += [f"### Split `{protocol}`, window step {step} ({desc})", "",
                 f"Data: {dataset}; {g['n_folds']}-fold, folds {cfgmod.folds(cfg)}, seeds {g['seeds']}; "
                 f"fine-tuning {cfg['finetune']['epochs']} epochs.", ""]
-        table = []
+        table, cells = [], []
         stopping = cfg["finetune"].get("patience") is not None  # early stopping: say where each run stopped
         for inp in g["inputs"]:
-            if cfg["baseline"]["enabled"]:
-                rs = [r for r in prow if r["input"] == inp and r["kind"] == "baseline"]
-                table.append([inp.upper(), "random forest (gait features)", _mean_sd([r["acc"] for r in rs]),
-                              _mean_sd([r["f1"] for r in rs]), len(rs), "—"] + (["—"] if stopping else []))
-            for pre in g["pretraining"]:
-                rs = [r for r in prow if r["input"] == inp and r["kind"] == "deep" and r["pretraining"] == pre]
-                table.append([inp.upper(), f"Jazbat-Net, {PRETRAIN_LABEL[pre]}", _mean_sd([r["acc"] for r in rs]),
-                              _mean_sd([r["f1"] for r in rs]), len(rs), f"{PAPER_TABLE_VI[(inp, pre)]:.2f}"]
-                             + ([_stopped(rs)] if stopping else []))
-        out += [_table(["input", "model", "accuracy", "macro-F1", "runs",
-                        "paper Table VI accuracy (SEECS, 6 classes; not comparable)"]
+            models = (["rf"] if cfg["baseline"]["enabled"] else []) + list(g["pretraining"])
+            for pre in models:
+                rs = [r for r in prow if r["input"] == inp and r["pretraining"] == pre]
+                cs = [r for r in crow if r["input"] == inp and r["pretraining"] == pre]
+                name = "random forest (gait features)" if pre == "rf" else f"Jazbat-Net, {PRETRAIN_LABEL[pre]}"
+                m = _meaning(results, rs, cs, classes)
+                meaning[(protocol, step, inp, pre)] = m
+                cells.append(m)
+                table.append([inp.upper(), name, _mean_sd([r["acc"] for r in rs]), _mean_sd([r["f1"] for r in rs]),
+                              m["pooled"], m["control"], m["difference"], m["walks"], None, len(rs),
+                              "—" if pre == "rf" else f"{PAPER_TABLE_VI[(inp, pre)]:.2f}"]
+                             + ([_stopped(rs) if pre != "rf" else "—"] if stopping else []))
+        for row, p_adj in zip(table, _holm_column(cells)):
+            row[8] = p_adj
+        out += [_table(["input", "model", "accuracy", "macro-F1", "pooled accuracy [95% CI]",
+                        "permuted-label control [95% CI]", "true − control (points)", "walks right (majority)",
+                        "p (walks > chance, Holm)", "runs", "paper Table VI accuracy (SEECS, 6 classes; not comparable)"]
                        + ([f"stopped at epoch (of at most {cfg['finetune']['epochs']}; by fold, seed)"]
                           if stopping else []), table), ""]
+    figure = _plot_meaning(meaning, classes, fig_dir / "accuracy_with_control.png")
+    if figure:
+        out += ["![accuracy with intervals and the permuted-label control](figures/accuracy_with_control.png)", ""]
+    if _plot_participants(results, true_rows, fig_dir / "per_participant.png"):
+        out += ["Per-participant accuracy under the subject split (each dot one participant's test windows, "
+                "averaged over seeds):", "", "![per participant](figures/per_participant.png)", ""]
+    out += _probe_section(rows)
     out += [f"The paper's column ({PAPER_SOURCE}) is for the closed SEECS data (chest-worn phone, 40 subjects, six "
             "emotions, 90 fine-tuning epochs, split not stated and probably random over overlapping windows). It is "
             "printed for orientation only: different data, sensor position, classes and protocol.", ""]
 
     # ---- leakage
     if set(g["protocols"]) == {"subject", "random"}:
+        random_steps = [st for pr, st in cfgmod.protocol_steps(cfg) if pr == "random"]
         table = []
-        for (inp, pre), rs in sorted(_group(rows, "input", "pretraining").items()):
-            a = [r["acc"] for r in rs if r["protocol"] == "random"]
+        for (inp, pre), rs in sorted(_group(true_rows, "input", "pretraining").items()):
             b = [r["acc"] for r in rs if r["protocol"] == "subject"]
-            if a and b:
+            a = {st: [r["acc"] for r in rs if r["protocol"] == "random" and r["step"] == st] for st in random_steps}
+            if b and all(a.values()):
                 name = "random forest" if pre == "rf" else f"Jazbat-Net, {PRETRAIN_LABEL[pre]}"
-                table.append([inp.upper(), name, f"{100 * (statistics.fmean(a) - statistics.fmean(b)):+.1f}"])
+                table.append([inp.upper(), name] + [f"{100 * (statistics.fmean(a[st]) - statistics.fmean(b)):+.1f}"
+                                                    for st in random_steps])
         out += ["### The cost of leakage (random − subject, accuracy points)", "",
-                _table(["input", "model", "random − subject"], table), ""]
+                _table(["input", "model"] + [f"random (step {st}) − subject" for st in random_steps], table), ""]
 
-    out += _differences_section(cfg, rows)
+    out += _differences_section(cfg, true_rows)
     out += ["### Published anchor for the target data", "", QUIROZ_ANCHOR if cfg["target"]["dataset"] == "quiroz"
             else "No published anchor for user-supplied SEECS-layout data.", ""]
 
     # ---- best cell
-    deep_subject = [r for r in rows if r["kind"] == "deep"]
+    deep_subject = [r for r in true_rows if r["kind"] == "deep"]
     if deep_subject:
         best_protocol = "subject" if any(r["protocol"] == "subject" for r in deep_subject) else deep_subject[0]["protocol"]
         groups = _group([r for r in deep_subject if r["protocol"] == best_protocol], "input", "pretraining")
@@ -340,11 +511,12 @@ def build_report(results: str | Path, cfg: dict | None = None, command: str | No
 
     # ---- learning curves
     curve_lines = []
-    for protocol in g["protocols"]:
-        name = f"curves_{protocol}.png"
-        if _plot_curves(results, [r for r in rows if r["protocol"] == protocol], fig_dir / name,
-                        f"Fine-tuning on the target, split {protocol}, {cfg['finetune']['epochs']} epochs"):
-            curve_lines.append(f"![curves {protocol}](figures/{name})")
+    for protocol, step in cfgmod.protocol_steps(cfg):
+        name = f"curves_{protocol}.png" if step == cfg["target"]["step"] else f"curves_{protocol}_st{step}.png"
+        if _plot_curves(results, [r for r in true_rows if r["protocol"] == protocol and r["step"] == step],
+                        fig_dir / name, f"Fine-tuning on the target, split {protocol} (step {step}), "
+                                        f"{cfg['finetune']['epochs']} epochs"):
+            curve_lines.append(f"![curves {protocol} step {step}](figures/{name})")
     if curve_lines:
         out += ["## Learning curves", "",
                 "Mean over folds × seeds of the per-epoch training (dotted) and validation (solid) accuracy and loss; "
@@ -383,12 +555,16 @@ def build_report(results: str | Path, cfg: dict | None = None, command: str | No
     table = []
     for r in rows:
         model = "random forest" if r["kind"] == "baseline" else PRETRAIN_LABEL[r["pretraining"]]
+        if r["predict"] != "emotion":
+            model += f" → {r['predict']} id"
+        elif r["labels"] != "true":
+            model += " (permuted labels)"
         subj = ", ".join(map(str, r["test_subjects"])) if r["protocol"] == "subject" and r["test_subjects"] else "all (random)"
         best = (f"{r['checkpoint_epoch'] if r['checkpoint_epoch'] is not None else '—'}"
                 f"{'/' + str(r['epochs']) if r['epochs'] else ''}")
         if r.get("stopped_epoch") is not None:
             best += f" (stopped at {r['stopped_epoch']})"
-        table.append([f"`{r['job']}`", r["input"].upper(), model, r["protocol"], r["fold"], r["seed"],
+        table.append([f"`{r['job']}`", r["input"].upper(), model, f"{r['protocol']} st{r['step']}", r["fold"], r["seed"],
                       f"{r['n_train']} / {r['n_test']}", subj, best, f"{100 * r['acc']:.1f}", f"{100 * r['f1']:.1f}",
                       f"{r['wall_s']:.0f} s"])
     out += ["## Every finished job", "",

@@ -8,6 +8,7 @@ import numpy as np
 import optax
 
 from jazbat_jax.data.core import Standardizer, WindowSet
+from jazbat_jax.files import window_predictions
 from jazbat_jax.train.input_pipeline import batches, prefetch
 from jazbat_jax.train.metrics import algorithm1_batch_averaged, classification_report
 from jazbat_jax.train.sharding import DataParallel
@@ -52,15 +53,19 @@ def inference_state(model: nn.Module, variables: dict, dp: DataParallel | None =
 
 
 def evaluate_windows(state: TrainState, ws: WindowSet, standardizer: Standardizer, evaluator: Evaluator,
-                     algorithm1_batch_size: int = 32) -> dict:
-    """Whole-set report (the numbers to publish) plus the paper's batch-averaged variant."""
+                     algorithm1_batch_size: int = 32, per_window: bool = False) -> dict:
+    """Whole-set report (the numbers to publish) plus the paper's batch-averaged variant; with
+    ``per_window``, also ``"predictions"``: ``files.window_predictions`` of every window."""
     out = evaluator(state, ws.x, ws.y, standardizer)
     report = classification_report(ws.y, out["pred"], list(ws.class_names))
-    return {
+    result = {
         "loss": out["loss"],
         "report": report,
         "algorithm1_batch_averaged": algorithm1_batch_averaged(ws.y, out["pred"], algorithm1_batch_size),
     }
+    if per_window:
+        result["predictions"] = window_predictions(ws, out["pred"], out["prob"])
+    return result
 
 
 def predict_proba(model: nn.Module, variables: dict, x: np.ndarray, standardizer: Standardizer | None,

@@ -6,6 +6,7 @@
     metrics.jsonl       one JSON object per epoch (train and validation loss / accuracy / macro-F1, ...)
     checkpoints/        last N and best (see checkpoint.py)
     final_eval.json     whole-set test metrics of the best checkpoint (+ the paper's batch-averaged variant)
+    test_predictions.npz  that checkpoint's prediction for every test window, with participant and recording ids
     curves.png, confusion.png, per_class.png
 
 An epoch is committed by one atomic save, its ``last`` checkpoint, whose meta holds every metrics
@@ -29,7 +30,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jazbat_jax.data.core import Standardizer, WindowSet
-from jazbat_jax.files import FolderLock, write_json, write_json_lines
+from jazbat_jax.files import PREDICTIONS_FILE, FolderLock, write_json, write_json_lines, write_npz
 from jazbat_jax.model import model_config
 from jazbat_jax.train.checkpoint import CheckpointError, Checkpoints, load_checkpoint
 from jazbat_jax.train.config import RunConfig
@@ -306,7 +307,8 @@ def _finish(run: Run) -> dict:
     if test is not None and len(test):
         best_model, best_vars, best_meta = load_checkpoint(run.run_dir / "checkpoints", "best")
         final = evaluate_windows(inference_state(best_model, best_vars, run.dp), test, run.standardizer,
-                                 run.evaluator, run.config.train.batch_size)
+                                 run.evaluator, run.config.train.batch_size, per_window=True)
+        predictions = final.pop("predictions")
         final.update(checkpoint_epoch=best_meta["epoch"], best_val_macro_f1=best_meta.get("best_val_macro_f1"))
         if run.config.train.patience is not None:  # where early stopping ended the run
             final.update(stopped_epoch=run.history[-1]["epoch"],
@@ -314,6 +316,7 @@ def _finish(run: Run) -> dict:
         result["final"] = final
         log(f"test set, best checkpoint (epoch {final['checkpoint_epoch']}):\n" + format_report(final["report"]))
         if run.primary:
+            write_npz(run.run_dir / PREDICTIONS_FILE, **predictions)
             write_json(run.run_dir / "final_eval.json", final)
         if run.options.plots and run.primary:
             from jazbat_jax.train import plots
