@@ -46,10 +46,13 @@ def test_plan_shape_and_reuse_of_the_trunk(done):
     cfg, results, first, second = done
     jobs = grid.plan(cfg)
     kinds = [j.kind for j in jobs]
-    # one trunk, then per protocol (2) × fold (1) × seed (1): a forest and two deep cells
-    assert kinds == ["pretrain"] + ["baseline", "deep", "deep"] * 2
+    # one trunk, then per protocol (2) × fold (1) × seed (1) × labels (true, permuted): a forest and two
+    # deep cells; under the random split also the two identity probes (participant, walk)
+    assert kinds == ["pretrain"] + ["baseline", "deep", "deep"] * 4 + ["baseline", "baseline"]
+    assert [j.settings.get("labels", "true") for j in jobs[1:13:3]] == ["true", "permuted"] * 2
+    assert [j.settings["predict"] for j in jobs[13:]] == ["participant", "recording"]
     trunk = jobs[0].id
-    assert [j.settings["pretrain_job"] for j in jobs if j.kind == "deep" and j.settings["pretraining"] == "watch"] == [trunk, trunk]
+    assert [j.settings["pretrain_job"] for j in jobs if j.kind == "deep" and j.settings["pretraining"] == "watch"] == [trunk] * 4
     assert len({j.id for j in jobs}) == len(jobs)
     assert len(list((results / "pretrain").iterdir())) == 1  # trained once, used by both transfer cells
 
@@ -57,10 +60,10 @@ def test_plan_shape_and_reuse_of_the_trunk(done):
 def test_second_invocation_skips_finished_jobs(done):
     cfg, results, first, second = done
     assert len(first["ran"]) == 2 and first["skipped_done"] == 0
-    assert second["skipped_done"] == 2 and len(second["ran"]) == 5
+    assert second["skipped_done"] == 2 and len(second["ran"]) == 13
     assert set(first["ran"]).isdisjoint(second["ran"])
     third = grid.run_grid(cfg, results, progress=False, compilation_cache=False)
-    assert third["ran"] == [] and third["skipped_done"] == 7
+    assert third["ran"] == [] and third["skipped_done"] == 15
     lines = (results / "invocations.jsonl").read_text().splitlines()
     assert len(lines) == 3 and json.loads(lines[0])["machine"]["cpu_count"] >= 1
     assert json.loads(lines[0])["command"] == "jazbat experiments --config tiny.json"
@@ -69,7 +72,7 @@ def test_second_invocation_skips_finished_jobs(done):
 def test_results_record_settings_data_and_time(done):
     cfg, results, *_ = done
     rs = grid.load_results(results, cfg)
-    assert len(rs) == 7
+    assert len(rs) == 15
     pre = rs[0]
     assert pre["kind"] == "pretrain"
     assert pre["data_used"]["subjects"] == [1600, 1604, 1606]
@@ -81,6 +84,20 @@ def test_results_record_settings_data_and_time(done):
             assert len(r["test_subjects"]) == 2  # 6 participants in 3 folds
     deep = [r for r in rs if r["kind"] == "deep"]
     assert all(r["checkpoint_epoch"] in (1, 2) for r in deep)
+    # every emotion job saved its per-window test predictions, with participant and walk ids
+    for r in rs[1:]:
+        if r["settings"].get("predict", "emotion") != "emotion":
+            continue
+        folder = results / ("cells" if r["kind"] == "deep" else "baseline") / r["job"]
+        with np.load(folder / ("run" if r["kind"] == "deep" else "") / "test_predictions.npz") as z:
+            assert len(z["y_pred"]) == r["n_test"] and len(z["participant"]) == len(z["recording"]) == r["n_test"]
+            assert np.array_equal(np.bincount(z["y_true"] * 3 + z["y_pred"], minlength=9).reshape(3, 3),
+                                  np.asarray(r["report"]["confusion"]))
+        if r["settings"].get("labels") == "permuted":  # 3 walks per participant, 3 emotions: a derangement
+            assert r["label_permutation"]["kept_true_label"] == 0 and r["label_permutation"]["recordings"] > 0
+    probes = [r for r in rs if r["settings"].get("predict")]
+    assert {r["settings"]["predict"] for r in probes} == {"participant", "recording"}
+    assert all(r["chance"]["uniform"] < 0.5 for r in probes)
 
 
 def test_changed_setting_makes_a_new_job(done):
@@ -126,15 +143,23 @@ def test_report_tables_figures_and_gaps(done, tmp_path):
                    "Jazbat-Net, WISDM watch", "85.10", "90.62", "not comparable", "The cost of leakage",
                    "Quiroz et al. (JMIR", "## Pretraining on WISDM 2019", "1600, 1604, 1606",
                    "## Model complexity", "29,027", "Where these results differ from the paper", "## Every finished job", "jazbat experiments --config tiny.json --report-only",
-                   "2 jobs run, 0 skipped as done", "— `jazbat experiments --config tiny.json`"):
+                   "2 jobs run, 0 skipped as done", "— `jazbat experiments --config tiny.json`",
+                   "permuted-label control [95% CI]", "walks right (majority)", "### Identity probes",
+                   "(permuted labels)", "→ recording id"):
         assert needle in text, needle
     assert "Missing jobs" not in text
-    for fig in ("best_confusion.png", "best_per_class.png", "curves_subject.png", "curves_random.png", "pretrain_curves.png"):
+    for fig in ("best_confusion.png", "best_per_class.png", "curves_subject.png", "curves_random.png", "pretrain_curves.png",
+                "accuracy_with_control.png", "per_participant.png"):
         assert (results / "figures" / fig).stat().st_size > 1000
     # the table's numbers are the results' numbers: one run per cell, so mean = that run
     rs = grid.load_results(results, cfg)
     rf = next(r for r in rs if r["kind"] == "baseline" and r["settings"]["split"]["protocol"] == "subject")
     assert f"| 1D | random forest (gait features) | {100 * rf['report']['accuracy']:.1f} |" in text
+    # ... and its pooled accuracy and control come from the two forests' predictions
+    control = next(r for r in rs if r["kind"] == "baseline" and r["settings"].get("labels") == "permuted"
+                   and r["settings"]["split"]["protocol"] == "subject")
+    row = next(line for line in text.splitlines() if line.startswith("| 1D | random forest (gait features) |"))
+    assert f"| {100 * rf['report']['accuracy']:.1f} [" in row and f"| {100 * control['report']['accuracy']:.1f} [" in row
     # a partial folder: the report lists what is missing
     part = tmp_path / "partial"
     shutil.copytree(results, part, ignore=shutil.ignore_patterns("run"))

@@ -218,10 +218,11 @@ def test_summarize_by_hand():
     assert s["ci"] == [0.5, 0.7]
     assert s["per_participant"] == pytest.approx({1: 0.5, 2: (3 / 5 + 4 / 5) / 2})
     rec = s["recordings"]
-    assert (rec["n"], rec["n_distinct"], rec["correct"]) == (6, 3, 4)
-    assert rec["accuracy"] == pytest.approx(4 / 6)
-    # P(X >= 4), X ~ Binomial(6, 1/3) = (15*4 + 6*2 + 1) / 3^6
-    assert rec["p_vs_chance"] == pytest.approx(73 / 729)
+    # one vote per walk over both runs' windows: walk 10 votes 0 (4 of 8), walk 20 votes 2 (4 of 6),
+    # walk 21 votes 1 (3 of 4): all three right
+    assert (rec["n"], rec["correct"]) == (3, 3)
+    assert rec["accuracy"] == 1.0
+    assert rec["p_vs_chance"] == pytest.approx(1 / 27)  # P(X >= 3), X ~ Binomial(3, 1/3)
     assert (s["n_windows"], s["n_participants"], s["n_runs"]) == (18, 2, 2)
     assert s["chance"] == pytest.approx(1 / 3)
     back = json.loads(json.dumps(s, allow_nan=False))
@@ -232,7 +233,7 @@ def test_summarize_keeps_recordings_of_different_participants_apart():
     # both participants number their recording 0, with different labels: two votes (one each), no error
     run = _run([0, 0, 1, 1], [0, 0, 1, 0], [1, 1, 2, 2], [0, 0, 0, 0])
     rec = stats.summarize([run], n_classes=2, n_boot=50)["recordings"]
-    assert (rec["n"], rec["n_distinct"], rec["correct"]) == (2, 2, 1)  # participant 2 ties 1-0 -> class 0
+    assert (rec["n"], rec["correct"]) == (2, 1)  # participant 2 ties 1-0 -> class 0
     with pytest.raises(ValueError, match="different true labels"):  # while pooled by recording alone they clash
         stats.majority_vote(run["y_true"], run["y_pred"], run["recording"])
 

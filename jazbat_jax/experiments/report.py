@@ -169,6 +169,52 @@ def _probe_section(rows: list[dict]) -> list[str]:
                     "chance: majority class (%)", "runs"], table), ""]
 
 
+def _comparisons_section(results: Path, cfg: dict, true_rows: list[dict], control_rows: list[dict]) -> list[str]:
+    """Paired tests between conditions of the subject split: each model against its own permuted-label
+    control, and each pretrained Jazbat-Net against the one without pretraining (same folds and seeds)."""
+    from jazbat_jax.experiments import stats
+
+    subject = cfg["target"]["step"]
+    pick = lambda rows, inp, pre: sorted((r for r in rows if r["protocol"] == "subject" and r["step"] == subject  # noqa: E731
+                                          and r["input"] == inp and r["pretraining"] == pre),
+                                         key=lambda r: (r["fold"], r["seed"]))
+    pairs = []
+    for inp in cfg["grid"]["inputs"]:
+        models = (["rf"] if cfg["baseline"]["enabled"] else []) + list(cfg["grid"]["pretraining"])
+        for pre in models:
+            name = "random forest" if pre == "rf" else f"Jazbat-Net, {PRETRAIN_LABEL[pre]}"
+            pairs.append((f"{inp.upper()} {name}: true − permuted labels", pick(true_rows, inp, pre),
+                          pick(control_rows, inp, pre)))
+            if pre not in ("rf", "none") and "none" in cfg["grid"]["pretraining"]:
+                pairs.append((f"{inp.upper()} Jazbat-Net: {PRETRAIN_LABEL[pre]} − no pretraining",
+                              pick(true_rows, inp, pre), pick(true_rows, inp, "none")))
+    results_ = []
+    for label, a, b in pairs:
+        if len(a) < 2 or [(r["fold"], r["seed"]) for r in a] != [(r["fold"], r["seed"]) for r in b]:
+            continue
+        pa, pb = [_predictions(results, r) for r in a], [_predictions(results, r) for r in b]
+        if any(p is None for p in pa + pb):
+            continue
+        n_train = round(statistics.fmean(r["n_train"] for r in a))
+        n_test = round(statistics.fmean(r["n_test"] for r in a))
+        results_.append((label, stats.compare(pa, pb, n_train, n_test)))
+    if not results_:
+        return []
+    p_runs = stats.holm([c["runs"]["p"] for _, c in results_])
+    p_people = stats.holm([c["participants"]["p"] for _, c in results_])
+    table = [[label, f"{100 * c['runs']['mean_difference']:+.1f}", f"{c['runs']['t']:.2f}", _p(pr),
+              f"{c['runs']['cohens_dz']:.2f}", c["participants"]["n"], f"{100 * c['participants']['mean_difference']:+.1f}",
+              _p(pp), f"{c['participants']['rank_biserial']:+.2f}"]
+             for (label, c), pr, pp in zip(results_, p_runs, p_people)]
+    return ["### Paired comparisons (subject split)", "",
+            "Over runs: the corrected resampled t-test of Nadeau & Bengio (2003) on the per-run accuracy differences "
+            "(folds × seeds; the variance inflated for the overlap of training sets) with Cohen's d_z. Over "
+            "participants: each participant's accuracy averaged over seeds, Wilcoxon signed-rank test with the "
+            "rank-biserial correlation. p-values Holm-corrected over the rows of each test.", "",
+            _table(["comparison", "difference (points)", "t", "p (runs, Holm)", "d_z", "participants",
+                    "difference per participant (points)", "p (Wilcoxon, Holm)", "rank-biserial"], table), ""]
+
+
 def _plot_meaning(meaning: dict, classes: int, path: Path) -> bool:
     """Pooled accuracy per condition with its 95% interval, the permuted-label control beside it."""
     from matplotlib.figure import Figure
@@ -466,6 +512,7 @@ def build_report(results: str | Path, cfg: dict | None = None, command: str | No
         out += ["Per-participant accuracy under the subject split (each dot one participant's test windows, "
                 "averaged over seeds):", "", "![per participant](figures/per_participant.png)", ""]
     out += _probe_section(rows)
+    out += _comparisons_section(results, cfg, true_rows, control_rows)
     out += [f"The paper's column ({PAPER_SOURCE}) is for the closed SEECS data (chest-worn phone, 40 subjects, six "
             "emotions, 90 fine-tuning epochs, split not stated and probably random over overlapping windows). It is "
             "printed for orientation only: different data, sensor position, classes and protocol.", ""]

@@ -228,10 +228,10 @@ def summarize(predictions: list[dict], n_classes: int, n_boot: int = 2000, seed:
     - ``accuracy``: all runs' windows pooled; ``ci``: its participant-clustered bootstrap interval
       (95 %; a participant tested in several runs is one cluster, since its runs are correlated too).
     - ``per_participant``: {id: accuracy averaged over the runs that test that participant}.
-    - ``recordings``: one majority vote per (run, participant, recording) and the exact binomial test of
-      the number correct against chance 1/n_classes. Each run's votes count as separate trials, so
-      with several seeds of the same folds a recording is counted once per seed and the p-value
-      treats correlated votes as independent; compare ``n`` with ``n_distinct``.
+    - ``recordings``: one majority vote per walk (participant, recording) over all its test windows in
+      all runs, and the exact binomial test of the number correct against chance 1/n_classes. The
+      walks of one participant are still not independent (same person, same day): read the p-value
+      as an optimistic bound when participants have several walks.
     """
     if not predictions:
         raise ValueError("no runs to summarize; pass a list of per-run prediction dicts")
@@ -243,15 +243,11 @@ def summarize(predictions: list[dict], n_classes: int, n_boot: int = 2000, seed:
         if _labels(y, name).max() >= n_classes:
             raise ValueError(f"{name} holds class {y.max()} but n_classes={n_classes}")
 
-    vote_true, vote_pred, distinct = [], [], set()
-    for rt, rp, rpart, rrec in runs:
-        # a recording is identified within its participant, so ids reused across participants stay apart
-        keys, key = np.unique(np.stack([rpart, rrec], axis=1), axis=0, return_inverse=True)
-        distinct.update(map(tuple, keys.tolist()))
-        t, p = majority_vote(rt, rp, key.reshape(-1))
-        vote_true.append(t)
-        vote_pred.append(p)
-    vote_true, vote_pred = np.concatenate(vote_true), np.concatenate(vote_pred)
+    # One vote per walk: a walk tested in several runs (seeds, or the folds of a random split, which
+    # spread its windows over every test fold) pools all its test windows, so that no walk counts twice.
+    # A recording is identified within its participant, so ids reused across participants stay apart.
+    _, walk = np.unique(np.stack([participant, recording], axis=1), axis=0, return_inverse=True)
+    vote_true, vote_pred = majority_vote(y_true, y_pred, walk.reshape(-1))
     n_rec, correct = len(vote_true), int(np.sum(vote_true == vote_pred))
 
     return {
@@ -259,7 +255,7 @@ def summarize(predictions: list[dict], n_classes: int, n_boot: int = 2000, seed:
         "ci": list(cluster_bootstrap_ci(y_true, y_pred, participant, n_boot=n_boot, seed=seed)),
         "per_participant": _per_participant(predictions),
         "recordings": {
-            "n": n_rec, "n_distinct": len(distinct), "correct": correct, "accuracy": correct / n_rec,
+            "n": n_rec, "correct": correct, "accuracy": correct / n_rec,
             "p_vs_chance": binomial_test(correct, n_rec, 1 / n_classes),
         },
         "n_windows": int(len(y_true)),
