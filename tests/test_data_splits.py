@@ -58,6 +58,14 @@ def test_subject_kfold_each_subject_tested_once(n_folds):
     assert sorted(tested) == sorted(set(ws.subject.tolist()))
 
 
+def test_subject_kfold_validation_subjects_rotate_with_the_fold():
+    """Each fold validates on other people (those of the next fold first), not the same few in every fold."""
+    ws = make_ws(n_subjects=20)
+    vals = [frozenset(ws.subject[split_windows(ws, "subject", n_folds=5, fold=f, val_fraction=0.1, seed=0).val].tolist())
+            for f in range(5)]
+    assert all(len(v) == 2 for v in vals) and len(set().union(*vals)) == 10  # 5 folds × 2 different people
+
+
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 10_000), tf=st.sampled_from([0.1, 0.2, 0.25]), vf=st.sampled_from([0.0, 0.1]))
 def test_random_split_is_stratified_and_disjoint(seed, tf, vf):

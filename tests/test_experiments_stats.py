@@ -238,6 +238,12 @@ def test_summarize_keeps_recordings_of_different_participants_apart():
         stats.majority_vote(run["y_true"], run["y_pred"], run["recording"])
 
 
+def test_summarize_one_participant_has_no_interval():
+    run = _run([0, 0, 1], [0, 1, 1], [7, 7, 7], [0, 0, 1])
+    s = stats.summarize([run], n_classes=2)
+    assert s["ci"] is None and s["accuracy"] == pytest.approx(2 / 3) and s["n_participants"] == 1
+
+
 def test_summarize_refuses_bad_runs():
     with pytest.raises(ValueError, match="lacks"):
         stats.summarize([{"y_true": np.zeros(2, int)}], n_classes=3)

@@ -19,7 +19,8 @@ from .paths import bundled_sample_root, data_root
 from .splits import PROTOCOLS, split_windows
 from .wisdm import ACTIVITY_CODES, DEVICES
 
-SCHEMA = 1
+# 2: the validation subjects of a k-fold subject split rotate with the fold (1: mostly the same people)
+SCHEMA = 2
 DATASETS = ("wisdm", "quiroz", "seecs")
 LABELS = ("true", "permuted")  # permuted: the leakage control of data.controls
 # Each dataset's folder inside a data root (../shared/data, $JAZBAT_DATA_ROOT or the bundled sample).

@@ -38,7 +38,9 @@ def _subject_split(ws, test_fraction, val_fraction, seed, n_folds, fold):
             raise ValueError(f"{n} subjects cannot make {n_folds} folds")
         groups = np.array_split(subjects, n_folds)
         test_s = groups[fold]
-        rest = np.concatenate([g for i, g in enumerate(groups) if i != fold])
+        # The other folds in the order that follows the test fold, so that the validation subjects
+        # (taken first) rotate with the fold instead of being the same people in almost every fold.
+        rest = np.concatenate([groups[(fold + i) % n_folds] for i in range(1, n_folds)])
     else:
         n_test = int(round(test_fraction * n)) if test_fraction > 0 else 0
         n_test = max(n_test, 1) if test_fraction > 0 else 0

@@ -14,18 +14,23 @@ Sections::
                  window, step, participants (list or null = all)
     pretrain     epochs, batch_size, learning_rate, step, activities (WISDM codes),
                  watch_subjects / phone_subjects (list or null = every subject the data has),
-                 test_fraction, val_fraction, seed (pretraining is a subject hold-out on WISDM)
+                 test_fraction, val_fraction, seed (pretraining is a subject hold-out on WISDM),
+                 seeds (null = [seed]: the trunks' training seeds; the fine-tuning seeds use them in
+                 turn, so that pretraining variance is in the error bars)
     finetune     epochs, batch_size, learning_rate, val_fraction
                  (pretrain and finetune: patience, early stopping on validation macro-F1 with
                  ``epochs`` as the maximum; null = the fixed schedule)
-    grid         inputs, pretraining ("none" | "watch" | "phone"), protocols ("subject" |
+    grid         inputs, pretraining ("none" | "none_k18" | "watch" | "phone"; none_k18: from scratch
+                 with the transferred models' reduction width K = 18), protocols ("subject" |
                  "random"), n_folds, folds (which folds to run; null = all), seeds, split_seed,
                  labels ("true" and / or "permuted": the leakage control, each walk given another
                  walk's label of the same participant, seeded by the run's seed),
                  random_steps (window steps of the random split; null = target.step),
                  identity_probes (the forest also asked which participant / walk a window came
                  from, under the random split)
-    baseline     enabled, n_estimators, max_depth
+    baseline     enabled, n_estimators, max_depth, fit_on ("train": the network's training
+                 participants, a fair comparison; "train+val": also the validation part, which
+                 the network uses only to pick its checkpoint)
     latency      enabled, models ("arch:input"), runs, warmup: the export profile in the report
 """
 from __future__ import annotations
@@ -41,7 +46,9 @@ from jazbat_jax.data.config import LABELS, ConfigError
 from jazbat_jax.data.inputs import INPUT_KINDS as INPUTS
 from jazbat_jax.data.wisdm import ACTIVITY_CODES as ALL_ACTIVITIES
 
-PRETRAININGS = ("none", "watch", "phone")
+PRETRAININGS = ("none", "none_k18", "watch", "phone")
+TRUNKS = ("watch", "phone")  # the pretrainings that train a WISDM trunk
+TRUNK_K = 18  # the reduction width a WISDM trunk carries into fine-tuning (K = C = 18 activities)
 PROTOCOLS = ("subject", "random")
 TARGETS = ("quiroz", "seecs")
 
@@ -54,7 +61,7 @@ QUICK: dict[str, Any] = {
     "pretrain": {
         "epochs": 4, "batch_size": 32, "learning_rate": 1e-3, "step": 64,
         "activities": ALL_ACTIVITIES, "watch_subjects": None, "phone_subjects": None,
-        "test_fraction": 0.2, "val_fraction": 0.1, "seed": 0, "patience": None,
+        "test_fraction": 0.2, "val_fraction": 0.1, "seed": 0, "seeds": None, "patience": None,
     },
     "finetune": {"epochs": 5, "batch_size": 32, "learning_rate": 1e-3, "val_fraction": 0.1, "patience": None},
     "grid": {
@@ -62,7 +69,7 @@ QUICK: dict[str, Any] = {
         "n_folds": 3, "folds": None, "seeds": [0], "split_seed": 0,
         "labels": ["true", "permuted"], "random_steps": None, "identity_probes": True,
     },
-    "baseline": {"enabled": True, "n_estimators": 200, "max_depth": None},
+    "baseline": {"enabled": True, "n_estimators": 200, "max_depth": None, "fit_on": "train"},
     # `jazbat profile` of the exported models (sizes, latency of JAX / TFLite / ONNX at batch 1)
     "latency": {"enabled": True, "models": ["jazbat_net:1d", "sota_surrogate:1d"], "runs": 100, "warmup": 5},
 }
@@ -76,15 +83,16 @@ FULL: dict[str, Any] = {
     "pretrain": {
         "epochs": 40, "batch_size": 32, "learning_rate": 1e-3, "step": 32,
         "activities": ALL_ACTIVITIES, "watch_subjects": None, "phone_subjects": None,
-        "test_fraction": 0.2, "val_fraction": 0.1, "seed": 0, "patience": None,
+        "test_fraction": 0.2, "val_fraction": 0.1, "seed": 0, "seeds": [0, 1, 2], "patience": None,
     },
     "finetune": {"epochs": 90, "batch_size": 32, "learning_rate": 1e-3, "val_fraction": 0.1, "patience": None},
     "grid": {
-        "inputs": ["1d", "3d", "6d"], "pretraining": ["none", "watch", "phone"], "protocols": ["subject", "random"],
+        "inputs": ["1d", "3d", "6d"], "pretraining": ["none", "none_k18", "watch", "phone"],
+        "protocols": ["subject", "random"],
         "n_folds": 5, "folds": None, "seeds": [0, 1, 2], "split_seed": 0,
         "labels": ["true", "permuted"], "random_steps": [16, 64], "identity_probes": True,
     },
-    "baseline": {"enabled": True, "n_estimators": 300, "max_depth": None},
+    "baseline": {"enabled": True, "n_estimators": 300, "max_depth": None, "fit_on": "train"},
     "latency": {"enabled": True, "models": ["jazbat_net:1d", "jazbat_net:3d", "jazbat_net:6d", "sota_surrogate:1d"],
                 "runs": 100, "warmup": 5},
 }
@@ -146,6 +154,11 @@ def validate(cfg: dict) -> None:
         raise ConfigError(f"grid.n_folds must be an integer >= 2, got {g['n_folds']!r}")
     if g["folds"] is not None and (not g["folds"] or any(not 0 <= f < g["n_folds"] for f in g["folds"])):
         raise ConfigError(f"grid.folds must be null or fold numbers in [0, {g['n_folds']}), got {g['folds']!r}")
+    ps = cfg["pretrain"]["seeds"]
+    if ps is not None and (not ps or len(set(ps)) != len(ps) or any(not isinstance(v, int) for v in ps)):
+        raise ConfigError(f"pretrain.seeds must be null or distinct integers, got {ps!r}")
+    if cfg["baseline"]["fit_on"] not in ("train", "train+val"):
+        raise ConfigError(f"baseline.fit_on must be 'train' or 'train+val', got {cfg['baseline']['fit_on']!r}")
     steps = g["random_steps"]
     if steps is not None and (not steps or len(set(steps)) != len(steps)
                               or any(not isinstance(v, int) or v < 1 for v in steps)):
@@ -187,3 +200,9 @@ def protocol_steps(cfg: dict) -> list[tuple[str, int]]:
         steps = g["random_steps"] if protocol == "random" and g["random_steps"] else [step]
         out += [(protocol, s) for s in steps]
     return out
+
+
+def pretrain_seeds(cfg: dict) -> list[int]:
+    """The training seeds of the WISDM trunks."""
+    p = cfg["pretrain"]
+    return list(p["seeds"]) if p["seeds"] is not None else [p["seed"]]

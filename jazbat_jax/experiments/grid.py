@@ -76,15 +76,26 @@ def pretrain_data(cfg: dict, device: str, input_kind: str) -> DataConfig:
                       split=SplitConfig("subject", p["test_fraction"], p["val_fraction"], p["seed"]))
 
 
-def pretrain_job(cfg: dict, device: str, input_kind: str) -> Job:
+def pretrain_job(cfg: dict, device: str, input_kind: str, seed: int | None = None) -> Job:
+    """A WISDM trunk; ``seed`` (initialisation and shuffling) defaults to ``pretrain.seed``, which also
+    fixes the subject hold-out for every trunk."""
     p = cfg["pretrain"]
+    seed = p["seed"] if seed is None else seed
     run = RunConfig(data=pretrain_data(cfg, device, input_kind),
                     model=ModelConfig("jazbat_net", None),  # K = C = 18 for WISDM
                     train=TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], learning_rate=p["learning_rate"],
-                                      seed=p["seed"], keep_last=1, patience=p["patience"]))
+                                      seed=seed, keep_last=1, patience=p["patience"]))
     settings = {"kind": "pretrain", "device": device, "input": input_kind, "data_root": run.data.root,
                 "epochs": p["epochs"], "run": run.to_dict()}
-    return Job("pretrain", f"wisdm-{device}-{input_kind}", settings)
+    name = f"wisdm-{device}-{input_kind}" + (f"-s{seed}" if len(cfgmod.pretrain_seeds(cfg)) > 1 else "")
+    return Job("pretrain", name, settings)
+
+
+def trunk_seed(cfg: dict, seed: int) -> int:
+    """The trunk a fine-tuning seed starts from: the grid's seeds take the pretraining seeds in turn,
+    so that the variance of pretraining is inside the error bars."""
+    seeds = cfgmod.pretrain_seeds(cfg)
+    return seeds[cfg["grid"]["seeds"].index(seed) % len(seeds)]
 
 
 def target_data(cfg: dict, input_kind: str, protocol: str, fold: int, step: int | None = None,
@@ -119,10 +130,12 @@ def deep_job(cfg: dict, input_kind: str, pretraining: str, protocol: str, fold: 
              step: int | None = None, labels: str = "true") -> Job:
     f = cfg["finetune"]
     data = target_data(cfg, input_kind, protocol, fold, step, labels, seed)
-    trunk = pretrain_job(cfg, pretraining, input_kind).id if pretraining != "none" else None
+    trunk = pretrain_job(cfg, pretraining, input_kind, trunk_seed(cfg, seed)).id if pretraining in cfgmod.TRUNKS else None
     # The source run folder, relative to the results folder (made absolute when the job runs).
     transfer = TransferConfig(source=f"pretrain/{trunk}/run") if trunk else None
-    run = RunConfig(data=data, model=ModelConfig("jazbat_net", None),  # K = C from scratch; K = 18 kept in transfer
+    # From scratch K = C, or K = 18 like a transferred trunk (which keeps its K = 18 reduction)
+    k = cfgmod.TRUNK_K if pretraining == "none_k18" else None
+    run = RunConfig(data=data, model=ModelConfig("jazbat_net", k),
                     train=TrainConfig(epochs=f["epochs"], batch_size=f["batch_size"], learning_rate=f["learning_rate"],
                                       seed=seed, keep_last=1, patience=f["patience"]),
                     transfer=transfer)
@@ -140,7 +153,8 @@ def baseline_job(cfg: dict, input_kind: str, protocol: str, fold: int, seed: int
     b = cfg["baseline"]
     data = target_data(cfg, input_kind, protocol, fold, step, labels, seed)
     settings = {"kind": "baseline", **_target_labels(cfg, data), "seed": seed, "model": "random_forest",
-                "n_estimators": b["n_estimators"], "max_depth": b["max_depth"], "data": data.to_dict()}
+                "n_estimators": b["n_estimators"], "max_depth": b["max_depth"], "fit_on": b["fit_on"],
+                "data": data.to_dict()}
     model = "rf"
     if predict != "emotion":
         settings["predict"] = predict
@@ -151,7 +165,8 @@ def baseline_job(cfg: dict, input_kind: str, protocol: str, fold: int, seed: int
 def plan(cfg: dict) -> list[Job]:
     """Every job of the grid, pretrainings first (cells depend on them)."""
     g = cfg["grid"]
-    jobs = [pretrain_job(cfg, pre, inp) for inp in g["inputs"] for pre in g["pretraining"] if pre != "none"]
+    jobs = [pretrain_job(cfg, pre, inp, s) for inp in g["inputs"] for pre in g["pretraining"] if pre in cfgmod.TRUNKS
+            for s in cfgmod.pretrain_seeds(cfg)]
     for inp in g["inputs"]:
         for protocol, step in cfgmod.protocol_steps(cfg):
             for fold in cfgmod.folds(cfg):
@@ -270,8 +285,9 @@ def run_baseline(job: Job, results: Path, data: DataCache) -> dict:
         ids = ws.subject if s["predict"] == "participant" else ws.recording
         values, target = np.unique(ids, return_inverse=True)
         names = [str(v) for v in values]
-    # The forest needs no validation set (no early stopping): it trains on train + val.
-    fit_idx = np.concatenate([split.train, split.val])
+    # "train": the network's training participants (the network sees the validation part only to
+    # choose its checkpoint); "train+val": the forest, which needs no validation, also trains on it.
+    fit_idx = split.train if s["fit_on"] == "train" else np.concatenate([split.train, split.val])
     t0 = time.perf_counter()
     pred, model_info = baseline.fit_predict(ws.x[fit_idx], target[fit_idx], ws.x[split.test], seed=s["seed"],
                                             n_estimators=s["n_estimators"], max_depth=s["max_depth"])
@@ -331,7 +347,7 @@ def groups(todo: list[Job], runs_per_program: int) -> list[list[Job]]:
                 continue
             train = j.settings["run"]["train"]
             shape = json.dumps([j.settings["input"], j.settings["run"]["model"], train["batch_size"],
-                                j.settings.get("pretraining", "none") == "none"], sort_keys=True)
+                                j.settings.get("pretraining", "none") not in cfgmod.TRUNKS], sort_keys=True)
             by_shape.setdefault(shape, []).append(j)
         for same in by_shape.values():
             out += [same[i:i + runs_per_program] for i in range(0, len(same), runs_per_program)]

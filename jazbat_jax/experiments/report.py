@@ -28,7 +28,8 @@ QUIROZ_ANCHOR = (
     "result: it is the data's own reference point, not comparable to our three-class, cross-person "
     "(subject split) numbers, and closer in spirit to our random split (same person in train and test)."
 )
-PRETRAIN_LABEL = {"none": "no pretraining", "watch": "WISDM watch", "phone": "WISDM phone"}
+PRETRAIN_LABEL = {"none": "no pretraining", "none_k18": "no pretraining, K = 18", "watch": "WISDM watch",
+                  "phone": "WISDM phone"}
 
 
 def _table(headers: list[str], rows: list[list]) -> str:
@@ -108,6 +109,8 @@ def _predictions(results: Path, row: dict) -> dict | None:
 
 
 def _percent_ci(summary: dict) -> str:
+    if summary["ci"] is None:
+        return f"{100 * summary['accuracy']:.1f} (one participant: no interval)"
     low, high = summary["ci"]
     return f"{100 * summary['accuracy']:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
 
@@ -185,7 +188,7 @@ def _comparisons_section(results: Path, cfg: dict, true_rows: list[dict], contro
             name = "random forest" if pre == "rf" else f"Jazbat-Net, {PRETRAIN_LABEL[pre]}"
             pairs.append((f"{inp.upper()} {name}: true − permuted labels", pick(true_rows, inp, pre),
                           pick(control_rows, inp, pre)))
-            if pre not in ("rf", "none") and "none" in cfg["grid"]["pretraining"]:
+            if pre in cfgmod.TRUNKS and "none" in cfg["grid"]["pretraining"]:
                 pairs.append((f"{inp.upper()} Jazbat-Net: {PRETRAIN_LABEL[pre]} − no pretraining",
                               pick(true_rows, inp, pre), pick(true_rows, inp, "none")))
     results_ = []
@@ -229,7 +232,7 @@ def _plot_meaning(meaning: dict, classes: int, path: Path) -> bool:
                                           (0.15, m["control_summary"], "0.55", "permuted-label control")):
             if summary is None:
                 continue
-            low, high = summary["ci"]
+            low, high = summary["ci"] or (summary["accuracy"], summary["accuracy"])
             ax.errorbar(i + dx, 100 * summary["accuracy"], yerr=[[100 * (summary["accuracy"] - low)],
                                                                   [100 * (high - summary["accuracy"])]],
                         fmt="o", color=color, capsize=3, label=label if i == 0 else None)
@@ -410,7 +413,9 @@ def _settings_lines(cfg: dict, invocations: list[dict]) -> list[str]:
         f"{p['val_fraction']:.0%} val), seed {p['seed']}; subjects listed below.",
         f"- **Seeds** (initialisation, shuffling): {g['seeds']}; mean ± SD are over folds × seeds (sample SD).",
         f"- **Baseline**: random forest ({cfg['baseline']['n_estimators']} trees) on 15 gait features per channel, "
-        f"same folds, trained on train + validation." if cfg["baseline"]["enabled"] else "- Baseline: off.",
+        f"same folds, trained on " + ("the network's training participants (not its validation part)."
+                                      if cfg["baseline"]["fit_on"] == "train" else "train + validation.")
+        if cfg["baseline"]["enabled"] else "- Baseline: off.",
     ]
     for m in machines:
         m = json.loads(m)
@@ -496,7 +501,7 @@ def build_report(results: str | Path, cfg: dict | None = None, command: str | No
                 cells.append(m)
                 table.append([inp.upper(), name, _mean_sd([r["acc"] for r in rs]), _mean_sd([r["f1"] for r in rs]),
                               m["pooled"], m["control"], m["difference"], m["walks"], None, len(rs),
-                              "—" if pre == "rf" else f"{PAPER_TABLE_VI[(inp, pre)]:.2f}"]
+                              f"{PAPER_TABLE_VI[(inp, pre)]:.2f}" if (inp, pre) in PAPER_TABLE_VI else "—"]
                              + ([_stopped(rs) if pre != "rf" else "—"] if stopping else []))
         for row, p_adj in zip(table, _holm_column(cells)):
             row[8] = p_adj
@@ -635,9 +640,10 @@ def _differences_section(cfg: dict, rows: list[dict]) -> list[str]:
     for protocol, rs in sorted(_group(deep, "protocol").items()):
         (inp, pre), best = max(_group(rs, "input", "pretraining").items(),
                                key=lambda kv: statistics.fmean(r["acc"] for r in kv[1]))
-        paper = PAPER_TABLE_VI[(inp, pre)]
+        paper = PAPER_TABLE_VI.get((inp, pre))
         lines.append(f"- Best Jazbat-Net mean accuracy under `{protocol[0]}`: {100 * statistics.fmean(r['acc'] for r in best):.1f}% "
-                     f"({inp.upper()}, {PRETRAIN_LABEL[pre]}); the paper reports {paper:.2f}% for that cell on SEECS.")
+                     f"({inp.upper()}, {PRETRAIN_LABEL[pre]})"
+                     + (f"; the paper reports {paper:.2f}% for that cell on SEECS." if paper else "; not a cell of the paper."))
     leak = []
     for (inp, pre), rs in sorted(_group(rows, "input", "pretraining").items()):
         a = [r["acc"] for r in rs if r["protocol"] == "random"]
@@ -672,7 +678,7 @@ def _complexity_section(cfg: dict, rows: list[dict], results: Path) -> list[str]
         if "none" in cfg["grid"]["pretraining"]:
             variants.append(("no pretraining (K = C)", c))
         if any(p != "none" for p in cfg["grid"]["pretraining"]):
-            variants.append(("transferred (K = 18 kept)", 18))
+            variants.append(("transferred (K = 18 kept), or from scratch with K = 18", 18))
         for name, k in variants:
             j = summary.build(inp, k, c, xla=False)["jazbat_net"]
             table.append([inp.upper(), name, k, c, f"{j['trainable_params']:,}", f"{j['total_params']:,}", f"{j['macs']:,}"])

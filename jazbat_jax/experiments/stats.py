@@ -226,7 +226,8 @@ def summarize(predictions: list[dict], n_classes: int, n_boot: int = 2000, seed:
     """Window, participant and recording statistics of one condition's runs (e.g. folds × seeds).
 
     - ``accuracy``: all runs' windows pooled; ``ci``: its participant-clustered bootstrap interval
-      (95 %; a participant tested in several runs is one cluster, since its runs are correlated too).
+      (95 %; a participant tested in several runs is one cluster, since its runs are correlated too;
+      None with a single participant).
     - ``per_participant``: {id: accuracy averaged over the runs that test that participant}.
     - ``recordings``: one majority vote per walk (participant, recording) over all its test windows in
       all runs, and the exact binomial test of the number correct against chance 1/n_classes. The
@@ -252,7 +253,9 @@ def summarize(predictions: list[dict], n_classes: int, n_boot: int = 2000, seed:
 
     return {
         "accuracy": accuracy(y_true, y_pred),
-        "ci": list(cluster_bootstrap_ci(y_true, y_pred, participant, n_boot=n_boot, seed=seed)),
+        # one participant has no between-participant spread to resample: no interval
+        "ci": (list(cluster_bootstrap_ci(y_true, y_pred, participant, n_boot=n_boot, seed=seed))
+               if len(np.unique(participant)) > 1 else None),
         "per_participant": _per_participant(predictions),
         "recordings": {
             "n": n_rec, "correct": correct, "accuracy": correct / n_rec,
