@@ -206,7 +206,8 @@ def test_seecs_layout_target(tmp_path):
     cfg_file = tmp_path / "seecs.toml"
     cfg_file.write_text(f'[target]\ndataset = "seecs"\nroot = "{root}"\nwindow = 32\nstep = 32\n'
                         '[finetune]\nepochs = 1\n[baseline]\nn_estimators = 10\n'
-                        '[grid]\ninputs = ["3d"]\npretraining = ["none"]\nprotocols = ["subject"]\nfolds = [0]\n')
+                        '[grid]\ninputs = ["3d"]\npretraining = ["none"]\nprotocols = ["subject"]\nfolds = [0]\n'
+                        'labels = ["true"]\n')
     results = tmp_path / "results"
     cfg = config.load_config(None, cfg_file)
     grid.run_grid(cfg, results, progress=False, compilation_cache=False)

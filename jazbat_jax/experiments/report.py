@@ -104,8 +104,7 @@ def _predictions(results: Path, row: dict) -> dict | None:
     if not path.exists():
         return None
     with np.load(path) as z:
-        return {k: z[k] for k in ("y_true", "y_pred", "participant", "recording")} | {"fold": row["fold"],
-                                                                                        "seed": row["seed"]}
+        return {k: z[k] for k in ("y_true", "y_pred", "participant", "recording")}
 
 
 def _percent_ci(summary: dict) -> str:
@@ -125,14 +124,13 @@ def _meaning(results: Path, rows: list[dict], control: list[dict], classes: int)
     preds = [_predictions(results, r) for r in rows]
     if not rows or any(p is None for p in preds):
         return none
-    order = lambda ps: sorted(ps, key=lambda p: (p["fold"], p["seed"]))  # noqa: E731
-    summary = stats.summarize(order(preds), classes)
+    summary = stats.summarize(preds, classes)
     rec = summary["recordings"]
     out = {**none, "summary": summary, "pooled": _percent_ci(summary), "p_walks": rec["p_vs_chance"],
            "walks": f"{rec['correct']}/{rec['n']} ({100 * rec['accuracy']:.0f}%)"}
     cpreds = [_predictions(results, r) for r in control]
     if control and all(p is not None for p in cpreds):
-        c = stats.summarize(order(cpreds), classes)
+        c = stats.summarize(cpreds, classes)
         out.update(control=_percent_ci(c), control_summary=c,
                    difference=f"{100 * (summary['accuracy'] - c['accuracy']):+.1f}")
     return out
