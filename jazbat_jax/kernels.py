@@ -14,6 +14,10 @@ reasons found with ``jax.profiler`` (the measurements are in docs/training.md):
   time axis that first transposes the whole (batch, time, channels) activation; written as one
   matmul over (batch * time) it needs no transpose.
 
+With several processes the GRU gradient sums its weight gradients after the time loop rather than in
+it (``weight_grads_after_loop``): with the batch split across hosts, that is one all-reduce per weight
+instead of one per time step.
+
 Under ``jax.vmap`` over runs (``train/multi.py``: R runs, each with its own weights) the plain batching
 rules turn each run's convolution into one grouped convolution and each GRU step's small matmuls into
 batched matmuls, both slower on XLA:CPU than R separate calls. The operations that touch a run's
@@ -124,6 +128,32 @@ def _gru_scan_fwd(x, kernel, bias, recurrent_kernel, reverse, unroll):
     return hs, (x, hs, z, r, n, rh, kernel, recurrent_kernel)
 
 
+def weight_grads_after_loop() -> bool:
+    """Where the GRU gradient sums its weight gradients over (time, batch): in the loop carry with one
+    process (fastest: each step's values are summed while they are in cache), after the loop as one
+    contraction with several. With the batch split across hosts XLA keeps a loop carry replicated, so
+    a sum carried through the loop is all-reduced over the network at every time step (two per step
+    of each direction); after the loop it is one all-reduce per weight (docs/training.md)."""
+    return jax.process_count() > 1
+
+
+def _matmul_at_tb(a, b):
+    """a.T @ b over the two leading (time, batch) axes, as one dot: a batch split over devices stays
+    local (a reshape to (time * batch, .) would first gather it)."""
+    return jax.lax.dot_general(a, b, (((0, 1), (0, 1)), ((), ())))
+
+
+gru_matmul_at_tb = per_run(_matmul_at_tb, "gru")
+
+
+def _gate_grads(dh, h_p, z, r, n, rh):
+    """One step's gradients of the input projection and of ``h_prev @ recurrent_kernel + bias[1]``."""
+    d_z = dh * (h_p - n) * z * (1.0 - z)  # through the sigmoid
+    d_n = dh * (1.0 - z) * (1.0 - n * n)  # through the tanh
+    d_r = d_n * rh * r * (1.0 - r)
+    return jnp.concatenate([d_z, d_r, d_n], axis=-1), jnp.concatenate([d_z, d_r, d_n * r], axis=-1)
+
+
 def _gru_scan_bwd(reverse, unroll, residuals, d_hs):
     x, hs, z, r, n, rh, kernel, recurrent_kernel = residuals
     zero = jnp.zeros_like(hs[:1])
@@ -131,15 +161,23 @@ def _gru_scan_bwd(reverse, unroll, residuals, d_hs):
     h_prev = jnp.concatenate([hs[1:], zero]) if reverse else jnp.concatenate([zero, hs[:-1]])
     kernel_t, recurrent_kernel_t = kernel.T, recurrent_kernel.T
 
+    if weight_grads_after_loop():
+        def step_only(dh, per_step):
+            d_out, h_p, z, r, n, rh = per_step
+            dh = dh + d_out
+            d_in, d_rec = _gate_grads(dh, h_p, z, r, n, rh)
+            return dh * z + gru_matmul(d_rec, recurrent_kernel_t), (gru_matmul(d_in, kernel_t), d_in, d_rec)
+
+        _, (dx, d_in, d_rec) = jax.lax.scan(step_only, jnp.zeros_like(hs[0]), (d_hs, h_prev, z, r, n, rh),
+                                            reverse=not reverse, unroll=unroll)
+        d_bias = jnp.stack([d_in.sum((0, 1)), d_rec.sum((0, 1))])
+        return dx, gru_matmul_at_tb(x, d_in), d_bias, gru_matmul_at_tb(h_prev, d_rec)
+
     def step(carry, per_step):
         dh, d_kernel, d_bias, d_recurrent = carry
         d_out, x_t, h_p, z, r, n, rh = per_step
         dh = dh + d_out
-        d_z = dh * (h_p - n) * z * (1.0 - z)  # through the sigmoid
-        d_n = dh * (1.0 - z) * (1.0 - n * n)  # through the tanh
-        d_r = d_n * rh * r * (1.0 - r)
-        d_in = jnp.concatenate([d_z, d_r, d_n], axis=-1)  # gradient of the input projection
-        d_rec = jnp.concatenate([d_z, d_r, d_n * r], axis=-1)  # ... and of h_prev @ recurrent_kernel + bias[1]
+        d_in, d_rec = _gate_grads(dh, h_p, z, r, n, rh)
         carry = (
             dh * z + gru_matmul(d_rec, recurrent_kernel_t),
             d_kernel + gru_matmul_at(x_t, d_in),

@@ -30,10 +30,17 @@ def _assert_trees_close(a, b, rtol=2e-5):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=rtol * float(jnp.abs(y).max()))
 
 
+@pytest.fixture(params=[False, True], ids=["weight grads in the loop", "weight grads after the loop"])
+def weight_grads_after_loop(request, monkeypatch):
+    """Both places the GRU gradient can sum its weight gradients (after the loop with several processes)."""
+    monkeypatch.setattr(kernels, "weight_grads_after_loop", lambda: request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("unroll", [1, 3])
 @pytest.mark.parametrize("d", [1, 6])
-def test_gru_scan_values_and_gradients_match_autodiff(reverse, unroll, d):
+def test_gru_scan_values_and_gradients_match_autodiff(weight_grads_after_loop, reverse, unroll, d):
     t, b, h = 12, 5, 4
     args = (_random((t, b, d), 0), _random((d, 3 * h), 1, 0.5), _random((2, 3 * h), 2, 0.1),
             _random((h, 3 * h), 3, 0.5))
@@ -114,7 +121,7 @@ def run_loop(request, monkeypatch):
 
 
 @pytest.mark.parametrize("d", [1, 12])  # the broadcast input projection and the matmul one
-def test_gru_scan_gradients_batch_over_runs_both_ways(run_loop, d):
+def test_gru_scan_gradients_batch_over_runs_both_ways(run_loop, weight_grads_after_loop, d):
     t, b, h, runs = 9, 3, 4, 3
     args = _per_run(runs, ((t, b, d), 0, 1.0), ((d, 3 * h), 1, 0.5), ((2, 3 * h), 2, 0.1), ((h, 3 * h), 3, 0.5))
     weights = _random((runs, t, b, h), 5)

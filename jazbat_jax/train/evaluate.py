@@ -30,9 +30,10 @@ class Evaluator:
 
     def __call__(self, state: TrainState, x: np.ndarray, y: np.ndarray | None, standardizer: Standardizer | None) -> dict:
         if self._step is None:
-            # No explicit shardings: the inputs are already placed (state replicated, batch split),
-            # so one jitted function serves train states and inference-only states alike.
-            self._step = jit_eval_step()
+            # No input shardings: the inputs are already placed (state replicated, batch split),
+            # so one jitted function serves train states and inference-only states alike. The
+            # outputs are replicated so that every host can read them (see ``jit_eval_step``).
+            self._step = jit_eval_step(replicated=self.dp.replicated)
         y = np.zeros(len(x), np.int32) if y is None else y
         outs = []
         for b in prefetch(batches(x, y, self.batch_size, standardizer=standardizer), self.dp.put_batch):

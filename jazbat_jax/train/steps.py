@@ -118,6 +118,9 @@ def jit_train_step(state_sharding: Any = None, data_sharding: Any = None, replic
 
 
 def jit_eval_step(state_sharding: Any = None, data_sharding: Any = None, replicated: Any = None):
+    """``eval_step`` under ``jax.jit``. With ``replicated`` alone, the inputs stay where they were
+    placed and the outputs are gathered onto every device: with several hosts a host can only read
+    an array whose every shard it holds, and it needs the predictions of the whole batch."""
     if state_sharding is None:
-        return jax.jit(eval_step)
+        return jax.jit(eval_step) if replicated is None else jax.jit(eval_step, out_shardings=replicated)
     return jax.jit(eval_step, in_shardings=(state_sharding, data_sharding), out_shardings=replicated)
