@@ -496,7 +496,7 @@ def plot(result: dict, path: Path) -> Path:
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.xaxis.set_major_formatter(lambda v, _: f"{v:g}")
         ax.margins(y=0.2)  # room for the labels above the markers
-        ax.set_ylabel("pooled test accuracy (%); bars: 95% participant bootstrap")
+        ax.set_ylabel("pooled test accuracy (%)")
         if notes:
             ax.text(0.02, 0.02, "\n".join(sorted(notes)), transform=ax.transAxes, fontsize=8, color="#555555")
         ax.grid(True, which="major", alpha=0.3)
@@ -504,12 +504,13 @@ def plot(result: dict, path: Path) -> Path:
     ax_macs.set_xlabel("MACs per window (millions, log scale)")
     ax_macs.set_title("Accuracy against compute", fontsize=10)
     if runtime:
-        ax_lat.set_xlabel(f"median latency, batch 1 (ms, log scale): {RUNTIME_LABELS[runtime]}")
+        ax_lat.set_xlabel(f"median batch-1 latency (ms, log scale)\n{RUNTIME_LABELS[runtime]}")
         ax_lat.set_title("Accuracy against latency (this machine)", fontsize=10)
     s = result["settings"]
     fig.suptitle(f"WISDM 2019 watch |a|, subject split, window {s['window']} step {s['step']}, "
-                 f"{len(s['seeds'])} seed(s) pooled; S-754 is a complexity-matched surrogate, not [9]'s network "
-                 f"({result['created_utc']})", fontsize=9)
+                 f"{len(s['seeds'])} seed(s) pooled ({result['created_utc']})\n"
+                 "error bars: 95% bootstrap interval over test participants; S-754 is a complexity-matched "
+                 "surrogate of [9], not [9]'s network", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     return path
