@@ -166,17 +166,8 @@ def run_export(args) -> int:
 
 def run_profile(args) -> int:
     from conversion import profile
-    from conversion.source import fresh_source, perturbed
 
-    specs = []
-    for m in args.models:
-        if Path(m).exists():
-            specs.append(load_source(m))
-        else:
-            arch, _, kind = m.partition(":")
-            # A fresh init has zero biases and identity BatchNorm, which the TFLite converter folds
-            # away; perturbed weights give the artifact sizes a trained model will have.
-            specs.append(perturbed(fresh_source(arch, kind or "1d")))
+    specs = [profile.source_of(m) for m in args.models]
     print(f"profiling {len(specs)} model(s): export, then {', '.join(args.runtimes)} at batch "
           f"{', '.join(map(str, args.batch))}{' and per operator' if args.ops else ''}...", flush=True)
     report = profile.build(specs, batches=args.batch, runs=args.runs, warmup=args.warmup, runtimes=args.runtimes,

@@ -116,15 +116,23 @@ def build(sources: Sequence[ExportSource], batches: Sequence[int] = (1, 32), run
     }
 
 
+def source_of(spec: str) -> ExportSource:
+    """The model a profile spec names: a checkpoint path (run folder, its checkpoints/ or an epoch's
+    folder; the best checkpoint, as trained), or "arch:input" (e.g. "jazbat_net:1d") freshly initialised."""
+    if Path(spec).exists():
+        from conversion.cli import load_source
+
+        return load_source(spec)
+    arch, _, kind = spec.partition(":")
+    # A fresh init has zero biases and identity BatchNorm, which the TFLite converter folds
+    # away; perturbed weights give the artifact sizes a trained model will have.
+    return perturbed(fresh_source(arch, kind or "1d"))
+
+
 def profile_models(models: list[str], out_dir: Path, runs: int, warmup: int) -> Path:
-    """Profile "arch:input" models (e.g. "jazbat_net:1d") with perturbed fresh weights at batch 1,
-    operators included; write profile.{json,md,png} to ``out_dir``; return the JSON path."""
-    sources = []
-    for spec in models:
-        arch, _, kind = spec.partition(":")
-        # A fresh init has zero biases and identity BatchNorm, which the TFLite converter folds
-        # away; perturbed weights give the artifact sizes a trained model will have.
-        sources.append(perturbed(fresh_source(arch, kind or "1d")))
+    """Profile models (``source_of`` specs: "arch:input" with perturbed fresh weights, or checkpoint
+    paths) at batch 1, operators included; write profile.{json,md,png} to ``out_dir``; return the JSON path."""
+    sources = [source_of(spec) for spec in models]
     command = f"conversion.profile.profile_models({list(models)!r}, runs={runs}, warmup={warmup})"
     report = build(sources, batches=(1,), runs=runs, warmup=warmup, ops=True, command=command)
     write(report, out_dir)

@@ -18,10 +18,10 @@ from jazbat_jax.cliargs import ArgumentParser, HelpFormatter, positive_int
 SUBCOMMAND_MODULES: list[str] = [
     "jazbat_jax.data.cli",  # data info / split
     "jazbat_jax.train.cli",  # pretrain / finetune / evaluate / predict
-    "jazbat_jax.experiments.cli",  # experiments (the paper's Table VI grid)
+    "jazbat_jax.experiments.cli",  # experiments (the paper's Table VI grid) / accuracy-cost
 ]
 # Commands that train: they re-execute themselves with huge-page malloc (see machine.py).
-TRAINING_COMMANDS = {"pretrain", "finetune", "experiments"}
+TRAINING_COMMANDS = {"pretrain", "finetune", "experiments", "accuracy-cost"}
 EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 2, 1, 130
 
 

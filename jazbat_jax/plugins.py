@@ -3,8 +3,10 @@ entry points in their ``pyproject.toml``, and this package finds them without im
 
 Groups:
     jazbat.commands    ``register(subparsers)`` functions that add `jazbat` subcommands
-    jazbat.profilers   modules with ``profile_models(models, out_dir, runs, warmup) -> Path`` and
-                       ``render_markdown(report) -> str`` (the experiment report's latency profile)
+    jazbat.profilers   modules with ``profile_models(models, out_dir, runs, warmup) -> Path`` (models:
+                       "arch:input" names of fresh models, or checkpoint paths) and
+                       ``render_markdown(report) -> str`` (the experiment report's latency profile;
+                       `jazbat accuracy-cost` profiles its trained models with ``profile_models``)
 """
 from __future__ import annotations
 

@@ -1,10 +1,13 @@
-"""``jazbat experiments``: run the grid (resumable, cached) and write the report."""
+"""``jazbat experiments``: run the grid (resumable, cached) and write the report; ``jazbat accuracy-cost``:
+Jazbat-Net against the S-754 surrogate, accuracy next to complexity and latency."""
 from __future__ import annotations
 
 import argparse
 import shlex
 import time
 from pathlib import Path
+
+from jazbat_jax.cliargs import HelpFormatter, non_negative_int, positive_float, positive_int
 
 EPILOG = """examples:
   jazbat experiments --quick                         # bundled sample, < 10 min on 2 CPU cores
@@ -39,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "slower, see docs/training.md)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_experiments)
+    register_accuracy_cost(subparsers)
 
 
 def _command_line(args: argparse.Namespace) -> str:
@@ -70,4 +74,118 @@ def cmd_experiments(args: argparse.Namespace) -> int:
     print("\n=== report: tables and figures from the results folder")
     path = report.build_report(results, cfg, command=command)
     print(f"report: {path} ({time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+EPILOG_ACCURACY_COST = """examples:
+  jazbat accuracy-cost                                   # 2 models x 3 seeds on WISDM watch, then the report
+  jazbat accuracy-cost                                   # again: finished runs are skipped, the report rewritten
+  jazbat accuracy-cost --seeds 0 --epochs 5 --out runs/ac-short      # a short look
+  jazbat accuracy-cost --profile runs/profile/profile.json           # sizes and latency from `jazbat profile`
+  jazbat accuracy-cost --report-only                     # rebuild report.md and pareto.png from OUT
+
+Writes OUT/runs/<arch>-s<seed>/ (run folders of `jazbat pretrain`: resumable, skipped once finished),
+OUT/profile/profile.json, OUT/report.md, OUT/pareto.png, OUT/accuracy_cost.json and OUT/invocations.jsonl.
+"""
+
+
+# accuracy_cost.ARCHS, spelled out here so that registering the command imports nothing heavy.
+ARCHS = ("jazbat_net", "sota_surrogate")
+
+
+def register_accuracy_cost(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "accuracy-cost", formatter_class=HelpFormatter, epilog=EPILOG_ACCURACY_COST,
+        help="Jazbat-Net against the S-754 surrogate on WISDM: test accuracy next to parameters, MACs, file size, "
+             "activation memory and latency",
+        description="Train each architecture with each seed on the same WISDM 2019 task (18 activities, watch "
+                    "accelerometer |a|, subject-independent split with a fixed split seed), with the same epoch budget "
+                    "and early stopping on validation macro-F1; report test accuracy and macro-F1 (mean ± SD over "
+                    "seeds, pooled accuracy with a participant-clustered 95% bootstrap interval) next to parameters, "
+                    "MACs and the exported files' size, activation memory and batch-1 latency; plot accuracy against "
+                    "MACs and latency. S-754 (sota_surrogate) is a complexity-matched surrogate of the previous "
+                    "state of the art [9], not [9]'s published network.")
+    p.add_argument("--out", type=Path, default=Path("runs/accuracy-cost"), help="results folder")
+    p.add_argument("--archs", nargs="+", default=list(ARCHS), choices=list(ARCHS), metavar="ARCH",
+                   help=f"architectures to compare ({', '.join(ARCHS)})")
+    p.add_argument("--seeds", nargs="+", type=non_negative_int, default=[0, 1, 2],
+                   help="training seeds (initialisation, shuffling, dropout) per architecture")
+    d = p.add_argument_group("data (the same for every run)")
+    src = d.add_mutually_exclusive_group()
+    src.add_argument("--data-root", type=Path, default=None,
+                     help="WISDM folder (default: ../shared/data/wisdm2019 or $JAZBAT_DATA_ROOT if present, else the "
+                          "bundled sample)")
+    src.add_argument("--sample", action="store_true",
+                     help="the small WISDM sample bundled with the package (a functional check, not a result)")
+    d.add_argument("--window", type=positive_int, default=256, help="window length in samples")
+    d.add_argument("--step", type=positive_int, default=128,
+                   help="stride between windows (the paper's is 32: 4x the windows and training time)")
+    d.add_argument("--max-windows", type=positive_int, default=None,
+                   help="keep a seeded random subset of this many windows before splitting")
+    d.add_argument("--split-seed", type=non_negative_int, default=0, help="seed of the subject split")
+    t = p.add_argument_group("training (the same for every run)")
+    t.add_argument("--epochs", type=positive_int, default=40, help="maximum epochs")
+    stop = t.add_mutually_exclusive_group()
+    stop.add_argument("--patience", type=positive_int, default=5,
+                      help="stop a run after this many epochs without a better validation macro-F1")
+    stop.add_argument("--no-early-stopping", dest="patience", action="store_const", const=None,
+                      help="train every run for all --epochs")
+    t.add_argument("--batch-size", type=positive_int, default=32, help="batch size")
+    t.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
+    t.add_argument("--together", action="store_true",
+                   help="train an architecture's seeds together in one program (measured slower than one at a time "
+                        "on XLA:CPU, see docs/training.md)")
+    lat = p.add_argument_group("exported files")
+    lat.add_argument("--profile", type=Path, default=None, metavar="PROFILE_JSON",
+                     help="a `jazbat profile` result to report (copied to OUT/profile/); without it, the installed "
+                          "latency profiler exports and times each architecture's first-seed model once (cached there)")
+    lat.add_argument("--no-latency", action="store_true", help="do not run the latency profiler")
+    lat.add_argument("--latency-runs", type=positive_int, default=100, help="timed runs per runtime")
+    lat.add_argument("--latency-warmup", type=non_negative_int, default=5, help="untimed warm-up runs")
+    p.add_argument("--report-only", action="store_true", help="do not train or profile: rebuild the report from OUT")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_accuracy_cost)
+
+
+def _accuracy_cost_command(args: argparse.Namespace) -> str:
+    """Every setting of the invocation, spelled out (recorded in the run folders and the report)."""
+    parts = ["jazbat", "accuracy-cost", "--out", str(args.out), "--archs", *args.archs,
+             "--seeds", *map(str, args.seeds)]
+    if args.sample:
+        parts.append("--sample")
+    elif args.data_root:
+        parts += ["--data-root", str(args.data_root)]
+    parts += ["--window", str(args.window), "--step", str(args.step)]
+    if args.max_windows:
+        parts += ["--max-windows", str(args.max_windows)]
+    parts += ["--split-seed", str(args.split_seed), "--epochs", str(args.epochs)]
+    parts += ["--patience", str(args.patience)] if args.patience else ["--no-early-stopping"]
+    parts += ["--batch-size", str(args.batch_size), "--lr", str(args.lr)]
+    if args.together:
+        parts.append("--together")
+    if args.profile:
+        parts += ["--profile", str(args.profile)]
+    if args.no_latency:
+        parts.append("--no-latency")
+    if (args.latency_runs, args.latency_warmup) != (100, 5):
+        parts += ["--latency-runs", str(args.latency_runs), "--latency-warmup", str(args.latency_warmup)]
+    if args.report_only:
+        parts.append("--report-only")
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def cmd_accuracy_cost(args: argparse.Namespace) -> int:
+    from jazbat_jax.data.config import BUNDLED
+    from jazbat_jax.experiments import accuracy_cost
+
+    root = BUNDLED if args.sample else (str(args.data_root) if args.data_root else None)
+    settings = accuracy_cost.Settings(
+        archs=tuple(args.archs), seeds=tuple(args.seeds), root=root, window=args.window, step=args.step,
+        max_windows=args.max_windows, split_seed=args.split_seed, epochs=args.epochs, patience=args.patience,
+        batch_size=args.batch_size, learning_rate=args.lr)
+    path = accuracy_cost.run(settings, args.out, _accuracy_cost_command(args), progress=not args.no_progress,
+                             together=args.together, profile=args.profile, latency=not args.no_latency,
+                             latency_runs=args.latency_runs, latency_warmup=args.latency_warmup,
+                             report_only=args.report_only)
+    print(f"report: {path}; figure: {path.with_name('pareto.png')}")
     return 0

@@ -1,0 +1,545 @@
+"""Accuracy against complexity: Jazbat-Net and the S-754 surrogate trained alike on a task with a real signal.
+
+The task is WISDM 2019 activity recognition (18 activities, watch accelerometer magnitude |a|, a
+subject-independent split). Every architecture × seed is an ordinary run folder of ``trainer.pretrain``
+on the same data configuration, epoch budget and early stopping; only the architecture and the seed
+(initialisation, shuffling, dropout) change, never the split. Then each model's test accuracy and
+macro-F1 (mean ± SD over seeds, and the pooled accuracy with a participant-clustered bootstrap
+interval) sit next to its parameters and MACs and, from a ``jazbat profile`` result, the size,
+activation memory and latency of its exported files.
+
+S-754 (``sota_surrogate``) is a complexity-matched surrogate of the previous state of the art [9]:
+built to have [9]'s published parameter and MAC counts, not [9]'s network (whose layers are not public).
+
+Output folder::
+
+    runs/<arch>-s<seed>/      a run folder of ``trainer.pretrain``; skipped once finished, resumed if killed
+    runs/<arch>-s<seed>/trained_by.json   the invocation that finished it: command, time, load, machine
+    profile/profile.json      the exported files' profile (the latency profiler's output, or a copy of --profile)
+    invocations.jsonl         one line per invocation: command, time, machine, load, runs trained / skipped
+    accuracy_cost.json        every number of the report
+    report.md, pareto.png
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from tabulate import tabulate
+from tqdm.auto import tqdm
+
+from jazbat_jax.data.config import BUNDLED, ConfigError, DataConfig, SplitConfig
+from jazbat_jax.files import PREDICTIONS_FILE, write_atomically, write_json
+from jazbat_jax.machine import busy, load_average, machine_info
+from jazbat_jax.model import ARCHITECTURES
+from jazbat_jax.train.config import ModelConfig, RunConfig, TrainConfig
+
+ARCHS = ("jazbat_net", "sota_surrogate")
+LABELS = {"jazbat_net": "Jazbat-Net", "sota_surrogate": "S-754 surrogate"}
+STYLE = {"jazbat_net": ("o", "#1f77b4"), "sota_surrogate": ("s", "#d62728")}
+# The latency the figure plots: the paper's deployment runtime (TFLite FP32, XNNPACK, 1 thread), else another.
+PLOT_RUNTIMES = ("tflite", "onnx", "jax")
+RUNTIME_LABELS = {"jax": "JAX jit (XLA CPU)", "tflite": "TFLite FP32 (XNNPACK, 1 thread)",
+                  "tflite_dynamic_int8": "TFLite dynamic-range INT8", "onnx": "ONNX Runtime (1 thread)"}
+SURROGATE_NOTE = ("S-754 (`sota_surrogate`) is a **complexity-matched surrogate** of the previous state of the art "
+                  "[9]: it was built to have [9]'s published parameter and MAC counts, and it is **not the published "
+                  "network of [9]** (whose layers are not public). Its numbers say what a model of that size and this "
+                  "design reaches under the same training, not what [9] reaches.")
+N_BOOT = 2000
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What the comparison trains: every run shares all of it except its architecture and seed."""
+
+    archs: tuple[str, ...] = ARCHS
+    seeds: tuple[int, ...] = (0, 1, 2)
+    root: str | None = None  # DataConfig.root: None = ../shared/data or $JAZBAT_DATA_ROOT (else the sample)
+    window: int = 256
+    step: int = 128  # the paper's WISDM stride is 32; 128 gives a quarter of the windows, bounding S-754's cost
+    max_windows: int | None = None
+    split_seed: int = 0
+    epochs: int = 40  # the maximum (the paper's pretraining length)
+    patience: int | None = 5  # early stopping on validation macro-F1
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+
+    def __post_init__(self):
+        object.__setattr__(self, "archs", tuple(self.archs))
+        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        unknown = [a for a in self.archs if a not in ARCHITECTURES]
+        if not self.archs or unknown or len(set(self.archs)) != len(self.archs):
+            raise ConfigError(f"architectures must be distinct names from {sorted(ARCHITECTURES)}, got {list(self.archs)}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
+            raise ConfigError(f"seeds must be distinct whole numbers >= 0, got {list(self.seeds)}")
+        run_config(self, self.archs[0], self.seeds[0])  # the data and training values are checked there
+
+
+def data_config(s: Settings) -> DataConfig:
+    """The one data configuration of every run: WISDM watch |a|, subject split with a fixed seed."""
+    return DataConfig(dataset="wisdm", root=s.root, input_kind="1d", window=s.window, step=s.step, device="watch",
+                      max_windows=s.max_windows, split=SplitConfig("subject", seed=s.split_seed))
+
+
+def run_config(s: Settings, arch: str, seed: int) -> RunConfig:
+    """A run's configuration. Jazbat-Net's reduction width is K = C = 18 (the paper's WISDM pretraining)."""
+    return RunConfig(data=data_config(s), model=ModelConfig(arch, None),
+                     train=TrainConfig(epochs=s.epochs, batch_size=s.batch_size, learning_rate=s.learning_rate,
+                                       seed=seed, patience=s.patience, keep_last=1))
+
+
+def run_folder(out: Path, arch: str, seed: int) -> Path:
+    return Path(out) / "runs" / f"{arch}-s{seed}"
+
+
+def finished(folder: Path, config: RunConfig) -> bool:
+    """Whether ``folder`` holds a finished run of exactly ``config`` (its test evaluation written). A run
+    of other settings is not finished: training it resumes it, or refuses with the settings that differ."""
+    if not all((folder / f).exists() for f in ("final_eval.json", PREDICTIONS_FILE, "config.json")):
+        return False
+    stored = json.loads((folder / "config.json").read_text()).get("run")
+    return stored == json.loads(json.dumps(config.to_dict()))
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------- training
+def train_runs(s: Settings, out: Path, command: str, progress: bool = True, together: bool = False,
+               log: Callable[[str], None] = print) -> dict[str, list[str]]:
+    """Train every run of ``s`` not yet finished in ``out`` (resuming killed ones); the runs trained and skipped.
+
+    ``together``: train an architecture's unfinished seeds in one multi-run program (``trainer.train_many``);
+    off by default, since on XLA:CPU one run at a time was measured faster (docs/training.md)."""
+    from jazbat_jax.data.config import load_windows
+    from jazbat_jax.train import trainer
+    from jazbat_jax.train.loop import FitOptions
+
+    plan = [(arch, seed) for arch in s.archs for seed in s.seeds]
+    todo = [(a, sd) for a, sd in plan if not finished(run_folder(out, a, sd), run_config(s, a, sd))]
+    skipped = [run_folder(out, a, sd).name for a, sd in plan if (a, sd) not in todo]
+    log(f"accuracy-cost: {len(plan)} runs, {len(skipped)} already finished, {len(todo)} to train; results in {out}")
+    if not todo:
+        return {"trained": [], "skipped": skipped}
+    windows = load_windows(data_config(s))  # loaded once: every run has the same data configuration
+    options = FitOptions(progress=progress)
+    groups = [[(a, sd) for a, sd in todo if a == arch] for arch in s.archs] if together else [[r] for r in todo]
+    bar = tqdm(total=len(todo), desc="accuracy-cost", unit="run", disable=not progress, dynamic_ncols=True)
+    trained = []
+    for group in (g for g in groups if g):
+        configs = [run_config(s, a, sd) for a, sd in group]
+        folders = [run_folder(out, a, sd) for a, sd in group]
+        bar.set_postfix_str(", ".join(f.name for f in folders))
+        resumed = [(f / "checkpoints").exists() for f in folders]
+        load_start, t0 = load_average(), time.perf_counter()
+        log(f"\n=== {', '.join(f.name for f in folders)}")
+        if len(group) == 1:
+            trainer.pretrain(configs[0], folders[0], windows=windows, options=options)
+        else:
+            trainer.train_many(configs, folders, [windows] * len(group), options)
+        record = {"command": command, "finished_utc": _now(), "wall_s": round(time.perf_counter() - t0, 1),
+                  "runs_in_program": len(group), "load_average_start": load_start,
+                  "load_average_end": load_average(), "machine": machine_info()}
+        for folder, was_resumed in zip(folders, resumed):
+            write_json(folder / "trained_by.json", {**record, "resumed": was_resumed})
+            trained.append(folder.name)
+        bar.update(len(group))
+    bar.close()
+    return {"trained": trained, "skipped": skipped}
+
+
+# ---------------------------------------------------------------- latency profile
+def latency_profile(s: Settings, out: Path, given: Path | None = None, enabled: bool = True, runs: int = 100,
+                    warmup: int = 5, log: Callable[[str], None] = print) -> Path | None:
+    """The profile of the exported files, cached in OUT/profile/profile.json.
+
+    ``given``: a ``jazbat profile`` result, copied into the cache. Otherwise, when ``enabled`` and no cached
+    profile exists, the installed ``latency`` profiler exports and times the first seed's trained model of
+    each architecture at batch 1 (as the experiment grid does, but on the trained checkpoints)."""
+    from jazbat_jax import plugins
+
+    cached = Path(out) / "profile" / "profile.json"
+    if given is not None:
+        given = Path(given)
+        if not given.is_file():
+            raise FileNotFoundError(f"profile {given} does not exist: give the profile.json that "
+                                    "`jazbat profile --out DIR` wrote")
+        text = given.read_text()
+        try:
+            models = json.loads(text)["models"]
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(f"{given} is not a `jazbat profile` result (no 'models' list): give the profile.json "
+                             "that `jazbat profile --out DIR` wrote") from None
+        if not isinstance(models, list):
+            raise ValueError(f"{given} is not a `jazbat profile` result ('models' is not a list)")
+        if given.resolve() != cached.resolve():
+            write_atomically(cached, text)
+        return cached
+    if cached.exists():
+        return cached
+    if not enabled:
+        return None
+    profiler = plugins.load_one(plugins.PROFILERS, "latency")
+    if profiler is None:
+        log("note: no latency profiler is installed (pip install -e '.[export]'); the report has no latency table")
+        return None
+    folders = [run_folder(out, arch, s.seeds[0]) for arch in s.archs]
+    if not all(finished(f, run_config(s, a, s.seeds[0])) for f, a in zip(folders, s.archs)):
+        log("note: not every model has a finished run yet; the latency profile waits for them")
+        return None
+    log("\n=== latency profile: exporting the trained models and timing JAX, TFLite and ONNX Runtime (minutes)")
+    return profiler.profile_models([str(f) for f in folders], cached.parent, runs=runs, warmup=warmup)
+
+
+# ---------------------------------------------------------------- collecting the numbers
+def _read_run(folder: Path) -> dict[str, Any]:
+    from jazbat_jax.experiments.stats import RUN_KEYS
+
+    final = json.loads((folder / "final_eval.json").read_text())
+    meta = json.loads((folder / "config.json").read_text())
+    history = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    with np.load(folder / PREDICTIONS_FILE) as z:
+        predictions = {k: z[k] for k in RUN_KEYS}
+    by = folder / "trained_by.json"
+    return {"final": final, "meta": meta, "history": history, "predictions": predictions,
+            "trained_by": json.loads(by.read_text()) if by.exists() else None}
+
+
+def _profile_row(profile: dict, arch: str) -> dict[str, Any] | None:
+    """One architecture's figures from a profile (its 1D model), or None when the profile lacks it."""
+    row = next((m for m in profile["models"] if m.get("name") == f"{arch}_1d"), None)
+    if row is None:
+        return None
+    memory = row.get("memory") or {}
+    ort = memory.get("onnxruntime") or {}
+    return {
+        "name": row["name"], "origin": row.get("origin"), "params_total": row.get("params_total"),
+        "macs": row.get("macs"), "artifact_bytes": row.get("artifact_bytes", {}),
+        "latency_median_ms": {t["runtime"]: t["median_ms"] for t in row.get("latency", []) if t["batch"] == 1},
+        "memory_bytes": {"jax_xla_temp": memory.get("jax_xla_temp_bytes", (row.get("xla") or {}).get("memory_temp_bytes")),
+                         "onnxruntime_activation_peak": ort.get("activation_peak_bytes"),
+                         "tflite_heap_growth_xnnpack": memory.get("tflite_heap_growth_xnnpack_bytes")},
+    }
+
+
+def _mean_sd(values: list[float]) -> dict[str, float | None]:
+    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else None}
+
+
+def collect(s: Settings, out: Path, profile_path: Path | None = None) -> dict[str, Any]:
+    """Every number of the report, from the run folders and the profile (JSON-serialisable)."""
+    from jazbat_jax import complexity
+    from jazbat_jax.data.config import resolve_root
+    from jazbat_jax.experiments import stats
+    from jazbat_jax.model import model_from_config
+
+    runs, missing, predictions = [], [], {}
+    for arch in s.archs:
+        for seed in s.seeds:
+            folder = run_folder(out, arch, seed)
+            if not finished(folder, run_config(s, arch, seed)):
+                missing.append(folder.name)
+                continue
+            r = _read_run(folder)
+            rep, hist = r["final"]["report"], r["history"]
+            predictions.setdefault(arch, []).append(r["predictions"])
+            runs.append({
+                "run": folder.name, "arch": arch, "seed": seed, "accuracy": rep["accuracy"],
+                "macro_f1": rep["macro"]["f1"], "n_test": rep["n"], "checkpoint_epoch": r["final"]["checkpoint_epoch"],
+                "epochs_trained": hist[-1]["epoch"], "early_stopped": r["final"].get("early_stopped"),
+                "train_seconds": round(sum(h["train_seconds"] for h in hist), 1),
+                # the median epoch's rate: the first epoch also compiles
+                "train_windows_per_s": statistics.median(h["windows_per_s"] for h in hist),
+                "model_config": r["meta"]["model"], "class_names": r["meta"]["class_names"],
+                "split_summary": r["meta"]["split_summary"], "trained_by": r["trained_by"],
+            })
+    profile = json.loads(Path(profile_path).read_text()) if profile_path else None
+    models = []
+    for arch in s.archs:
+        mine = [r for r in runs if r["arch"] == arch]
+        if not mine:
+            continue
+        cost = complexity.count(model_from_config(mine[0]["model_config"]))
+        summary = stats.summarize(predictions[arch], n_classes=len(mine[0]["class_names"]), n_boot=N_BOOT)
+        models.append({
+            "arch": arch, "label": LABELS[arch], "seeds": [r["seed"] for r in mine],
+            "params_total": cost.total, "params_trainable": cost.trainable, "macs": cost.macs,
+            "reduce_filters": mine[0]["model_config"].get("reduce_filters"),
+            "accuracy": _mean_sd([r["accuracy"] for r in mine]), "macro_f1": _mean_sd([r["macro_f1"] for r in mine]),
+            "pooled": {k: summary[k] for k in ("accuracy", "ci", "n_windows", "n_participants", "n_runs")},
+            "profile": _profile_row(profile, arch) if profile else None,
+        })
+    split = runs[0]["split_summary"] if runs else None
+    return {
+        "created_utc": _now(), "out": str(out), "settings": dataclasses.asdict(s), "data_config": data_config(s).to_dict(),
+        "data_folder": str(resolve_root(data_config(s))), "split": split, "runs": runs, "missing": missing,
+        "models": models, "n_boot": N_BOOT,
+        "profile": None if profile is None else {
+            "path": str(profile_path), "command": profile.get("command"), "created_utc": profile.get("created_utc"),
+            "machine": profile.get("machine"), "protocol": profile.get("protocol"),
+            "load_average_start": profile.get("load_average_start"), "load_average_end": profile.get("load_average_end")},
+    }
+
+
+# ---------------------------------------------------------------- report
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.2f}"
+
+
+def _pct_sd(d: dict) -> str:
+    return _pct(d["mean"]) + ("" if d["sd"] is None else f" ± {100 * d['sd']:.2f}")
+
+
+def _kb(x: float | None) -> str:
+    return "–" if x is None else f"{x / 1e3:,.1f}"
+
+
+def _ms(x: float | None) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _loads(load: list[float] | None) -> str:
+    return "not recorded" if not load else "/".join(f"{v:.2f}" for v in load)
+
+
+def _machine(m: dict | None) -> str:
+    if not m:
+        return "machine not recorded"
+    return (f"{m.get('host_cpu')}, {m.get('cpu_count')} cores ({m.get('system')}), JAX {m.get('jax')} on "
+            f"{m.get('jax_devices')}")
+
+
+def _when(record: dict, start: str = "load_average_start", end: str = "load_average_end") -> str:
+    m = record.get("machine") or {}
+    note = " (busy: other work shared the cores)" if busy(record.get(start), record.get(end), m.get("cpu_count")) else ""
+    return f"load average (1/5/15 min) {_loads(record.get(start))} at the start, {_loads(record.get(end))} at the end{note}"
+
+
+def _setup_lines(result: dict) -> list[str]:
+    s, split = result["settings"], result["split"]
+    sample = result["data_config"]["root"] == BUNDLED or "sample_data" in result["data_folder"]
+    lines = [
+        f"- **Task**: WISDM 2019 activity recognition, {len(result['runs'][0]['class_names']) if result['runs'] else 18} "
+        f"activities, watch accelerometer magnitude |a| (1D), windows of {s['window']} samples, step {s['step']}"
+        + (f", a seeded subset of {s['max_windows']:,} windows" if s["max_windows"] else "")
+        + f"; data from `{result['data_folder']}`."
+        + (" **This is the small sample bundled with the package: a functional check, not a result.**" if sample else ""),
+    ]
+    if split:
+        lines.append(f"- **Split**: subject-independent (no person in two parts), split seed {s['split_seed']}, the same "
+                     f"for every run: train {split['train']['windows']:,} windows of {len(split['train']['subjects'])} "
+                     f"participants, validation {split['val']['windows']:,} of {len(split['val']['subjects'])}, test "
+                     f"{split['test']['windows']:,} of {len(split['test']['subjects'])} (participants "
+                     f"{', '.join(map(str, split['test']['subjects']))}).")
+    stop = (f"early stopping after {s['patience']} epochs without a better validation macro-F1"
+            if s["patience"] else "no early stopping")
+    lines.append(f"- **Training**: `trainer.pretrain` from random initialisation, at most {s['epochs']} "
+                 f"epoch{'s' if s['epochs'] != 1 else ''}, {stop}, batch {s['batch_size']}, Adam lr "
+                 f"{s['learning_rate']}; the best-validation checkpoint is evaluated on the test part. Seeds: "
+                 f"{', '.join(map(str, s['seeds']))} (initialisation, shuffling and dropout; the split is the same). "
+                 "Jazbat-Net's reduction width is K = C = 18.")
+    return lines
+
+
+def _summary_table(result: dict) -> list[str]:
+    rows = []
+    for m in result["models"]:
+        p = m["pooled"]
+        ci = "(no interval)" if p["ci"] is None else f"[{_pct(p['ci'][0])}, {_pct(p['ci'][1])}]"
+        rows.append([m["label"], f"{m['params_total']:,}", f"{m['macs']:,}", len(m["seeds"]), _pct_sd(m["accuracy"]),
+                     _pct_sd(m["macro_f1"]), f"{_pct(p['accuracy'])} {ci}", f"{p['n_windows']:,} / {p['n_participants']}"])
+    one = any(m["pooled"]["ci"] is None for m in result["models"])
+    return [_table(["model", "parameters", "MACs per window", "seeds", "test accuracy % (mean ± SD)",
+                    "test macro-F1 % (mean ± SD)", "pooled test accuracy % [95% CI]",
+                    "test windows (all seeds) / participants"], rows), "",
+            "Mean ± SD: over seeds (sample SD; no SD with one seed). Pooled: every seed's test windows together; the "
+            f"interval is a percentile bootstrap over test participants ({result['n_boot']} replicates; a participant "
+            "is one cluster across seeds, since every seed tests the same people), `experiments.stats.summarize`."
+            + (" No interval where the test part has a single participant (nothing to resample)." if one else ""),
+            "Parameters and MACs (paper convention: multiply-accumulates of convolutions, GRUs and dense layers for one "
+            "window) are counted on the trained models by `jazbat_jax.complexity.count`."]
+
+
+def _runs_table(result: dict) -> list[str]:
+    rows = []
+    for r in result["runs"]:
+        by = r["trained_by"] or {}
+        stopped = " (early stop)" if r["early_stopped"] else ""
+        rows.append([r["run"], LABELS[r["arch"]], r["seed"], f"{r['epochs_trained']}{stopped}", r["checkpoint_epoch"],
+                     _pct(r["accuracy"]), _pct(r["macro_f1"]), f"{r['train_seconds'] / 60:.1f}",
+                     f"{r['train_windows_per_s']:.0f}", by.get("finished_utc", "–")])
+    lines = [_table(["run", "model", "seed", "epochs trained", "best epoch", "test accuracy %", "test macro-F1 %",
+                     "training min", "train windows/s (median epoch)", "finished (UTC)"], rows)]
+    if result["missing"]:
+        lines += ["", f"Not finished (not in any table): {', '.join(result['missing'])}."]
+    return lines
+
+
+def _deployment_table(result: dict) -> list[str]:
+    prof = result["profile"]
+    if prof is None:
+        return ["No latency profile: give `--profile PATH/profile.json` (a `jazbat profile` result) or install the "
+                "latency profiler (`pip install -e '.[export]'`) and rerun."]
+    rows, mismatch = [], []
+    for m in result["models"]:
+        p = m["profile"]
+        if p is None:
+            rows.append([m["label"], "not in the profile"] + ["–"] * 10)
+            continue
+        if (p["params_total"], p["macs"]) != (m["params_total"], m["macs"]):
+            mismatch.append(m["label"])
+        a, mem, lat = p["artifact_bytes"], p["memory_bytes"], p["latency_median_ms"]
+        rows.append([m["label"], f"{p['origin']}; {p['params_total']:,} params, {p['macs']:,} MACs",
+                     _kb(a.get("tflite_fp32")), _kb(a.get("tflite_dynamic_int8")), _kb(a.get("onnx")),
+                     _kb(mem["jax_xla_temp"]), _kb(mem["onnxruntime_activation_peak"]),
+                     _kb(mem["tflite_heap_growth_xnnpack"]), _ms(lat.get("jax")), _ms(lat.get("tflite")),
+                     _ms(lat.get("tflite_dynamic_int8")), _ms(lat.get("onnx"))])
+    lines = [_table(["model", "profiled model", "TFLite FP32 KB", "TFLite dyn-INT8 KB", "ONNX KB",
+                     "JAX XLA temp KB", "ONNX Runtime activation peak KB", "TFLite heap growth (XNNPACK) KB",
+                     "JAX ms", "TFLite FP32 ms", "TFLite dyn-INT8 ms", "ONNX Runtime ms"], rows), "",
+             f"Batch 1, median latency. Protocol: {prof.get('protocol')}. KB = 1,000 bytes. Activation memory: "
+             "XLA `memory_analysis()` temp bytes; ONNX Runtime's arena peak during a run; the C heap's growth across "
+             "TFLite's `allocate_tensors()` with XNNPACK (docs/export.md, deployment profile)."]
+    if mismatch:
+        folders = " ".join(f"{result['out']}/runs/{m['arch']}-s{m['seeds'][0]}" for m in result["models"])
+        lines += ["", f"**The profiled model differs from the trained one** for {', '.join(mismatch)} (parameters or "
+                  "MACs above): the profile timed another configuration (e.g. `jazbat profile`'s 6-class defaults), "
+                  "and the figure's latency panel shows those times. For figures of the trained models, profile their "
+                  f"run folders: `jazbat profile --models {folders} --batch 1 --ops --out DIR`, then "
+                  "`--profile DIR/profile.json`."]
+    return lines
+
+
+def _provenance_lines(result: dict, command: str, load_now: list[float] | None, machine: dict) -> list[str]:
+    lines = [f"- **This report** (tables, parameters, MACs, bootstrap intervals, figure): `{command}`, "
+             f"{result['created_utc']}, {_machine(machine)}; load average (1/5/15 min) {_loads(load_now)}."]
+    by_command: dict[str, list[dict]] = {}
+    for r in result["runs"]:
+        if r["trained_by"]:
+            by_command.setdefault(r["trained_by"]["command"], []).append(r)
+    for cmd, rs in by_command.items():
+        for r in rs:
+            t = r["trained_by"]
+            lines.append(f"- **{r['run']}** (accuracy, macro-F1, epochs, training time): finished by `{cmd}` at "
+                         f"{t['finished_utc']}{' (resumed)' if t.get('resumed') else ''}, {t['wall_s'] / 60:.1f} min "
+                         f"in that invocation, {_machine(t.get('machine'))}; {_when(t)}.")
+    untracked = [r["run"] for r in result["runs"] if not r["trained_by"]]
+    if untracked:
+        lines.append(f"- {', '.join(untracked)}: finished outside `jazbat accuracy-cost` (no trained_by.json).")
+    prof = result["profile"]
+    if prof:
+        lines.append(f"- **Exported files** (sizes, activation memory, latency): `{prof['command']}`, "
+                     f"{prof['created_utc']}, {_machine(prof.get('machine'))}; {_when(prof)}; read from "
+                     f"`{prof['path']}`.")
+    lines.append("- Timings were taken on a machine other work may share: compare them within one report, and read "
+                 "a busy machine's figures as upper bounds.")
+    return lines
+
+
+def render(result: dict, command: str, load_now: list[float] | None, machine: dict) -> str:
+    lines = ["# Accuracy against complexity: Jazbat-Net and S-754 on WISDM 2019 (watch, subject split)", "",
+             SURROGATE_NOTE, "", "## Setup", "", *_setup_lines(result), "",
+             "## Accuracy and complexity", "", *_summary_table(result), "",
+             "![accuracy against MACs and latency](pareto.png)", "",
+             "## Runs", "", *_runs_table(result), "",
+             "## Exported files: size, activation memory and latency", "", *_deployment_table(result), "",
+             "## How these numbers were made", "", *_provenance_lines(result, command, load_now, machine), ""]
+    return "\n".join(lines)
+
+
+def plot(result: dict, path: Path) -> Path:
+    """Pooled test accuracy with its 95% interval against MACs and against batch-1 latency (log x)."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import LogLocator, NullFormatter
+
+    fig = Figure(figsize=(11, 4.6))
+    ax_macs, ax_lat = fig.subplots(1, 2)
+    runtime = next((rt for rt in PLOT_RUNTIMES if all((m["profile"] or {}).get("latency_median_ms", {}).get(rt)
+                                                      for m in result["models"])), None)
+    for ax, key in ((ax_macs, "macs"), (ax_lat, runtime)):
+        xs, notes = [], set()
+        for m in result["models"]:
+            x = m["macs"] / 1e6 if key == "macs" else (m["profile"]["latency_median_ms"][key] if key else None)
+            if x is None:
+                continue
+            p = m["pooled"]
+            y = 100 * p["accuracy"]
+            err = None if p["ci"] is None else [[y - 100 * p["ci"][0]], [100 * p["ci"][1] - y]]
+            marker, colour = STYLE[m["arch"]]
+            ax.errorbar([x], [y], yerr=err, fmt=marker, color=colour, markersize=9, capsize=5, elinewidth=1.5,
+                        label=f"{m['label']} ({m['params_total'] / 1e3:,.1f}K params)")
+            ax.annotate(m["label"], (x, y), xytext=(8, 6), textcoords="offset points", fontsize=9)
+            xs.append(x)
+            if p["ci"] is None:
+                notes.add("no interval: a single test participant")
+            if key != "macs" and (m["profile"]["params_total"], m["profile"]["macs"]) != (m["params_total"], m["macs"]):
+                notes.add("latency of another configuration than the trained model (see report.md)")
+        if not xs:
+            ax.text(0.5, 0.5, "no latency profile\n(see report.md)", ha="center", va="center", transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
+        ax.set_xscale("log")
+        ax.set_xlim(min(xs) / 2.5, max(xs) * 2.5)
+        ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.xaxis.set_major_formatter(lambda v, _: f"{v:g}")
+        ax.margins(y=0.2)  # room for the labels above the markers
+        ax.set_ylabel("pooled test accuracy (%)")
+        if notes:
+            ax.text(0.02, 0.02, "\n".join(sorted(notes)), transform=ax.transAxes, fontsize=8, color="#555555")
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+    ax_macs.set_xlabel("MACs per window (millions, log scale)")
+    ax_macs.set_title("Accuracy against compute", fontsize=10)
+    if runtime:
+        ax_lat.set_xlabel(f"median batch-1 latency (ms, log scale)\n{RUNTIME_LABELS[runtime]}")
+        ax_lat.set_title("Accuracy against latency (this machine)", fontsize=10)
+    s = result["settings"]
+    fig.suptitle(f"WISDM 2019 watch |a|, subject split, window {s['window']} step {s['step']}, "
+                 f"{len(s['seeds'])} seed(s) pooled ({result['created_utc']})\n"
+                 "error bars: 95% bootstrap interval over test participants; S-754 is a complexity-matched "
+                 "surrogate of [9], not [9]'s network", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def write_report(s: Settings, out: Path, command: str, profile_path: Path | None = None) -> Path:
+    """Write OUT/accuracy_cost.json, OUT/report.md and OUT/pareto.png from the finished runs; the report's path."""
+    out = Path(out)
+    result = collect(s, out, profile_path)
+    if not result["runs"]:
+        raise ValueError(f"no finished run in {out / 'runs'}: train first (without --report-only)")
+    machine, load_now = machine_info(), load_average()
+    write_json(out / "accuracy_cost.json", {**result, "command": command, "machine": machine, "load_average": load_now})
+    plot(result, out / "pareto.png")
+    return write_atomically(out / "report.md", render(result, command, load_now, machine))
+
+
+def run(s: Settings, out: str | Path, command: str, progress: bool = True, together: bool = False,
+        profile: Path | None = None, latency: bool = True, latency_runs: int = 100, latency_warmup: int = 5,
+        report_only: bool = False, log: Callable[[str], None] = print) -> Path:
+    """Train what is missing, profile the exported models, write the report; the report's path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started, load_start, t0 = _now(), load_average(), time.perf_counter()
+    done = {"trained": [], "skipped": []} if report_only else train_runs(s, out, command, progress, together, log)
+    profile_path = latency_profile(s, out, profile, latency and not report_only, latency_runs, latency_warmup, log)
+    path = write_report(s, out, command, profile_path)
+    with open(out / "invocations.jsonl", "a") as f:
+        f.write(json.dumps({"command": command, "started_utc": started, "finished_utc": _now(),
+                            "wall_s": round(time.perf_counter() - t0, 1), **done, "machine": machine_info(),
+                            "load_average_start": load_start, "load_average_end": load_average()}) + "\n")
+    return path

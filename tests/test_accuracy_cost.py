@@ -1,0 +1,167 @@
+"""`jazbat accuracy-cost` end to end on the bundled WISDM sample (windows of 32 samples, 200 windows, 1 epoch):
+run folders, report, figure, skipping finished runs, resuming a killed one, and the report's numbers
+against the runs' own final_eval.json."""
+import json
+from pathlib import Path
+
+import pytest
+
+from jazbat_jax import complexity
+from jazbat_jax.cli import main
+from jazbat_jax.experiments import accuracy_cost
+from jazbat_jax.model import model_from_config
+
+# A real `jazbat profile` result committed with the docs (6-class models at window 256).
+PROFILE = Path(__file__).resolve().parents[1] / "docs" / "export-profile" / "profile.json"
+TINY = ["--sample", "--window", "32", "--step", "64", "--max-windows", "200", "--epochs", "1", "--seeds", "0",
+        "--no-progress"]
+
+
+def _row(table_text: str, first_cell: str) -> list[str]:
+    """The cells of the Markdown table row whose first cell is ``first_cell``."""
+    for line in table_text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells and cells[0] == first_cell:
+            return cells
+    raise AssertionError(f"no table row {first_cell!r}")
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    out = tmp_path_factory.mktemp("accuracy-cost") / "out"
+    assert main(["accuracy-cost", "--out", str(out), *TINY, "--profile", str(PROFILE)]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_runs_report_and_figure(done):
+    for name in ("jazbat_net-s0", "sota_surrogate-s0"):
+        run = done / "runs" / name
+        for f in ("final_eval.json", "test_predictions.npz", "metrics.jsonl", "trained_by.json"):
+            assert (run / f).exists(), f"{name}/{f}"
+        assert json.loads((run / "trained_by.json").read_text())["command"].startswith("jazbat accuracy-cost --out")
+    png = (done / "pareto.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+    report = (done / "report.md").read_text()
+    assert "complexity-matched surrogate" in report and "not the published network" in report
+    assert "bundled with the package: a functional check, not a result" in report
+    assert "(busy" in report or "load average" in report
+
+
+@pytest.mark.slow
+def test_table_numbers_equal_the_runs_final_eval(done):
+    report = (done / "report.md").read_text()
+    numbers = json.loads((done / "accuracy_cost.json").read_text())
+    for arch in ("jazbat_net", "sota_surrogate"):
+        run = done / "runs" / f"{arch}-s0"
+        final = json.loads((run / "final_eval.json").read_text())
+        acc, f1 = final["report"]["accuracy"], final["report"]["macro"]["f1"]
+        row = next(r for r in numbers["runs"] if r["run"] == run.name)
+        assert (row["accuracy"], row["macro_f1"], row["checkpoint_epoch"]) == (acc, f1, final["checkpoint_epoch"])
+        cells = _row(report, run.name)
+        assert cells[5:7] == [f"{100 * acc:.2f}", f"{100 * f1:.2f}"]
+        # One seed: the mean is that run's value, no SD, and the pooled accuracy is the run's accuracy.
+        model = next(m for m in numbers["models"] if m["arch"] == arch)
+        assert model["accuracy"] == {"mean": acc, "sd": None} and model["pooled"]["accuracy"] == acc
+        summary = _row(report, accuracy_cost.LABELS[arch])
+        cost = complexity.count(model_from_config(json.loads((run / "config.json").read_text())["model"]))
+        assert summary[1:5] == [f"{cost.total:,}", f"{cost.macs:,}", "1", f"{100 * acc:.2f}"]
+        assert summary[5] == f"{100 * f1:.2f}" and summary[6].startswith(f"{100 * acc:.2f} ")
+
+
+@pytest.mark.slow
+def test_profile_figures_and_the_configuration_they_timed(done):
+    report = (done / "report.md").read_text()
+    profile = json.loads(PROFILE.read_text())
+    jazbat = next(m for m in profile["models"] if m["name"] == "jazbat_net_1d")
+    deployment = report.split("## Exported files")[1]
+    cells = _row(deployment, "Jazbat-Net")
+    assert cells[2] == f"{jazbat['artifact_bytes']['tflite_fp32'] / 1e3:,.1f}"
+    tflite = next(t for t in jazbat["latency"] if t["runtime"] == "tflite" and t["batch"] == 1)
+    assert cells[9] == f"{tflite['median_ms']:.3f}"
+    # The committed profile timed the 6-class models at window 256, not these 18-class window-32 runs: said so.
+    assert "The profiled model differs from the trained one" in deployment
+    assert (done / "profile" / "profile.json").read_text() == PROFILE.read_text()
+
+
+@pytest.mark.slow
+def test_an_interval_is_shown_where_there_is_one(done, tmp_path):
+    """The sample's test part has one participant (no interval); the real split has several: render that case."""
+    result = json.loads((done / "accuracy_cost.json").read_text())
+    for m in result["models"]:
+        m["pooled"]["ci"] = [m["pooled"]["accuracy"] - 0.01, m["pooled"]["accuracy"] + 0.02]
+    text = accuracy_cost.render(result, "jazbat accuracy-cost", [1.0, 1.0, 1.0], result["machine"])
+    m = result["models"][0]
+    low, high = (f"{100 * v:.2f}" for v in m["pooled"]["ci"])
+    assert _row(text, m["label"])[6] == f"{100 * m['pooled']['accuracy']:.2f} [{low}, {high}]"
+    assert "No interval where" not in text
+    assert accuracy_cost.plot(result, tmp_path / "p.png").stat().st_size > 20_000
+
+
+@pytest.mark.slow
+def test_second_call_skips_finished_runs(done):
+    stamps = {p: p.stat().st_mtime_ns for p in (done / "runs").glob("*/final_eval.json")}
+    assert len(stamps) == 2
+    assert main(["accuracy-cost", "--out", str(done), *TINY, "--no-latency"]) == 0
+    last = json.loads((done / "invocations.jsonl").read_text().splitlines()[-1])
+    assert last["trained"] == [] and sorted(last["skipped"]) == ["jazbat_net-s0", "sota_surrogate-s0"]
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert "TFLite FP32 ms" in (done / "report.md").read_text()  # the cached profile is still reported
+
+
+@pytest.mark.slow
+def test_seeds_trained_together_in_one_program(tmp_path):
+    out = tmp_path / "out"
+    assert main(["accuracy-cost", "--out", str(out), "--archs", "jazbat_net", *TINY, "--seeds", "0", "1",
+                 "--together", "--no-latency"]) == 0
+    numbers = json.loads((out / "accuracy_cost.json").read_text())
+    for seed in (0, 1):
+        run = out / "runs" / f"jazbat_net-s{seed}"
+        assert json.loads((run / "trained_by.json").read_text())["runs_in_program"] == 2
+        final = json.loads((run / "final_eval.json").read_text())
+        row = next(r for r in numbers["runs"] if r["run"] == run.name)
+        assert (row["accuracy"], row["macro_f1"]) == (final["report"]["accuracy"], final["report"]["macro"]["f1"])
+    (model,) = numbers["models"]
+    accs = [r["accuracy"] for r in numbers["runs"]]
+    assert model["seeds"] == [0, 1] and model["accuracy"]["mean"] == pytest.approx(sum(accs) / 2)
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_and_other_settings_are_refused(tmp_path, capsys):
+    """A run folder left after epoch 1 of 2 is resumed, not restarted; a changed setting is refused in one line."""
+    from jazbat_jax.train import trainer
+    from jazbat_jax.train.loop import FitOptions
+
+    out = tmp_path / "out"
+    settings = accuracy_cost.Settings(archs=("jazbat_net",), seeds=(0,), root="bundled", window=32, step=64,
+                                      max_windows=200, epochs=2)
+    folder = accuracy_cost.run_folder(out, "jazbat_net", 0)
+    config = accuracy_cost.run_config(settings, "jazbat_net", 0)
+    trainer.pretrain(config, folder, options=FitOptions(progress=False, plots=False, stop_after_epoch=1))
+    assert not accuracy_cost.finished(folder, config)
+    args = ["accuracy-cost", "--out", str(out), "--archs", "jazbat_net", *TINY, "--epochs", "2", "--no-latency"]
+    assert main(args) == 0
+    assert json.loads((folder / "trained_by.json").read_text())["resumed"] is True
+    epochs = [json.loads(line)["epoch"] for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2] and accuracy_cost.finished(folder, config)
+    assert "No latency profile" in (out / "report.md").read_text()
+    assert [m["arch"] for m in json.loads((out / "accuracy_cost.json").read_text())["models"]] == ["jazbat_net"]
+    capsys.readouterr()
+    assert main([*args, "--lr", "0.01"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("jazbat accuracy-cost: error: cannot resume") and "learning_rate" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_bad_options_are_one_line_errors(tmp_path, capsys):
+    out = str(tmp_path / "out")
+    assert main(["accuracy-cost", "--out", out, *TINY, "--seeds", "0", "0", "--report-only"]) == 1
+    assert "seeds must be distinct" in capsys.readouterr().err
+    assert main(["accuracy-cost", "--out", out, *TINY, "--report-only"]) == 1
+    assert "no finished run" in capsys.readouterr().err
+    assert main(["accuracy-cost", "--out", out, *TINY, "--profile", str(tmp_path / "missing.json"),
+                 "--report-only"]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["accuracy-cost", "--archs", "resnet"])
+    assert e.value.code == 2
