@@ -10,7 +10,10 @@ def test_profiles():
     q, f = config.load_config("quick"), config.load_config("full")
     assert q["grid"]["inputs"] == ["1d"] and q["grid"]["pretraining"] == ["none", "watch"]
     assert q["grid"]["protocols"] == ["subject", "random"] and q["data_root"] == "bundled"
-    assert f["grid"]["inputs"] == ["1d", "3d", "6d"] and f["grid"]["pretraining"] == ["none", "watch", "phone"]
+    assert f["grid"]["inputs"] == ["1d", "3d", "6d"] and f["grid"]["pretraining"] == ["none", "none_k18", "watch", "phone"]
+    assert q["grid"]["labels"] == f["grid"]["labels"] == ["true", "permuted"]  # the control beside every cell
+    assert (q["grid"]["random_steps"], f["grid"]["random_steps"]) == (None, [16, 64])
+    assert config.pretrain_seeds(q) == [0] and config.pretrain_seeds(f) == [0, 1, 2]
     assert (f["pretrain"]["epochs"], f["finetune"]["epochs"]) == (40, 90)  # the paper's epochs
     assert (f["pretrain"]["step"], f["target"]["step"]) == (32, 16)  # the paper's steps
     assert config.load_config() == q  # quick is the default
@@ -33,6 +36,10 @@ def test_toml_and_json_merge(tmp_path):
     ('[grid]\nprotocols = ["time"]\n', "grid.protocols"),
     ('[grid]\nfolds = [5]\n', "grid.folds"),
     ('[grid]\nseeds = []\n', "grid.seeds"),
+    ('[grid]\nlabels = ["permuted"]\n', "must include 'true'"),
+    ('[grid]\nrandom_steps = [0]\n', "grid.random_steps"),
+    ('[pretrain]\nseeds = [1, 1]\n', "pretrain.seeds"),
+    ('[baseline]\nfit_on = "all"\n', "baseline.fit_on"),
     ('[target]\ndataset = "seecs"\n', "needs target.root"),
     ('[pretrain]\nactivities = "ABN"\n', "pretrain.activities"),
     ('[grdi]\ninputs = ["1d"]\n', "unknown config key 'grdi'"),
@@ -62,5 +69,6 @@ def test_job_ids_are_stable_and_readable():
     assert a[0].id.startswith("wisdm-watch-1d-")
     assert any(j.id.startswith("quiroz-1d-none-subject-f0-s0-") for j in a)
     assert "bundled" == a[0].settings["data_root"]  # location-independent: a moved checkout reuses its results
-    # quick: 1 trunk + 2 protocols × 3 folds × (forest + 2 deep)
-    assert len(a) == 1 + 2 * 3 * 3
+    # quick: 1 trunk + 2 protocols × 3 folds × 2 labels (true, permuted) × (forest + 2 deep),
+    # plus 2 identity probes per random fold
+    assert len(a) == 1 + 2 * 3 * 2 * 3 + 3 * 2
