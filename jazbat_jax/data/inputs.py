@@ -10,9 +10,10 @@ model's channels are:
 
 ``gravity`` says whether the raw acceleration includes gravity (WISDM, SEECS phones) or not
 (Quiroz 2018's watch gives linear acceleration). A model trained on one cannot read the other:
-a recording whose mean acceleration vector says otherwise is refused (``check_gravity``). ``gravity_removal`` says how gravity was
-taken out when a loader did it (``data.matching``), and ``resampled_from_hz`` the rate the data
-had before a loader resampled them to ``rate_hz``; both are absent when nothing was done.
+a recording whose mean acceleration vector says otherwise is refused (``check_gravity``).
+``gravity_removal`` says how gravity was taken out when a loader did it (``data.matching``), and
+``resampled_from_hz`` the rate the data had before a loader resampled them to ``rate_hz``; both
+are absent when nothing was done.
 """
 from __future__ import annotations
 

@@ -57,8 +57,8 @@ def highpass_segments(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """High-pass every column of ``x`` (n, k) inside each segment; returns (float32 copy, report).
 
-    ``rate_hz`` is one rate for all segments or one per segment (WISDM blocks run at 20, 25 or
-    50 Hz). A segment too short for the filter's edge padding (a fraction of a second, never a
+    ``rate_hz`` is one rate for all segments or one per segment (WISDM blocks run at 20, 25, 50 or
+    100 Hz). A segment too short for the filter's edge padding (a fraction of a second, never a
     window) has its mean subtracted instead, and is counted in the report.
     """
     x = np.asarray(x)

@@ -357,7 +357,7 @@ def load_wisdm(
     report["segment_cuts"] = cuts
     raw = acc["xyz"]
     if remove_gravity:
-        # Before resampling and windowing, each segment at its own clock rate (blocks run at 20, 25 or 50 Hz).
+        # Before resampling and windowing, each segment at its own clock rate (blocks run at 20, 25, 50 or 100 Hz).
         seg_hz = segment_rates(acc["timestamp"], seg_start, seg_len, rates["median_hz"])
         raw = raw.copy()
         raw[:, :3], report["gravity_removal"] = highpass_segments(raw[:, :3], seg_start, seg_len, seg_hz)
