@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from jazbat_jax.data.config import ConfigError, DataConfig, SplitConfig, load_windows
+from jazbat_jax.data.config import SCHEMA, ConfigError, DataConfig, SplitConfig, load_windows
 from jazbat_jax.data.inputs import G, InputSpec
 from jazbat_jax.data.matching import (
     GRAVITY_REMOVAL, highpass_segments, highpass_sos, resample_poly_segments, resample_ratio,
@@ -78,7 +78,7 @@ def test_resample_length_rate_and_recordings():
 def test_config_round_trip_and_defaults_not_stored():
     # The default dictionary, key for key, as configurations made before these fields stored it: job ids stay.
     assert DataConfig().to_dict() == {
-        "schema": 1, "dataset": "wisdm", "root": None, "input_kind": "1d", "mag_mode": "norm_minus_g",
+        "schema": SCHEMA, "dataset": "wisdm", "root": None, "input_kind": "1d", "mag_mode": "norm_minus_g",
         "window": 256, "step": 32, "device": "watch", "activities": None, "subjects": None, "max_windows": None,
         "on_bad_line": "raise", "split": {"protocol": "subject", "test_fraction": 0.2, "val_fraction": 0.1,
                                           "seed": 0, "n_folds": None, "fold": None}}
