@@ -94,3 +94,15 @@ def test_input_variants(tmp_path):
         p.write_text(text)
         with pytest.raises(config.ConfigError, match=match):
             config.load_config(None, p)
+
+
+def test_input_variants_get_a_folder_and_report_each(tmp_path):
+    from jazbat_jax.cli import main
+
+    p = tmp_path / "v.toml"
+    p.write_text('[grid]\ninput_variants = ["paper", "matched"]\n')
+    assert main(["experiments", "--config", str(p), "--results", str(tmp_path / "r"), "--report-only"]) == 0
+    paper, matched = ((tmp_path / "r" / v / "report.md").read_text() for v in ("paper", "matched"))
+    assert "**Inputs**: WISDM acceleration as recorded (with gravity); the target as recorded." in paper
+    assert "with gravity removed (zero-phase Butterworth high-pass, order 4 at 0.3 Hz" in matched
+    assert "resampled from ~25 Hz to 20 Hz" in matched
