@@ -72,3 +72,37 @@ def test_job_ids_are_stable_and_readable():
     # quick: 1 trunk + 2 protocols × 3 folds × 2 labels (true, permuted) × (forest + 2 deep),
     # plus 2 identity probes per random fold
     assert len(a) == 1 + 2 * 3 * 2 * 3 + 3 * 2
+
+
+def test_input_variants(tmp_path):
+    plain = config.load_config("quick")
+    assert config.input_variants(plain) == [(None, plain)]  # the default: one grid, the inputs as configured
+    p = tmp_path / "v.toml"
+    p.write_text('[grid]\ninput_variants = ["paper", "matched"]\n')
+    (paper_name, paper), (matched_name, matched) = config.input_variants(config.load_config(None, p))
+    assert (paper_name, matched_name) == ("paper", "matched")
+    assert [j.id for j in grid.plan(paper)] == [j.id for j in grid.plan(plain)]  # the paper's cells keep their ids
+    jobs = grid.plan(matched)
+    assert not {j.id for j in jobs} & {j.id for j in grid.plan(plain)}
+    assert jobs[0].settings["run"]["data"]["gravity"] == "removed"
+    assert all(j.settings["run"]["data"]["resample_hz"] == 20.0 for j in jobs if j.kind == "deep")
+    for text, match in [('[grid]\ninput_variants = ["fancy"]\n', "grid.input_variants"),
+                        ('[grid]\ninput_variants = ["matched"]\n[pretrain]\ngravity = "removed"\n', "leave those two"),
+                        ('[pretrain]\ngravity = "off"\n', "pretrain.gravity"),
+                        ('[target]\nresample_hz = 0\n', "target.resample_hz must be"),
+                        ('[target]\ndataset = "seecs"\nroot = "x"\nresample_hz = 20\n', "is for the Quiroz walks")]:
+        p.write_text(text)
+        with pytest.raises(config.ConfigError, match=match):
+            config.load_config(None, p)
+
+
+def test_input_variants_get_a_folder_and_report_each(tmp_path):
+    from jazbat_jax.cli import main
+
+    p = tmp_path / "v.toml"
+    p.write_text('[grid]\ninput_variants = ["paper", "matched"]\n')
+    assert main(["experiments", "--config", str(p), "--results", str(tmp_path / "r"), "--report-only"]) == 0
+    paper, matched = ((tmp_path / "r" / v / "report.md").read_text() for v in ("paper", "matched"))
+    assert "**Inputs**: WISDM acceleration as recorded (with gravity); the target as recorded." in paper
+    assert "with gravity removed (zero-phase Butterworth high-pass, order 4 at 0.3 Hz" in matched
+    assert "resampled from ~25 Hz to 20 Hz" in matched

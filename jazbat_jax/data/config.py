@@ -23,6 +23,9 @@ from .wisdm import ACTIVITY_CODES, DEVICES
 SCHEMA = 2
 DATASETS = ("wisdm", "quiroz", "seecs")
 LABELS = ("true", "permuted")  # permuted: the leakage control of data.controls
+# as_recorded: the accelerometer as the dataset gives it; removed: high-passed per recording (data.matching),
+# for datasets whose accelerometer includes gravity (WISDM, SEECS), so that their input matches Quiroz's.
+GRAVITY_MODES = ("as_recorded", "removed")
 # Each dataset's folder inside a data root (../shared/data, $JAZBAT_DATA_ROOT or the bundled sample).
 DATASET_FOLDERS = {"wisdm": "wisdm2019", "quiroz": "quiroz2018_emotion_walking"}
 # The paper's window strides: 32 samples for WISDM, 16 for the emotion data.
@@ -78,6 +81,8 @@ class DataConfig:
     split: SplitConfig = SplitConfig()
     labels: str = "true"  # true | permuted among each participant's recordings (data.controls)
     label_seed: int = 0  # the permutation's seed
+    gravity: str = "as_recorded"  # as_recorded | removed (WISDM, SEECS: a high-pass per recording, data.matching)
+    resample_hz: float | None = None  # Quiroz only: resample each walk from ~25 Hz to this rate (e.g. WISDM's 20)
 
     def __post_init__(self):
         _check(self.dataset in DATASETS, f"dataset must be one of {DATASETS}, got {self.dataset!r}")
@@ -98,6 +103,19 @@ class DataConfig:
         _check(self.max_windows is None or self.max_windows >= 10, f"max_windows must be >= 10, got {self.max_windows}")
         _check(self.labels in LABELS, f"labels must be one of {LABELS}, got {self.labels!r}")
         _check(self.on_bad_line in ("raise", "skip"), f"on_bad_line must be 'raise' or 'skip', got {self.on_bad_line!r}")
+        _check(self.gravity in GRAVITY_MODES, f"gravity must be one of {GRAVITY_MODES}, got {self.gravity!r}")
+        _check(self.gravity == "as_recorded" or self.dataset != "quiroz",
+               "Quiroz 2018 already holds linear acceleration (the watch removed gravity): leave gravity at "
+               "'as_recorded' for it")
+        _check(self.gravity == "as_recorded" or self.input_kind != "1d" or self.mag_mode != "paper_literal",
+               "mag_mode 'paper_literal' needs gravity in the signal: with gravity 'removed' the 1D input is |a_lin| "
+               "(use mag_mode 'norm')")
+        if self.resample_hz is not None:
+            _check(self.dataset == "quiroz",
+                   f"resample_hz is for the Quiroz walks (no timestamps, ~25 Hz); {self.dataset} is used at its "
+                   "recorded rate: leave resample_hz unset")
+            object.__setattr__(self, "resample_hz", float(self.resample_hz))
+            _check(self.resample_hz > 0, f"resample_hz must be > 0, got {self.resample_hz}")
         _check(self.dataset != "seecs" or self.root not in (None, BUNDLED),
                "the SEECS data are not public and not bundled: give the folder of your SEECS-layout copy "
                "(--data-root); see docs/data.md for the layout")
@@ -110,8 +128,13 @@ class DataConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["subjects"] = list(self.subjects) if self.subjects is not None else None
-        if self.labels == "true":  # not stored at its default, so that configurations made before it keep their hash
+        # Fields added later are not stored at their defaults, so that configurations made before them keep their hash.
+        if self.labels == "true":
             del d["labels"], d["label_seed"]
+        if self.gravity == "as_recorded":
+            del d["gravity"]
+        if self.resample_hz is None:
+            del d["resample_hz"]
         return {"schema": SCHEMA, **d}
 
     @classmethod
@@ -153,12 +176,13 @@ def load_windows(config: DataConfig) -> WindowSet:
 
     root = resolve_root(config)
     common = dict(input_kind=config.input_kind, mag_mode=config.mag_mode, window=config.window, step=config.step)
+    remove_gravity = config.gravity == "removed"
     if config.dataset == "wisdm":
         return wisdm.load_wisdm(root, device=config.device, activities=config.activities, subjects=config.subjects,
-                                on_bad_line=config.on_bad_line, **common)
+                                on_bad_line=config.on_bad_line, remove_gravity=remove_gravity, **common)
     if config.dataset == "quiroz":
-        return quiroz.load_quiroz(root, participants=config.subjects, **common)
-    ws = seecs.load_seecs(root, **common)
+        return quiroz.load_quiroz(root, participants=config.subjects, resample_hz=config.resample_hz, **common)
+    ws = seecs.load_seecs(root, remove_gravity=remove_gravity, **common)
     if config.subjects is not None:
         keep = np.flatnonzero(np.isin(ws.subject, np.asarray(config.subjects)))
         if not len(keep):

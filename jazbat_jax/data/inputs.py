@@ -10,7 +10,10 @@ model's channels are:
 
 ``gravity`` says whether the raw acceleration includes gravity (WISDM, SEECS phones) or not
 (Quiroz 2018's watch gives linear acceleration). A model trained on one cannot read the other:
-a recording whose mean |a| says otherwise is refused.
+a recording whose mean acceleration vector says otherwise is refused (``check_gravity``).
+``gravity_removal`` says how gravity was taken out when a loader did it (``data.matching``), and
+``resampled_from_hz`` the rate the data had before a loader resampled them to ``rate_hz``; both
+are absent when nothing was done.
 """
 from __future__ import annotations
 
@@ -30,8 +33,11 @@ MAG_MODES = ("norm_minus_g", "norm", "paper_literal")
 GRAVITY = ("included", "removed")
 ACC_COLUMNS = ("ax", "ay", "az")
 GYRO_COLUMNS = ("gx", "gy", "gz")
-# Mean |a| over a recording that separates "includes gravity" (about 9.8) from "linear" (about 0-3 when walking).
-GRAVITY_THRESHOLD = G / 2
+# Length of the mean acceleration vector that separates "includes gravity" from "linear". Gravity is the
+# recording's constant part (about 9.8 m/s² while the device is held still, less when it turns); linear
+# acceleration averages to about 0 however vigorous the movement. The mean of |a| cannot tell them apart:
+# a jogging wrist's |a_lin| averages more than g. docs/data.md gives the values measured on both datasets.
+GRAVITY_THRESHOLD = G / 4
 
 
 def acc_magnitude(xyz: np.ndarray, mode: str = "norm_minus_g", g: float = G) -> np.ndarray:
@@ -58,6 +64,8 @@ class InputSpec:
     accel_units: str = "m/s^2"
     gyro_units: str | None = None  # 6d only
     rate_hz: float | None = None  # nominal sampling rate of the training data
+    gravity_removal: str | None = None  # how a loader removed gravity (None: as recorded)
+    resampled_from_hz: float | None = None  # the rate before a loader resampled to rate_hz (None: not resampled)
 
     def __post_init__(self):
         if self.kind not in INPUT_KINDS:
@@ -68,6 +76,8 @@ class InputSpec:
             raise ValueError("a magnitude mode is given for 1d inputs, and only for them")
         if self.magnitude is not None and self.magnitude not in MAG_MODES:
             raise ValueError(f"magnitude must be one of {MAG_MODES}, got {self.magnitude!r}")
+        if self.gravity_removal is not None and self.gravity != "removed":
+            raise ValueError("gravity_removal says how gravity was removed: give it only with gravity='removed'")
 
     @property
     def width(self) -> int:
@@ -93,19 +103,24 @@ class InputSpec:
         return np.ascontiguousarray(raw[:, : self.width], np.float32)
 
     def check_gravity(self, acc: np.ndarray, where: str = "the recording") -> None:
-        """Refuse acceleration whose mean |a| contradicts ``gravity`` (linear vs gravity-including)."""
-        mean_norm = float(np.linalg.norm(np.asarray(acc, np.float64)[:, :3], axis=1).mean()) if len(acc) else 0.0
-        includes = mean_norm > GRAVITY_THRESHOLD
+        """Refuse acceleration whose constant part contradicts ``gravity`` (linear vs gravity-including):
+        the length of its mean vector, |mean a|, is about g with gravity and about 0 without."""
+        acc = np.asarray(acc, np.float64)[:, :3]
+        dc = float(np.linalg.norm(acc.mean(axis=0))) if len(acc) else 0.0
+        includes = dc > GRAVITY_THRESHOLD
         if includes and self.gravity == "removed":
-            raise ValueError(f"{where}: mean |a| is {mean_norm:.2f} m/s², so its acceleration includes gravity, but "
-                             f"this model was trained on gravity-free linear acceleration; give linear acceleration")
+            raise ValueError(f"{where}: |mean a| is {dc:.2f} m/s², so its acceleration includes gravity, but this "
+                             "model was trained on gravity-free linear acceleration; give linear acceleration"
+                             + (f" ({self.gravity_removal})" if self.gravity_removal else ""))
         if not includes and self.gravity == "included":
-            raise ValueError(f"{where}: mean |a| is {mean_norm:.2f} m/s², so its acceleration is gravity-free, but "
-                             f"this model was trained on acceleration that includes gravity; give the raw accelerometer")
+            raise ValueError(f"{where}: |mean a| is {dc:.2f} m/s², so its acceleration is gravity-free, but this "
+                             "model was trained on acceleration that includes gravity; give the raw accelerometer")
 
     def describe(self) -> str:
         """One line for help texts, reports and artifact metadata."""
         gravity = "including gravity" if self.gravity == "included" else "gravity removed (linear acceleration)"
+        if self.gravity_removal:
+            gravity = f"gravity removed ({self.gravity_removal})"
         if self.kind == "1d":
             what = f"{self.magnitude} of (ax, ay, az) in {self.accel_units}, {gravity}"
         else:
@@ -113,10 +128,16 @@ class InputSpec:
             if self.gyro_units:
                 what += f"; rotation rate in {self.gyro_units}"
         rate = f" at {self.rate_hz:g} Hz" if self.rate_hz else ""
+        if self.resampled_from_hz:
+            rate += f" (resampled from {self.resampled_from_hz:g} Hz)"
         return f"{self.kind}: {what}{rate}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "raw_columns": list(self.raw_columns), "channels": list(self.channels),
+        d = dataclasses.asdict(self)
+        for k in ("gravity_removal", "resampled_from_hz"):  # absent when unused: older models' metadata stays as it was
+            if d[k] is None:
+                del d[k]
+        return {**d, "raw_columns": list(self.raw_columns), "channels": list(self.channels),
                 "description": self.describe()}
 
     @classmethod

@@ -25,6 +25,7 @@ import numpy as np
 
 from .core import WindowSet
 from .inputs import INPUT_KINDS, InputSpec
+from .matching import GRAVITY_REMOVAL, highpass_segments, segment_rates
 from .windows import contiguous_segments, make_windowset
 
 SEECS_EMOTIONS = ("happy", "fear", "sad", "disgust", "anger", "surprise")
@@ -103,38 +104,54 @@ def load_seecs(
     step: int = 16,
     mag_mode: str = "norm_minus_g",
     gap_factor: float = 3.0,
+    remove_gravity: bool = False,
 ) -> WindowSet:
     """Windows of SEECS-layout recordings; classes ``SEECS_EMOTIONS`` in that order.
 
     input_kind: '1d' acceleration magnitude (``mag_mode`` as for WISDM: the phone's
     accelerometer includes gravity), '3d' ax..az, '6d' + gx..gz. No resampling (the paper uses
-    75 Hz as recorded); the report gives the rates found.
+    75 Hz as recorded); the report gives the rates found. remove_gravity: high-pass ax..az in each
+    contiguous piece (``data.matching``), as for WISDM; the 1D input is then |a_lin|.
     """
     if input_kind not in INPUT_KINDS:
         raise ValueError(f"input_kind must be one of {INPUT_KINDS}, got {input_kind!r}")
+    if remove_gravity and input_kind == "1d" and mag_mode == "paper_literal":
+        raise ValueError("mag_mode='paper_literal' needs gravity in the signal; with remove_gravity the 1D input "
+                         "is |a_lin| (mag_mode 'norm')")
     recs = scan_seecs(root)
     arrays = [read_seecs_recording(p) for _, _, p in recs]
     lens = np.array([len(a) for a in arrays])
     data = np.concatenate(arrays)
     rec_id = np.repeat(np.arange(len(recs)), lens)
-    seg_start, seg_len, cuts = contiguous_segments([rec_id], (data[:, 0] * 1e6).astype(np.int64), gap_factor)
+    timestamp_ns = (data[:, 0] * 1e6).astype(np.int64)
+    seg_start, seg_len, cuts = contiguous_segments([rec_id], timestamp_ns, gap_factor)
     rates = [1000.0 / float(np.median(np.diff(a[:, 0]))) for a in arrays if len(a) > 1]
-    spec = InputSpec(input_kind, gravity="included", magnitude=mag_mode if input_kind == "1d" else None,
+    raw = data[:, 1:7]
+    removal = None
+    if remove_gravity:
+        seg_hz = segment_rates(timestamp_ns, seg_start, seg_len, float(np.median(rates)) if rates else SEECS_RATE_HZ)
+        raw = raw.copy()
+        raw[:, :3], removal = highpass_segments(raw[:, :3], seg_start, seg_len, seg_hz)
+    spec = InputSpec(input_kind, gravity="removed" if remove_gravity else "included",
+                     magnitude=("norm" if remove_gravity else mag_mode) if input_kind == "1d" else None,
                      gyro_units="rad/s" if input_kind == "6d" else None,
-                     rate_hz=round(float(np.median(rates)), 2) if rates else SEECS_RATE_HZ)
-    signal = spec.from_raw(data[:, 1:7])
+                     rate_hz=round(float(np.median(rates)), 2) if rates else SEECS_RATE_HZ,
+                     gravity_removal=GRAVITY_REMOVAL if remove_gravity else None)
+    signal = spec.from_raw(raw)
     r_of_seg = rec_id[seg_start]
     subj = np.array([s for s, _, _ in recs])[r_of_seg]
     label = np.array([SEECS_EMOTIONS.index(e) for _, e, _ in recs])[r_of_seg]
     short = {str(recs[r][2].relative_to(root)): int(n) for r, n in zip(r_of_seg, seg_len) if n < window}
     report: dict[str, Any] = {
         "dataset": "seecs", "root": str(root), "input_kind": input_kind,
-        "mag_mode": mag_mode if input_kind == "1d" else None, "recordings": len(recs),
+        "mag_mode": spec.magnitude, "recordings": len(recs),
         "subjects": sorted({s for s, _, _ in recs}), "rows": int(len(data)), "segment_cuts": cuts,
         "rates_hz_min_median_max": [round(min(rates), 2), round(float(np.median(rates)), 2), round(max(rates), 2)]
         if rates else None,
         "pieces_shorter_than_window_dropped": short,
     }
+    if removal is not None:
+        report["gravity_removal"] = removal
     return make_windowset(
         signal, seg_start, seg_len, label, subj, window=window, step=step, class_names=SEECS_EMOTIONS,
         channels=spec.channels, rate_hz=float(np.median(rates)) if rates else SEECS_RATE_HZ,

@@ -3,8 +3,8 @@
 Pipeline: load one stream per (device, sensor) -> clean (non-finite values, the 1629 double
 recording, the 1649 kicking/catch overlap) -> for 6D join accel and gyro of the same device on
 timestamps -> cut contiguous segments (never across subject, activity or a clock gap) ->
-optional resampling -> channels (1D magnitude / 3D / 6D) -> windows. Every drop is counted in
-``WindowSet.report``.
+optional gravity removal (a high-pass per segment, ``data.matching``) -> channels (1D magnitude /
+3D / 6D) -> optional resampling -> windows. Every drop is counted in ``WindowSet.report``.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import numpy as np
 from .core import WindowSet
 from .paths import data_root
 from .inputs import INPUT_KINDS, InputSpec
+from .matching import GRAVITY_REMOVAL, highpass_segments, segment_rates
 from .windows import contiguous_segments, make_windowset, resample_segments
 
 ACTIVITY_CODES = "ABCDEFGHIJKLMOPQRS"  # the dataset has no code N
@@ -298,6 +299,7 @@ def load_wisdm(
     on_bad_line: str = "raise",
     gap_factor: float = 3.0,
     supplement_incomplete: str = "keep",
+    remove_gravity: bool = False,
 ) -> WindowSet:
     """Windows of one WISDM device (phone or watch; their clocks cannot be aligned).
 
@@ -311,11 +313,17 @@ def load_wisdm(
     use_supplement / supplement_incomplete: packed layout only; add the phone-accel supplement
     (A,B,C,M) for subjects without a raw phone-accel file, keeping or dropping its cut-short
     blocks (``block_complete=False``). on_bad_line: raw layout only, 'raise' or 'skip'.
+    remove_gravity: high-pass ax, ay, az in each contiguous segment (``data.matching``) so that the
+    input is linear acceleration like Quiroz's; the gyro is left as it is, and the 1D input is then
+    |a_lin| (mag_mode 'paper_literal', which needs gravity in the signal, is refused).
     """
     if device not in DEVICES:
         raise ValueError(f"device must be 'phone' or 'watch' (never mixed), got {device!r}")
     if input_kind not in INPUT_KINDS:
         raise ValueError(f"input_kind must be one of {INPUT_KINDS}, got {input_kind!r}")
+    if remove_gravity and input_kind == "1d" and mag_mode == "paper_literal":
+        raise ValueError("mag_mode='paper_literal' needs gravity in the signal; with remove_gravity the 1D input "
+                         "is |a_lin| (mag_mode 'norm')")
     codes = ACTIVITY_CODES if activities is None else "".join(activities)
     unknown = [c for c in codes if c not in ACTIVITY_CODES]
     if unknown or len(set(codes)) != len(codes) or not codes:
@@ -347,10 +355,19 @@ def load_wisdm(
 
     seg_start, seg_len, cuts = contiguous_segments([acc["subject"], acc["activity"]], acc["timestamp"], gap_factor)
     report["segment_cuts"] = cuts
-    spec = InputSpec(input_kind, gravity="included", magnitude=mag_mode if input_kind == "1d" else None,
+    raw = acc["xyz"]
+    if remove_gravity:
+        # Before resampling and windowing, each segment at its own clock rate (blocks run at 20, 25, 50 or 100 Hz).
+        seg_hz = segment_rates(acc["timestamp"], seg_start, seg_len, rates["median_hz"])
+        raw = raw.copy()
+        raw[:, :3], report["gravity_removal"] = highpass_segments(raw[:, :3], seg_start, seg_len, seg_hz)
+        report["mag_mode"] = "norm of high-passed acceleration (gravity removed)" if input_kind == "1d" else None
+    spec = InputSpec(input_kind, gravity="removed" if remove_gravity else "included",
+                     magnitude=("norm" if remove_gravity else mag_mode) if input_kind == "1d" else None,
                      gyro_units="rad/s" if input_kind == "6d" else None,
-                     rate_hz=float(resample_hz) if resample_hz else rates["median_hz"])
-    signal = spec.from_raw(acc["xyz"])
+                     rate_hz=float(resample_hz) if resample_hz else rates["median_hz"],
+                     gravity_removal=GRAVITY_REMOVAL if remove_gravity else None)
+    signal = spec.from_raw(raw)
     # labels: position of the activity code in ``codes``
     lut = np.full(len(ACTIVITY_CODES), -1, np.int32)
     for i, c in enumerate(codes):

@@ -68,12 +68,17 @@ def cmd_experiments(args: argparse.Namespace) -> int:
     results = args.results or Path("runs") / f"experiments-{cfg['profile']}"
     command = _command_line(args)
     t0 = time.perf_counter()
-    if not args.report_only:
-        grid.run_grid(cfg, results, progress=not args.no_progress, command=command,
-                      runs_per_program=args.runs_per_program)
-    print("\n=== report: tables and figures from the results folder")
-    path = report.build_report(results, cfg, command=command)
-    print(f"report: {path} ({time.perf_counter() - t0:.0f} s)")
+    # grid.input_variants: one grid per variant, each in its own folder with its own report
+    for name, vcfg in config.input_variants(cfg):
+        folder = results / name if name else results
+        if name:
+            print(f"\n=== input variant {name!r}: {folder}")
+        if not args.report_only:
+            grid.run_grid(vcfg, folder, progress=not args.no_progress, command=command,
+                          runs_per_program=args.runs_per_program)
+        print("\n=== report: tables and figures from the results folder")
+        path = report.build_report(folder, vcfg, command=command)
+        print(f"report: {path} ({time.perf_counter() - t0:.0f} s)")
     return 0
 
 

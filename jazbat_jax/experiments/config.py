@@ -11,12 +11,14 @@ Sections::
     data_root    "bundled" (the sample shipped with the package) | "auto" (../shared/data or
                  $JAZBAT_DATA_ROOT, else the bundled sample) | a folder path
     target       dataset ("quiroz" | "seecs"), root (SEECS folder; required for seecs),
-                 window, step, participants (list or null = all)
+                 window, step, participants (list or null = all),
+                 resample_hz (Quiroz: resample each walk from ~25 Hz to this rate; null = as recorded)
     pretrain     epochs, batch_size, learning_rate, step, activities (WISDM codes),
                  watch_subjects / phone_subjects (list or null = every subject the data has),
                  test_fraction, val_fraction, seed (pretraining is a subject hold-out on WISDM),
                  seeds (null = [seed]: the trunks' training seeds; the fine-tuning seeds use them in
-                 turn, so that pretraining variance is in the error bars)
+                 turn, so that pretraining variance is in the error bars),
+                 gravity ("as_recorded" | "removed": WISDM acceleration high-passed per recording)
     finetune     epochs, batch_size, learning_rate, val_fraction
                  (pretrain and finetune: patience, early stopping on validation macro-F1 with
                  ``epochs`` as the maximum; null = the fixed schedule)
@@ -27,7 +29,9 @@ Sections::
                  walk's label of the same participant, seeded by the run's seed),
                  random_steps (window steps of the random split; null = target.step),
                  identity_probes (the forest also asked which participant / walk a window came
-                 from, under the random split)
+                 from, under the random split),
+                 input_variants (null: one grid with the inputs above; or a list of "paper" and / or
+                 "matched": one grid per variant, side by side in RESULTS/<variant>/, see INPUT_VARIANTS)
     baseline     enabled, n_estimators, max_depth, fit_on ("train": the network's training
                  participants, a fair comparison; "train+val": also the validation part, which
                  the network uses only to pick its checkpoint)
@@ -42,13 +46,21 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from jazbat_jax.data.config import LABELS, ConfigError
+from jazbat_jax.data.config import GRAVITY_MODES, LABELS, ConfigError
 from jazbat_jax.data.inputs import INPUT_KINDS as INPUTS
 from jazbat_jax.data.wisdm import ACTIVITY_CODES as ALL_ACTIVITIES
 
 PRETRAININGS = ("none", "none_k18", "watch", "phone")
 TRUNKS = ("watch", "phone")  # the pretrainings that train a WISDM trunk
 TRUNK_K = 18  # the reduction width a WISDM trunk carries into fine-tuning (K = C = 18 activities)
+# Named input settings (pretrain.gravity, target.resample_hz). "paper": the inputs as the paper used them
+# (WISDM with gravity at ~20 Hz, Quiroz's linear acceleration at ~25 Hz, so 1D / 3D / 6D mean different
+# signals in source and target); "matched": WISDM with gravity removed and Quiroz resampled to WISDM's
+# nominal 20 Hz, so that both are linear acceleration at one rate (docs/data.md, "Matched inputs").
+INPUT_VARIANTS = {
+    "paper": {"gravity": "as_recorded", "resample_hz": None},
+    "matched": {"gravity": "removed", "resample_hz": 20.0},
+}
 PROTOCOLS = ("subject", "random")
 TARGETS = ("quiroz", "seecs")
 
@@ -57,17 +69,18 @@ TARGETS = ("quiroz", "seecs")
 QUICK: dict[str, Any] = {
     "profile": "quick",
     "data_root": "bundled",
-    "target": {"dataset": "quiroz", "root": None, "window": 256, "step": 32, "participants": None},
+    "target": {"dataset": "quiroz", "root": None, "window": 256, "step": 32, "participants": None,
+               "resample_hz": None},
     "pretrain": {
         "epochs": 4, "batch_size": 32, "learning_rate": 1e-3, "step": 64,
         "activities": ALL_ACTIVITIES, "watch_subjects": None, "phone_subjects": None,
-        "test_fraction": 0.2, "val_fraction": 0.1, "seed": 0, "seeds": None, "patience": None,
+        "test_fraction": 0.2, "val_fraction": 0.1, "seed": 0, "seeds": None, "patience": None, "gravity": "as_recorded",
     },
     "finetune": {"epochs": 5, "batch_size": 32, "learning_rate": 1e-3, "val_fraction": 0.1, "patience": None},
     "grid": {
         "inputs": ["1d"], "pretraining": ["none", "watch"], "protocols": ["subject", "random"],
         "n_folds": 3, "folds": None, "seeds": [0], "split_seed": 0,
-        "labels": ["true", "permuted"], "random_steps": None, "identity_probes": True,
+        "labels": ["true", "permuted"], "random_steps": None, "identity_probes": True, "input_variants": None,
     },
     "baseline": {"enabled": True, "n_estimators": 200, "max_depth": None, "fit_on": "train"},
     # `jazbat profile` of the exported models (sizes, latency of JAX / TFLite / ONNX at batch 1)
@@ -79,18 +92,19 @@ QUICK: dict[str, Any] = {
 FULL: dict[str, Any] = {
     "profile": "full",
     "data_root": "auto",
-    "target": {"dataset": "quiroz", "root": None, "window": 256, "step": 16, "participants": None},
+    "target": {"dataset": "quiroz", "root": None, "window": 256, "step": 16, "participants": None,
+               "resample_hz": None},
     "pretrain": {
         "epochs": 40, "batch_size": 32, "learning_rate": 1e-3, "step": 32,
         "activities": ALL_ACTIVITIES, "watch_subjects": None, "phone_subjects": None,
-        "test_fraction": 0.2, "val_fraction": 0.1, "seed": 0, "seeds": [0, 1, 2], "patience": None,
+        "test_fraction": 0.2, "val_fraction": 0.1, "seed": 0, "seeds": [0, 1, 2], "patience": None, "gravity": "as_recorded",
     },
     "finetune": {"epochs": 90, "batch_size": 32, "learning_rate": 1e-3, "val_fraction": 0.1, "patience": None},
     "grid": {
         "inputs": ["1d", "3d", "6d"], "pretraining": ["none", "none_k18", "watch", "phone"],
         "protocols": ["subject", "random"],
         "n_folds": 5, "folds": None, "seeds": [0, 1, 2], "split_seed": 0,
-        "labels": ["true", "permuted"], "random_steps": [16, 64], "identity_probes": True,
+        "labels": ["true", "permuted"], "random_steps": [16, 64], "identity_probes": True, "input_variants": None,
     },
     "baseline": {"enabled": True, "n_estimators": 300, "max_depth": None, "fit_on": "train"},
     "latency": {"enabled": True, "models": ["jazbat_net:1d", "jazbat_net:3d", "jazbat_net:6d", "sota_surrogate:1d"],
@@ -172,6 +186,26 @@ def validate(cfg: dict) -> None:
     if t["dataset"] == "seecs" and not t["root"]:
         raise ConfigError("target.dataset 'seecs' needs target.root: the folder of your SEECS-layout data "
                           "(the data are closed; see docs/data.md for the layout)")
+    p = cfg["pretrain"]
+    if p["gravity"] not in GRAVITY_MODES:
+        raise ConfigError(f"pretrain.gravity must be one of {GRAVITY_MODES}, got {p['gravity']!r}")
+    rate = t["resample_hz"]
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < 1e4):
+        raise ConfigError(f"target.resample_hz must be null or a rate in Hz > 0, got {rate!r}")
+    if rate is not None and t["dataset"] != "quiroz":
+        raise ConfigError("target.resample_hz is for the Quiroz walks (no timestamps); SEECS data are used at their "
+                          "recorded rate: set it to null")
+    names = g["input_variants"]
+    if names is not None:
+        if not names or any(v not in INPUT_VARIANTS for v in names) or len(set(names)) != len(names):
+            raise ConfigError(f"grid.input_variants must be null or distinct names from {list(INPUT_VARIANTS)}, "
+                              f"got {names!r}")
+        if (p["gravity"], rate) != ("as_recorded", None):
+            raise ConfigError("grid.input_variants sets pretrain.gravity and target.resample_hz for each variant: "
+                              "leave those two at their defaults, or set grid.input_variants to null")
+        if t["dataset"] != "quiroz":
+            raise ConfigError("grid.input_variants matches WISDM to Quiroz 2018; with target.dataset 'seecs' set it "
+                              "to null")
     acts = cfg["pretrain"]["activities"]
     if not acts or any(a not in ALL_ACTIVITIES for a in acts) or len(set(acts)) != len(acts):
         raise ConfigError(f"pretrain.activities must be distinct WISDM codes from {ALL_ACTIVITIES}, got {acts!r}")
@@ -206,3 +240,19 @@ def pretrain_seeds(cfg: dict) -> list[int]:
     """The training seeds of the WISDM trunks."""
     p = cfg["pretrain"]
     return list(p["seeds"]) if p["seeds"] is not None else [p["seed"]]
+
+
+def input_variants(cfg: dict) -> list[tuple[str | None, dict]]:
+    """(name, config) of each grid to run: [(None, cfg)] when ``grid.input_variants`` is null, else one
+    config per variant with its pretrain.gravity and target.resample_hz set (and input_variants null)."""
+    names = cfg["grid"]["input_variants"]
+    if names is None:
+        return [(None, cfg)]
+    out = []
+    for name in names:
+        v = copy.deepcopy(cfg)
+        v["pretrain"]["gravity"] = INPUT_VARIANTS[name]["gravity"]
+        v["target"]["resample_hz"] = INPUT_VARIANTS[name]["resample_hz"]
+        v["grid"]["input_variants"] = None
+        out.append((name, v))
+    return out

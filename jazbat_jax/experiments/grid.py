@@ -73,7 +73,8 @@ def pretrain_data(cfg: dict, device: str, input_kind: str) -> DataConfig:
     p, t = cfg["pretrain"], cfg["target"]
     return DataConfig(dataset="wisdm", root=data_root_label(cfg), input_kind=input_kind, window=t["window"],
                       step=p["step"], device=device, activities=p["activities"], subjects=p[f"{device}_subjects"],
-                      split=SplitConfig("subject", p["test_fraction"], p["val_fraction"], p["seed"]))
+                      split=SplitConfig("subject", p["test_fraction"], p["val_fraction"], p["seed"]),
+                      gravity=p["gravity"])
 
 
 def pretrain_job(cfg: dict, device: str, input_kind: str, seed: int | None = None) -> Job:
@@ -106,7 +107,7 @@ def target_data(cfg: dict, input_kind: str, protocol: str, fold: int, step: int 
                         n_folds=g["n_folds"], fold=fold)
     return DataConfig(dataset=t["dataset"], root=str(root), input_kind=input_kind, window=t["window"],
                       step=step or t["step"], subjects=t["participants"], split=split, labels=labels,
-                      label_seed=label_seed if labels != "true" else 0)
+                      label_seed=label_seed if labels != "true" else 0, resample_hz=t["resample_hz"])
 
 
 def _target_labels(cfg: dict, data: DataConfig) -> dict:

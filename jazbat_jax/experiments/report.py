@@ -389,6 +389,18 @@ def _load_note(invocation: dict) -> str:
         " ⚠ busy" if _was_busy(invocation) else "")
 
 
+def _inputs_line(cfg: dict) -> str:
+    """What the source and target accelerations are: as recorded (the paper) or matched (docs/data.md)."""
+    from jazbat_jax.data.matching import GRAVITY_REMOVAL
+
+    gravity, rate = cfg["pretrain"]["gravity"], cfg["target"]["resample_hz"]
+    source = ("WISDM acceleration as recorded (with gravity)" if gravity == "as_recorded"
+              else f"WISDM acceleration with gravity removed ({GRAVITY_REMOVAL})")
+    target = ("the target as recorded" if rate is None
+              else f"the target's walks resampled from ~25 Hz to {rate:g} Hz (scipy.signal.resample_poly)")
+    return f"- **Inputs**: {source}; {target}."
+
+
 def _settings_lines(cfg: dict, invocations: list[dict]) -> list[str]:
     t, p, f, g = cfg["target"], cfg["pretrain"], cfg["finetune"], cfg["grid"]
     target = ("Quiroz et al. 2018 walking emotions (smartwatch, happy / neutral / sad)" if t["dataset"] == "quiroz"
@@ -409,6 +421,7 @@ def _settings_lines(cfg: dict, invocations: list[dict]) -> list[str]:
         f"- **Pretraining**: WISDM 2019, {len(p['activities'])} activities `{p['activities']}`, step {p['step']}, "
         f"{p['epochs']} epochs (paper: 40), subject hold-out ({p['test_fraction']:.0%} test, "
         f"{p['val_fraction']:.0%} val), seed {p['seed']}; subjects listed below.",
+        _inputs_line(cfg),
         f"- **Seeds** (initialisation, shuffling): {g['seeds']}; mean ± SD are over folds × seeds (sample SD).",
         f"- **Baseline**: random forest ({cfg['baseline']['n_estimators']} trees) on 15 gait features per channel, "
         f"same folds, trained on " + ("the network's training participants (not its validation part)."

@@ -14,6 +14,7 @@ EPILOG_PRETRAIN = """examples:
   jazbat pretrain --sample --epochs 2 --run-dir runs/sample-wisdm     # a quick try on the bundled sample
   jazbat pretrain --run-dir runs/wisdm                       # the paper: 40 epochs, WISDM watch, 1D
   jazbat pretrain --epochs 3 --max-windows 20000 --run-dir runs/wisdm-short
+  jazbat pretrain --gravity removed --run-dir runs/wisdm-lin  # inputs matched to Quiroz: gravity high-passed out
   jazbat pretrain --run-dir runs/wisdm                       # again: resumes from the last checkpoint
 """
 EPILOG_FINETUNE = """examples:
@@ -21,6 +22,7 @@ EPILOG_FINETUNE = """examples:
   jazbat finetune --from runs/wisdm --run-dir runs/quiroz-tl           # the paper: 90 epochs, all layers
   jazbat finetune --from runs/wisdm --freeze epochs --freeze-epochs 5 --run-dir runs/quiroz-tl-f5
   jazbat finetune --no-pretrain --run-dir runs/quiroz-scratch          # the no-transfer baseline (K = C)
+  jazbat finetune --from runs/wisdm-lin --resample-hz 20 --run-dir runs/quiroz-matched  # matched: 20 Hz walks
 """
 EPILOG_EVALUATE = """examples:
   jazbat evaluate runs/quiroz-tl                 # the run's own test split, best checkpoint
@@ -69,6 +71,13 @@ def _add_data_args(p: argparse.ArgumentParser, dataset_default: str) -> None:
                    help="keep a random subset of this many windows before splitting (for short runs; stored in the config)")
     g.add_argument("--on-bad-line", default="raise", choices=["raise", "skip"],
                    help="raw WISDM text files: stop at a malformed line (naming file and line), or skip and count it")
+    g.add_argument("--gravity", default="as_recorded", choices=["as_recorded", "removed"],
+                   help="WISDM / SEECS accelerometer: as recorded (with gravity, as in the paper), or gravity removed by "
+                        "a zero-phase 0.3 Hz Butterworth high-pass per recording, to match Quiroz's linear acceleration; "
+                        "a 1D input is then |a_lin| (see docs/data.md)")
+    g.add_argument("--resample-hz", type=positive_float, default=None,
+                   help="Quiroz only: resample each walk from ~25 Hz to this rate, e.g. 20 to match WISDM "
+                        "(scipy.signal.resample_poly; default: as recorded)")
     s = p.add_argument_group("split")
     s.add_argument("--split", default="subject", choices=["subject", "random", "time"],
                    help="subject: subject-independent (recommended); random: the paper's segment split (leaky); "
@@ -196,7 +205,8 @@ def data_config_from_args(args: argparse.Namespace, input_kind: str, window: int
     split = SplitConfig(args.split, args.test_fraction, args.val_fraction, args.split_seed, args.n_folds, args.fold)
     return DataConfig(dataset=args.data, root=root, input_kind=input_kind, mag_mode=args.mag_mode, window=window,
                       step=args.step or 0, device=args.device, activities=args.activities,
-                      max_windows=args.max_windows, on_bad_line=args.on_bad_line, split=split)
+                      max_windows=args.max_windows, on_bad_line=args.on_bad_line, split=split,
+                      gravity=args.gravity, resample_hz=args.resample_hz)
 
 
 def train_config_from_args(args: argparse.Namespace):
