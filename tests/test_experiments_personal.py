@@ -201,3 +201,9 @@ def test_tiny_run_on_the_bundled_sample(tmp_path):
     assert (results / "figures" / "personal.png").stat().st_size > 0
     median = 100 * float(np.median([v["accuracy"] for v in forest["participants"].values()]))
     assert f"| {median:.1f} [" in text
+
+
+def test_run_seeds_are_fixed_and_differ_between_participants():
+    seeds = {(p, r, f): personal.run_seed(0, p, r, f) for p in (2, 3) for r in (0, 1) for f in (0, 1)}
+    assert len(set(seeds.values())) == len(seeds) and seeds[(2, 0, 0)] == personal.run_seed(0, 2, 0, 0)
+    assert personal.run_seed(1, 2, 0, 0) != seeds[(2, 0, 0)] and all(0 <= s < 2**31 for s in seeds.values())

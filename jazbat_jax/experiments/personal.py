@@ -103,6 +103,13 @@ def time_block_folds(ws: WindowSet, n_folds: int) -> list[Fold]:
     return out
 
 
+def run_seed(seed: int, participant: int, repeat: int, fold: int) -> int:
+    """A run's own seed (forest, or network initialisation and epoch order). Runs of different participants
+    never share one draw: a starting point shared by every personal model would tilt them all the same way,
+    which the true and the permuted labels would then not meet alike."""
+    return int(np.random.SeedSequence([seed, participant, repeat, fold]).generate_state(1)[0] % 2**31)
+
+
 def person_folds(ws: WindowSet, split: str, n_folds: int, repeats: int, seed: int) -> list[Fold]:
     if split == "shuffled":
         return shuffled_folds(ws.y, n_folds, repeats, seed)
@@ -188,6 +195,7 @@ def plan_jobs(cfg: dict, planned: list) -> list:
 
 # ---------------------------------------------------------------- models
 def _forest(s: dict, pw: WindowSet, f: Fold, seed: int) -> np.ndarray:
+    """The random forest on the fold's training windows: its test predictions."""
     from jazbat_jax.experiments import baseline
 
     pred, _ = baseline.fit_predict(pw.x[f.train], pw.y[f.train], pw.x[f.test], seed=seed,
@@ -195,7 +203,7 @@ def _forest(s: dict, pw: WindowSet, f: Fold, seed: int) -> np.ndarray:
     return pred
 
 
-def _deep(s: dict, pw: WindowSet, f: Fold, results: Path, run_dir: Path, data) -> np.ndarray:
+def _deep(s: dict, pw: WindowSet, f: Fold, seed: int, results: Path, run_dir: Path, data) -> np.ndarray:
     """Jazbat-Net trained on the fold's training windows with the project's trainer (no validation part:
     the last epoch is evaluated); a finished run folder is read back instead of retrained."""
     from jazbat_jax.train import trainer
@@ -213,7 +221,7 @@ def _deep(s: dict, pw: WindowSet, f: Fold, results: Path, run_dir: Path, data) -
     config = RunConfig(data=dataclasses.replace(data, subjects=(int(pw.subject[0]),), **labels),
                        model=ModelConfig("jazbat_net", None),
                        train=TrainConfig(epochs=s["epochs"], batch_size=s["batch_size"],
-                                         learning_rate=s["learning_rate"], seed=s["seed"], keep_last=1),
+                                         learning_rate=s["learning_rate"], seed=seed, keep_last=1),
                        transfer=TransferConfig(source=source) if source else None)
     about = {"personal": {"participant": int(pw.subject[0]), "split": s["split"], "labels": s["labels"],
                           "classes": s["classes"], "repeat": f.repeat, "fold": f.fold, "n_folds": s["n_folds"],
@@ -264,7 +272,7 @@ def run_personal(job, results: Path, data) -> dict:
     if s["labels"] == "permuted":
         ws = permute_labels(ws, s["seed"])
         permutation = ws.report["label_permutation"]
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("index", "pred", "repeat", "fold")}
     per_person, sizes = {}, []
     for pid in people:
@@ -275,10 +283,12 @@ def run_personal(job, results: Path, data) -> dict:
             folds = [f for f in folds if f.fold in s["folds"]]
         rows = []
         for f in folds:
+            seed = run_seed(s["seed"], pid, f.repeat, f.fold)
             if s["model"] == "rf":
-                pred = _forest(s, pw, f, s["seed"] + f.repeat)
+                pred = _forest(s, pw, f, seed)
             else:
-                pred = _deep(s, pw, f, results, job.folder(results) / "runs" / f"p{pid}-r{f.repeat}-f{f.fold}", config)
+                run_dir = job.folder(results) / "runs" / f"p{pid}-r{f.repeat}-f{f.fold}"
+                pred = _deep(s, pw, f, seed, results, run_dir, config)
             rows.append((f, pred))
             sizes.append({"participant": pid, "repeat": f.repeat, "fold": f.fold, "n_train": int(len(f.train)),
                           "n_test": int(len(f.test)), "dropped": f.dropped})
@@ -289,7 +299,7 @@ def run_personal(job, results: Path, data) -> dict:
         parts["fold"].append(np.concatenate([np.full(len(f.test), f.fold) for f, _ in rows]))
         per_person[str(pid)] = participant_summary(ws.y[idx], pred, rep, ws.start[idx], ws.recording[idx],
                                                    ws.x.shape[1])
-    wall = round(time.perf_counter() - t0, 2)
+    wall, cpu = round(time.perf_counter() - t0, 2), round(time.process_time() - cpu0, 2)
     idx, pred = np.concatenate(parts["index"]), np.concatenate(parts["pred"])
     test = ws.subset(idx)
     write_npz(job.folder(results) / PREDICTIONS_FILE, **window_predictions(test, pred),
@@ -306,5 +316,5 @@ def run_personal(job, results: Path, data) -> dict:
                     "per_participant_mean": float(np.isin(ws.subject, people).sum() / len(people))},
         **({"label_permutation": {k: permutation[k] for k in ("seed", "recordings", "kept_true_label")}}
            if permutation else {}),
-        "wall_s": wall,
+        "wall_s": wall, "cpu_s": cpu,  # CPU time of every thread of the process: the cost on a shared machine
     }

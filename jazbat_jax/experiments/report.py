@@ -783,31 +783,33 @@ def _personal_statement(conditions: list[dict]) -> list[str]:
     for c in conditions:
         if c["split"] != "shuffled":
             continue
-        name = f"{c['input'].upper()} {PERSONAL_MODEL[c['model']]}"
-        st, cst = c["st"], c["cst"]
-        text = f"- {name}: median {100 * st['median']:.1f}% under the study's shuffled split"
+        st, cst, r = c["st"], c["cst"], c["true"]
+        tested = np.mean([v["n_test"] for v in r["participants"].values()])
+        text = (f"- {c['input'].upper()} {PERSONAL_MODEL[c['model']]} ({st['n']} participants, {tested:.0f} test "
+                f"predictions each): median {100 * st['median']:.1f}% under the study's shuffled split")
         if cst is not None:
             gap = 100 * (st["median"] - cst["median"])
-            text += (f"; with the two walks' labels swapped it scores {100 * cst['median']:.1f}% "
+            text += (f"; with the walks' labels permuted {100 * cst['median']:.1f}% "
                      + ("(the same within 2 points)" if abs(gap) < 2 else f"({gap:+.1f} points)"))
         block = next((b for b in conditions if (b["input"], b["model"], b["split"]) == (c["input"], c["model"],
                                                                                        "time_block")), None)
         if block is not None:
-            text += (f"; when the test windows are time blocks that share no sample with training windows it "
-                     f"scores {100 * block['st']['median']:.1f}% ({100 * (block['st']['median'] - st['median']):+.1f} "
+            text += (f"; with time blocks that share no sample with the training windows "
+                     f"{100 * block['st']['median']:.1f}% ({100 * (block['st']['median'] - st['median']):+.1f} "
                      f"points), {block['st']['above']} of {block['st']['n']} participants above chance "
-                     f"(against {st['above']} of {st['n']} shuffled)")
+                     f"(shuffled: {st['above']} of {st['n']})")
         lines.append(text + ".")
     if not lines:
         return []
     return ["**What the comparison shows.** Inside a personal model each emotion is one walk, so the label is also "
-            "*which walk*. Swapping the labels of a person's two walks only renames the classes: a model that tells "
-            "the two walks apart, by emotion or by anything else that differs between them (walk order, time, "
-            "fatigue, how the watch sits, heart-rate drift), scores the same. An accuracy that the control matches "
-            "therefore says that the walks differ, not that emotion is recognised; the study's protocol cannot "
-            "separate the two. The time-block split removes what overlapping neighbours of a test window give away; "
-            "what remains above chance is a difference between the two walks that lasts for minutes, still not "
-            "attributable to emotion.", "", *lines, ""]
+            "*which walk*, and permuting the labels of a person's walks only renames the classes: a model that tells "
+            "the walks apart, by emotion or by anything else that differs between them (walk order, time, fatigue, "
+            "how the watch sits, heart-rate drift), scores the same in expectation. An accuracy that the control "
+            "matches says that the walks differ, not that emotion is recognised; the study's protocol cannot separate "
+            "the two. Where true and permuted labels differ, the difference is the spread of the model's own training "
+            "(initialisation, order, few test windows), not emotion. The time-block split removes what overlapping "
+            "neighbours of a test window give away; what remains above chance is a difference between the walks that "
+            "lasts for minutes, still not attributable to emotion.", "", *lines, ""]
 
 
 def _personal_section(results: Path, cfg: dict, done: dict, fig_dir: Path) -> list[str]:
@@ -861,8 +863,8 @@ def _personal_section(results: Path, cfg: dict, done: dict, fig_dir: Path) -> li
         jobs.append([f"`{r['job']}`", model, f"{w['window']} / {w['step']}", f"{w['per_participant_mean']:.0f}",
                      r["runs"], f"{r['n_train_mean']:.0f}",
                      f"{d['total']} ({100 * d['share_of_candidates']:.1f}%)" if s["split"] == "time_block" else "—",
-                     f"{r['wall_s']:.0f} s"])
+                     f"{r['wall_s']:.0f} s", f"{r['cpu_s']:.0f} s" if "cpu_s" in r else "—"])
     out += ["Personal jobs (a run is one participant's fold of one repeat):", "",
             _table(["job", "model", "window / step", "windows per participant", "runs", "training windows per run",
-                    "training windows dropped (share)", "wall time"], jobs), ""]
+                    "training windows dropped (share)", "wall time", "CPU time"], jobs), ""]
     return out
