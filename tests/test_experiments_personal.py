@@ -188,7 +188,7 @@ def test_tiny_run_on_the_bundled_sample(tmp_path):
     assert out["rf-shuffled-permuted"]["label_permutation"]["kept_true_label"] == 0
     deep = out["watch-shuffled-true"]
     assert list(deep["participants"]) == ["2"] and deep["runs"] == 1 and deep["windows"]["window"] == 32
-    run = jobs[0].folder(results).parent / [j for j in jobs if j.settings["model"] == "watch"][0].id / "runs" / "p2-r0-f0"
+    run = jobs[0].folder(results).parent / next(j for j in jobs if j.settings["model"] == "watch").id / "runs" / "p2-r0-f0"
     meta = json.loads((run / "config.json").read_text())
     assert meta["personal"]["participant"] == 2 and meta["transfer_source"] is not None
     # a second invocation skips every finished job

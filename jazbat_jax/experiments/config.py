@@ -32,16 +32,18 @@ Sections::
                  enabled; classes (Quiroz emotions, default ["happy", "sad"]); inputs; splits ("shuffled":
                  the study's repeated stratified k-fold over a person's windows | "time_block": k contiguous
                  blocks per walk, no sample on both sides); labels ("true" and / or "permuted"); n_folds;
-                 repeats (of the shuffled split; the time blocks are fixed); seed (folds, forest,
-                 permutation); participants (list or null = all);
+                 repeats (of the shuffled split; the time blocks are fixed); seed (the folds, the
+                 permutation, and with participant, repeat and fold each run's own seed); participants
+                 (list or null = all);
                  forest_window, forest_step, forest_trees (the random forest on the study's 1-s windows:
                  25 samples at 25 Hz, 50% overlap);
                  deep_models (Jazbat-Net: "none" from scratch, "watch" / "phone" from the WISDM trunk of
                  the pretrain section; [] = forest only), deep_epochs, deep_step, deep_batch_size,
-                 deep_learning_rate (window: target.window), deep_folds (which folds; null = all) and
-                 deep_participants (null = those of ``participants``): a personal network per person and
-                 fold is a training run of its own (seconds each, even for a few epochs), so the quick
-                 profile trains them on one fold of four participants; the forest runs everything
+                 deep_learning_rate (the network's window is target.window), deep_folds (which folds;
+                 null = all) and deep_participants (null = those of ``participants``): a personal network
+                 per person and fold is a training run of its own (set-up, checkpoints, evaluation; the
+                 cost is in docs/experiments.md), so the quick profile trains them on one fold of four
+                 participants; the forest runs everything
 """
 from __future__ import annotations
 
@@ -199,7 +201,7 @@ def validate(cfg: dict) -> None:
             raise ConfigError(f"{sec}.epochs and {sec}.batch_size must be >= 1")
         if cfg[sec]["patience"] is not None and (not isinstance(cfg[sec]["patience"], int) or cfg[sec]["patience"] < 1):
             raise ConfigError(f"{sec}.patience must be null or an integer >= 1, got {cfg[sec]['patience']!r}")
-    if cfg["personal"]["enabled"]:
+    if cfg.get("personal", {}).get("enabled"):
         _validate_personal(cfg["personal"])
 
 

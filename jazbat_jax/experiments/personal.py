@@ -12,7 +12,8 @@ label. This module runs that protocol and two controls on it:
                  walk, and every training window that shares a sample with a test window is dropped
                  (counted in the result), so no sample is on both sides;
 - labels: ``true``, or ``permuted`` among the person's walks (``data.controls.permute_labels``; with
-  two walks that swaps them, a pure renaming: a model that separates the walks scores the same);
+  two walks that swaps them, a pure renaming: a model that separates the walks scores the same in
+  expectation);
 - models: ``rf``, the project's random forest on gait features (``baseline.fit_predict``) on the
   study's short windows; Jazbat-Net (``none``: from scratch; ``watch`` / ``phone``: from the grid's
   pretrained WISDM trunk) trained per person and fold with the project's trainer on 256-sample
@@ -36,7 +37,6 @@ from jazbat_jax.data.core import WindowSet
 
 SPLITS = ("shuffled", "time_block")
 DEEP_MODELS = ("none", "watch", "phone")  # Jazbat-Net from scratch, or from a WISDM trunk of that device
-MODELS = ("rf", *DEEP_MODELS)
 ALPHA = 0.05  # the level at which a participant counts as above chance (after Holm)
 
 
@@ -228,9 +228,9 @@ def _deep(s: dict, pw: WindowSet, f: Fold, seed: int, results: Path, run_dir: Pa
                           "train_windows": int(len(f.train)), "test_windows": int(len(f.test)),
                           "dropped_train_windows": f.dropped}}
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "log.txt", "w") as log, contextlib.redirect_stdout(log):  # one quiet run among hundreds
-        out = trainer.train_on_parts(config, Parts(pw.subset(f.train), None, pw.subset(f.test)), run_dir, about,
-                                     FitOptions(progress=False, plots=False))
+    with open(run_dir / "log.txt", "w") as log_file, contextlib.redirect_stdout(log_file):  # quiet: one of hundreds
+        trainer.train_on_parts(config, Parts(pw.subset(f.train), None, pw.subset(f.test)), run_dir, about,
+                               FitOptions(progress=False, plots=False))
     with np.load(done) as z:
         return z["y_pred"].astype(np.int64)
 
