@@ -21,6 +21,7 @@ TINY = {
     "grid": {"n_folds": 3, "folds": [0], "protocols": ["subject", "random"], "pretraining": ["none", "watch"]},
     "baseline": {"n_estimators": 10},
     "latency": {"models": ["jazbat_net:1d"], "runs": 3, "warmup": 1},
+    "personal": {"enabled": False},  # tested in test_experiments_personal.py
 }
 
 

@@ -36,6 +36,23 @@ Sections::
                  participants, a fair comparison; "train+val": also the validation part, which
                  the network uses only to pick its checkpoint)
     latency      enabled, models ("arch:input"), runs, warmup: the export profile in the report
+    personal     Quiroz et al.'s own protocol (experiments/personal.py): one model per participant
+                 (planned when target.dataset is "quiroz").
+                 enabled; classes (Quiroz emotions, default ["happy", "sad"]); inputs; splits ("shuffled":
+                 the study's repeated stratified k-fold over a person's windows | "time_block": k contiguous
+                 blocks per walk, no sample on both sides); labels ("true" and / or "permuted"); n_folds;
+                 repeats (of the shuffled split; the time blocks are fixed); seed (the folds, the
+                 permutation, and with participant, repeat and fold each run's own seed); participants
+                 (list or null = all);
+                 forest_window, forest_step, forest_trees (the random forest on the study's 1-s windows:
+                 25 samples at 25 Hz, 50% overlap);
+                 deep_models (Jazbat-Net: "none" from scratch, "watch" / "phone" from the WISDM trunk of
+                 the pretrain section; [] = forest only), deep_epochs, deep_step, deep_batch_size,
+                 deep_learning_rate (the network's window is target.window), deep_folds (which folds;
+                 null = all) and deep_participants (null = those of ``participants``): a personal network
+                 per person and fold is a training run of its own (set-up, checkpoints, evaluation; the
+                 cost is in docs/experiments.md), so the quick profile trains them on one fold of four
+                 participants; the forest runs everything
 """
 from __future__ import annotations
 
@@ -83,6 +100,15 @@ QUICK: dict[str, Any] = {
         "labels": ["true", "permuted"], "random_steps": None, "identity_probes": True, "input_variants": None,
     },
     "baseline": {"enabled": True, "n_estimators": 200, "max_depth": None, "fit_on": "train"},
+    # The study's personal models: the forest on the full protocol (10 folds, one repeat), Jazbat-Net on
+    # the first fold of four participants only (each personal network is a run of its own).
+    "personal": {
+        "enabled": True, "classes": ["happy", "sad"], "inputs": ["1d"], "splits": ["shuffled", "time_block"],
+        "labels": ["true", "permuted"], "n_folds": 10, "repeats": 1, "seed": 0, "participants": None,
+        "forest_window": 25, "forest_step": 12, "forest_trees": 100,
+        "deep_models": ["none", "watch"], "deep_epochs": 3, "deep_step": 32, "deep_batch_size": 32,
+        "deep_learning_rate": 1e-3, "deep_folds": [0], "deep_participants": [2, 3, 4, 5],
+    },
     # `jazbat profile` of the exported models (sizes, latency of JAX / TFLite / ONNX at batch 1)
     "latency": {"enabled": True, "models": ["jazbat_net:1d", "sota_surrogate:1d"], "runs": 100, "warmup": 5},
 }
@@ -107,6 +133,14 @@ FULL: dict[str, Any] = {
         "labels": ["true", "permuted"], "random_steps": [16, 64], "identity_probes": True, "input_variants": None,
     },
     "baseline": {"enabled": True, "n_estimators": 300, "max_depth": None, "fit_on": "train"},
+    # The study's protocol: 10 × 10 repeated stratified k-fold for the forest; Jazbat-Net on all folds.
+    "personal": {
+        "enabled": True, "classes": ["happy", "sad"], "inputs": ["1d", "6d"], "splits": ["shuffled", "time_block"],
+        "labels": ["true", "permuted"], "n_folds": 10, "repeats": 10, "seed": 0, "participants": None,
+        "forest_window": 25, "forest_step": 12, "forest_trees": 300,
+        "deep_models": ["none", "watch"], "deep_epochs": 20, "deep_step": 16, "deep_batch_size": 32,
+        "deep_learning_rate": 1e-3, "deep_folds": None, "deep_participants": None,
+    },
     "latency": {"enabled": True, "models": ["jazbat_net:1d", "jazbat_net:3d", "jazbat_net:6d", "sota_surrogate:1d"],
                 "runs": 100, "warmup": 5},
 }
@@ -214,6 +248,40 @@ def validate(cfg: dict) -> None:
             raise ConfigError(f"{sec}.epochs and {sec}.batch_size must be >= 1")
         if cfg[sec]["patience"] is not None and (not isinstance(cfg[sec]["patience"], int) or cfg[sec]["patience"] < 1):
             raise ConfigError(f"{sec}.patience must be null or an integer >= 1, got {cfg[sec]['patience']!r}")
+    if cfg.get("personal", {}).get("enabled"):
+        _validate_personal(cfg["personal"])
+
+
+def _validate_personal(p: dict) -> None:
+    from jazbat_jax.data.quiroz import EMOTIONS
+    from jazbat_jax.experiments.personal import DEEP_MODELS, SPLITS
+
+    for key, allowed in (("classes", EMOTIONS), ("inputs", INPUTS), ("splits", SPLITS), ("labels", LABELS),
+                         ("deep_models", DEEP_MODELS)):
+        vals = p[key]
+        if not isinstance(vals, list) or any(v not in allowed for v in vals) or len(set(vals)) != len(vals) \
+                or (not vals and key != "deep_models"):
+            raise ConfigError(f"personal.{key} must be distinct values from {allowed}, got {vals!r}")
+    if len(p["classes"]) < 2:
+        raise ConfigError(f"personal.classes needs at least two emotions, got {p['classes']!r}")
+    for key, low in (("n_folds", 2), ("repeats", 1), ("forest_window", 10), ("forest_step", 1), ("forest_trees", 1),
+                     ("deep_epochs", 1), ("deep_step", 1), ("deep_batch_size", 1)):
+        if not isinstance(p[key], int) or p[key] < low:
+            raise ConfigError(f"personal.{key} must be an integer >= {low}, got {p[key]!r}")
+    if not isinstance(p["seed"], int):
+        raise ConfigError(f"personal.seed must be an integer, got {p['seed']!r}")
+    if not p["deep_learning_rate"] > 0:
+        raise ConfigError(f"personal.deep_learning_rate must be > 0, got {p['deep_learning_rate']!r}")
+    folds = p["deep_folds"]
+    if folds is not None and (not folds or any(not isinstance(f, int) or not 0 <= f < p["n_folds"] for f in folds)):
+        raise ConfigError(f"personal.deep_folds must be null or fold numbers in [0, {p['n_folds']}), got {folds!r}")
+    for key in ("participants", "deep_participants"):
+        ids = p[key]
+        if ids is not None and (not ids or any(not isinstance(i, int) for i in ids) or len(set(ids)) != len(ids)):
+            raise ConfigError(f"personal.{key} must be null (all) or distinct participant ids, got {ids!r}")
+    if p["participants"] is not None and p["deep_participants"] is not None \
+            and set(p["deep_participants"]) - set(p["participants"]):
+        raise ConfigError("personal.deep_participants must be among personal.participants")
 
 
 def settings_hash(settings: Any) -> str:

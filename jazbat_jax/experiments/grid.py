@@ -9,6 +9,8 @@ Results folder layout::
     cells/<id>/run/             the same for a fine-tune (or no-pretraining) cell
     cells/<id>/result.json
     baseline/<id>/result.json
+    personal/<id>/result.json   personal models (one job per input, model, split, labels; see personal.py),
+    personal/<id>/runs/         with ``test_predictions.npz``; a deep job's run folder per participant and fold
 
 ``<id>`` is readable (``quiroz-1d-watch-subject-f0-s0``) plus a hash of every setting of the
 job, so a changed setting makes a new job instead of reusing a stale one. A job whose
@@ -29,6 +31,7 @@ from tqdm.auto import tqdm
 
 from jazbat_jax.data.config import BUNDLED, DataConfig, SplitConfig, load_windows, split_of
 from jazbat_jax.experiments import config as cfgmod
+from jazbat_jax.experiments import personal
 from jazbat_jax.files import write_json
 from jazbat_jax.machine import load_average, machine_info
 from jazbat_jax.train.config import ModelConfig, RunConfig, TrainConfig
@@ -53,7 +56,7 @@ def data_root_label(cfg: dict) -> str:
 # ---------------------------------------------------------------- jobs
 @dataclasses.dataclass
 class Job:
-    kind: str  # pretrain | deep | baseline
+    kind: str  # pretrain | deep | baseline | personal
     name: str
     settings: dict  # labels for the report, plus the exact configuration ("run" or "data")
 
@@ -62,7 +65,7 @@ class Job:
         return f"{self.name}-{cfgmod.settings_hash(self.settings)}"
 
     def folder(self, results: Path) -> Path:
-        sub = {"pretrain": "pretrain", "deep": "cells", "baseline": "baseline"}[self.kind]
+        sub = {"pretrain": "pretrain", "deep": "cells", "baseline": "baseline", "personal": "personal"}[self.kind]
         return results / sub / self.id
 
     def done(self, results: Path) -> bool:
@@ -178,7 +181,7 @@ def plan(cfg: dict) -> list[Job]:
                         jobs += [deep_job(cfg, inp, pre, protocol, fold, seed, step, labels) for pre in g["pretraining"]]
                     if cfg["baseline"]["enabled"] and g["identity_probes"] and protocol == "random":
                         jobs += [baseline_job(cfg, inp, protocol, fold, seed, step, predict=p) for p in PROBES]
-    return jobs
+    return jobs + personal.plan_jobs(cfg, jobs)
 
 
 # ---------------------------------------------------------------- data
@@ -319,7 +322,8 @@ def _permutation_summary(ws) -> dict:
     return {k: p[k] for k in ("seed", "recordings", "kept_true_label")}
 
 
-RUNNERS: dict[str, Callable] = {"pretrain": run_pretrain, "deep": run_deep, "baseline": run_baseline}
+RUNNERS: dict[str, Callable] = {"pretrain": run_pretrain, "deep": run_deep, "baseline": run_baseline,
+                                "personal": personal.run_personal}
 
 
 def enable_compilation_cache(results: Path) -> None:
@@ -340,10 +344,10 @@ def groups(todo: list[Job], runs_per_program: int) -> list[list[Job]]:
     if runs_per_program == 1:
         return [[j] for j in todo]
     out: list[list[Job]] = []
-    for kind in ("pretrain", "deep", "baseline"):
+    for kind in ("pretrain", "deep", "baseline", "personal"):
         by_shape: dict[str, list[Job]] = {}
         for j in (j for j in todo if j.kind == kind):
-            if kind == "baseline":
+            if kind in ("baseline", "personal"):
                 out.append([j])
                 continue
             train = j.settings["run"]["train"]

@@ -93,6 +93,15 @@ def train(config: RunConfig, workdir: str | Path, windows: WindowSet | None = No
     return result
 
 
+def train_on_parts(config: RunConfig, parts: Parts, workdir: str | Path, extra_meta: dict | None = None,
+                   options: FitOptions | None = None) -> dict:
+    """Train one run of ``config`` on parts split by the caller (a split no ``SplitConfig`` describes,
+    such as a personal model's folds; ``extra_meta``, stored with every checkpoint, should say how)."""
+    model, variables, about_source = _starting_point(config, len(parts.train.class_names))
+    return fit(model, variables, parts, Standardizer.fit(parts.train.x), config, workdir,
+               {**about_source, **(extra_meta or {})}, options)
+
+
 def pretrain(config: RunConfig, workdir: str | Path, windows: WindowSet | None = None,
              options: FitOptions | None = None) -> dict:
     """A source-task run from random initialisation (the paper: WISDM, 40 epochs, K = 18)."""
