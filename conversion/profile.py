@@ -165,7 +165,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     load, load_end = report.get("load_average_start"), report.get("load_average_end")
     lines = [f"Machine: {m['host_cpu']}, {m['cpu_count']} cores ({m['system']}); created {report['created_utc']}"
              + (f"; load average (1/5/15 min) {load} at the start, {load_end} at the end" if load else "") + ".",
-             *([f"**Warning: the machine was busy** (load above the cores' share): other work competed with these "
+             *(["**Warning: the machine was busy** (load above the cores' share): other work competed with these "
                 "timings; read them as upper bounds and compare only within this report.", ""]
                if load and busy(load, load_end, m.get("cpu_count")) else []),
              *([f"Command: `{report['command']}`."] if report.get("command") else []),
