@@ -216,6 +216,15 @@ def _comparisons_section(results: Path, cfg: dict, true_rows: list[dict], contro
                     "difference per participant (points)", "p (Wilcoxon, Holm)", "rank-biserial"], table), ""]
 
 
+def _save_dot_plot(fig, ax, path: Path, title: str, legend_columns: int) -> bool:
+    """The common finish of the report's dot plots: small title, horizontal grid, legend below, saved."""
+    ax.set_title(title, fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    fig.legend(loc="outside lower center", ncol=legend_columns, fontsize=8, frameon=False)
+    fig.savefig(path, dpi=110)
+    return True
+
+
 def _plot_meaning(meaning: dict, classes: int, path: Path) -> bool:
     """Pooled accuracy per condition with its 95% interval, the permuted-label control beside it."""
     from matplotlib.figure import Figure
@@ -238,13 +247,8 @@ def _plot_meaning(meaning: dict, classes: int, path: Path) -> bool:
     names = [f"{inp.upper()} {'RF' if pre == 'rf' else PRETRAIN_LABEL[pre]}\n{protocol} st{step}"
              for (protocol, step, inp, pre), _ in items]
     ax.set_xticks(range(len(items)), names, fontsize=7, rotation=30, ha="right")
-    ax.set(ylabel="test accuracy (%), pooled", ylim=(0, 100),
-           title="Accuracy with 95% participant-bootstrap intervals, and the permuted-label control")
-    ax.title.set_fontsize(9)
-    ax.grid(axis="y", alpha=0.3)
-    fig.legend(loc="outside lower center", ncol=3, fontsize=8, frameon=False)
-    fig.savefig(path, dpi=110)
-    return True
+    ax.set(ylabel="test accuracy (%), pooled", ylim=(0, 100))
+    return _save_dot_plot(fig, ax, path, "Accuracy with 95% participant-bootstrap intervals, and the permuted-label control", 3)
 
 
 def _plot_participants(results: Path, rows: list[dict], path: Path) -> bool:
@@ -785,13 +789,8 @@ def _personal_plot(conditions: list[dict], published: float | None, chance: floa
              + ("" if c["model"] == "rf" else f"{PRETRAIN_LABEL[c['model']]}\n") + PERSONAL_SPLIT[c["split"]]
              for c in conditions]
     ax.set_xticks(range(len(conditions)), names, fontsize=8)
-    ax.set(ylabel="participant's accuracy (%)", ylim=(0, 102),
-           title="Personal models: each dot one participant (bar: median)")
-    ax.title.set_fontsize(9)
-    ax.grid(axis="y", alpha=0.3)
-    fig.legend(loc="outside lower center", ncol=4, fontsize=8, frameon=False)
-    fig.savefig(path, dpi=110)
-    return True
+    ax.set(ylabel="participant's accuracy (%)", ylim=(0, 102))
+    return _save_dot_plot(fig, ax, path, "Personal models: each dot one participant (bar: median)", 4)
 
 
 def _personal_statement(conditions: list[dict]) -> list[str]:
