@@ -70,8 +70,8 @@ def test_job_ids_are_stable_and_readable():
     assert any(j.id.startswith("quiroz-1d-none-subject-f0-s0-") for j in a)
     assert "bundled" == a[0].settings["data_root"]  # location-independent: a moved checkout reuses its results
     # quick: 1 trunk + 2 protocols × 3 folds × 2 labels (true, permuted) × (forest + 2 deep),
-    # plus 2 identity probes per random fold
-    assert len(a) == 1 + 2 * 3 * 2 * 3 + 3 * 2
+    # plus 2 identity probes per random fold, plus 12 personal-model jobs (3 models × 2 splits × 2 labels)
+    assert len(a) == 1 + 2 * 3 * 2 * 3 + 3 * 2 + 12
 
 
 def test_input_variants(tmp_path):
@@ -83,7 +83,11 @@ def test_input_variants(tmp_path):
     assert (paper_name, matched_name) == ("paper", "matched")
     assert [j.id for j in grid.plan(paper)] == [j.id for j in grid.plan(plain)]  # the paper's cells keep their ids
     jobs = grid.plan(matched)
-    assert not {j.id for j in jobs} & {j.id for j in grid.plan(plain)}
+    # every job that sees the matched inputs is new (the personal models without a trunk use the target as
+    # recorded in both variants, and are shared)
+    shared = {j.id for j in jobs} & {j.id for j in grid.plan(plain)}
+    assert shared and all(j.kind == "personal" and j.settings.get("pretrain_job") is None
+                          for j in jobs if j.id in shared)
     assert jobs[0].settings["run"]["data"]["gravity"] == "removed"
     assert all(j.settings["run"]["data"]["resample_hz"] == 20.0 for j in jobs if j.kind == "deep")
     for text, match in [('[grid]\ninput_variants = ["fancy"]\n', "grid.input_variants"),
