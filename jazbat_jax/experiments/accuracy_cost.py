@@ -508,7 +508,8 @@ def plot(result: dict, path: Path) -> Path:
         ax_lat.set_title("Accuracy against latency (this machine)", fontsize=10)
     s = result["settings"]
     fig.suptitle(f"WISDM 2019 watch |a|, subject split, window {s['window']} step {s['step']}, "
-                 f"{len(s['seeds'])} seed(s) pooled ({result['created_utc']})\n"
+                 "seeds pooled: " + ", ".join(f"{m['label']} {len(m['seeds'])}" for m in result["models"])
+                 + f" ({result['created_utc']})\n"
                  "error bars: 95% bootstrap interval over test participants; S-754 is a complexity-matched "
                  "surrogate of [9], not [9]'s network", fontsize=9)
     fig.tight_layout()
