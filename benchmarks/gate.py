@@ -485,7 +485,8 @@ def _run_calibrate(args) -> int:
             f"{n} {c['median']:.4f} [{c['low']:.4f}, {c['high']:.4f}]" for n, c in p["candidates"].items()))
     if args.write_bounds:
         data = _read_json(args.gates, "timing gates")
-        smallest = min(settings.slowdowns)
+        # the bound separates the unchanged ratio from the smallest slowdown a run must catch
+        smallest = min(settings.slowdowns if settings.must_catch is None else settings.must_catch)
         for g in data["timing"]:
             g["max_ratio"], g["why"] = derive_bound(existing["passes"], g["candidate"], smallest)
             print(f"  bound {g['candidate']}: {g['max_ratio']:.4f}: {g['why']}")
