@@ -269,7 +269,7 @@ def run_deep(job: Job, results: Path, data: DataCache, trained: tuple[dict, floa
     split, ws = out["split"], out["windows"]
     return {
         "job": job.id, "kind": job.kind, "settings": job.settings, **_sizes(split),
-        **({"label_permutation": _permutation_summary(ws)} if "label_permutation" in ws.report else {}),
+        **_permutation_summary(ws),
         "test_subjects": split.summary["test"]["subjects"],
         "report": out["final"]["report"], "checkpoint_epoch": out["final"]["checkpoint_epoch"],
         **_stopping(out), "wall_s": wall,
@@ -285,8 +285,9 @@ def run_baseline(job: Job, results: Path, data: DataCache) -> dict:
     config = DataConfig.from_dict(s["data"])
     ws, split = split_of(config, data.windows(config))
     target, names = ws.y, list(ws.class_names)
-    if s.get("predict", "emotion") != "emotion":  # identity probe: which participant / walk
-        ids = ws.subject if s["predict"] == "participant" else ws.recording
+    probe = s.get("predict")  # identity probe: which participant / walk (None: the emotion)
+    if probe:
+        ids = ws.subject if probe == "participant" else ws.recording
         values, target = np.unique(ids, return_inverse=True)
         names = [str(v) for v in values]
     # "train": the network's training participants (the network sees the validation part only to
@@ -297,7 +298,7 @@ def run_baseline(job: Job, results: Path, data: DataCache) -> dict:
                                             n_estimators=s["n_estimators"], max_depth=s["max_depth"])
     wall = round(time.perf_counter() - t0, 2)
     test = ws.subset(split.test)
-    if s.get("predict", "emotion") == "emotion":
+    if not probe:
         write_npz(job.folder(results) / PREDICTIONS_FILE, **window_predictions(test, pred))
     return {
         "job": job.id, "kind": job.kind, "settings": s, "model": model_info,
@@ -305,7 +306,7 @@ def run_baseline(job: Job, results: Path, data: DataCache) -> dict:
         "test_subjects": split.summary["test"]["subjects"],
         "report": classification_report(target[split.test], pred, names),
         "chance": _chance(target[fit_idx], target[split.test]),
-        **({"label_permutation": _permutation_summary(ws)} if "label_permutation" in ws.report else {}),
+        **_permutation_summary(ws),
         "wall_s": wall,
     }
 
@@ -318,8 +319,9 @@ def _chance(train_y: np.ndarray, test_y: np.ndarray) -> dict:
 
 
 def _permutation_summary(ws) -> dict:
-    p = ws.report["label_permutation"]
-    return {k: p[k] for k in ("seed", "recordings", "kept_true_label")}
+    """``{"label_permutation": ...}`` for the result of a permuted-label job; nothing otherwise."""
+    p = ws.report.get("label_permutation")
+    return {"label_permutation": {k: p[k] for k in ("seed", "recordings", "kept_true_label")}} if p else {}
 
 
 RUNNERS: dict[str, Callable] = {"pretrain": run_pretrain, "deep": run_deep, "baseline": run_baseline,

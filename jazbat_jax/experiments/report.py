@@ -251,21 +251,15 @@ def _plot_meaning(meaning: dict, classes: int, path: Path) -> bool:
     return _save_dot_plot(fig, ax, path, "Accuracy with 95% participant-bootstrap intervals, and the permuted-label control", 3)
 
 
-def _plot_participants(results: Path, rows: list[dict], path: Path) -> bool:
-    """Each participant's test accuracy per model under the subject split (seeds averaged)."""
+def _plot_participants(meaning: dict, classes: int, path: Path) -> bool:
+    """Each participant's test accuracy per model under the subject split (seeds averaged), from the
+    summaries the results table already computed."""
     from matplotlib.figure import Figure
 
-    from jazbat_jax.experiments import stats
-
-    groups = _group([r for r in rows if r["protocol"] == "subject"], "input", "pretraining")
-    points = {}
-    for key, rs in sorted(groups.items()):
-        preds = [_predictions(results, r) for r in rs]
-        if preds and all(p is not None for p in preds):
-            points[key] = stats.summarize(preds, len(rs[0]["report"]["class_names"]))["per_participant"]
+    points = {(inp, pre): m["summary"]["per_participant"] for (protocol, _, inp, pre), m in meaning.items()
+              if protocol == "subject" and m["summary"] is not None}
     if not points:
         return False
-    classes = len(rows[0]["report"]["class_names"])
     fig = Figure(figsize=(max(5.0, 1.1 * len(points) + 2), 4.2), layout="constrained")
     ax = fig.subplots()
     rng = np.random.default_rng(0)  # horizontal jitter only, so that equal values stay visible
@@ -528,7 +522,7 @@ def build_report(results: str | Path, cfg: dict | None = None, command: str | No
     figure = _plot_meaning(meaning, classes, fig_dir / "accuracy_with_control.png")
     if figure:
         out += ["![accuracy with intervals and the permuted-label control](figures/accuracy_with_control.png)", ""]
-    if _plot_participants(results, true_rows, fig_dir / "per_participant.png"):
+    if _plot_participants(meaning, classes, fig_dir / "per_participant.png"):
         out += ["Per-participant accuracy under the subject split (each dot one participant's test windows, "
                 "averaged over seeds):", "", "![per participant](figures/per_participant.png)", ""]
     out += _probe_section(rows)

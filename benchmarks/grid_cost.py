@@ -1,0 +1,47 @@
+"""Training cost of an experiment grid: window-passes of every training job, and hours at a given rate.
+
+    python benchmarks/grid_cost.py [--profile full] [--config FILE] [--rate 412.6]
+
+Counts, for each pretraining and fine-tuning job of ``grid.plan``, the windows of its training part
+(loaded from the real data the config names) times its maximum epochs, and prints one JSON line. The
+forests and personal models are not counted (they are minutes). Early stopping shortens the real cost
+by the fraction of the maximum epochs the runs train.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    from jazbat_jax.data.config import split_of
+    from jazbat_jax.experiments import config as cfgmod
+    from jazbat_jax.experiments import grid
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--profile", default="full", choices=sorted(cfgmod.PROFILES))
+    p.add_argument("--config", type=Path, default=None, help="a grid config file merged onto the profile")
+    p.add_argument("--rate", type=float, default=None, help="training windows per second, for the hours")
+    a = p.parse_args(argv)
+    cfg = cfgmod.load_config(a.profile, a.config)
+    cache, train_sizes, passes, runs = grid.DataCache(), {}, 0, 0
+    for job in grid.plan(cfg):
+        if job.kind not in ("pretrain", "deep"):
+            continue
+        run = grid.run_config(job, Path("."))
+        key = (run.data.without_split(), run.data.split)
+        if key not in train_sizes:
+            train_sizes[key] = len(split_of(run.data, cache.windows(run.data))[1].train)
+        passes += train_sizes[key] * run.train.epochs
+        runs += 1
+    out = {"profile": cfg["profile"], "training_runs": runs, "window_passes": passes}
+    if a.rate:
+        out.update(rate_windows_per_s=a.rate, hours=round(passes / a.rate / 3600))
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
