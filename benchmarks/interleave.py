@@ -1,10 +1,10 @@
 """Interleaved timing: the reference and every candidate in many short alternating rounds.
 
 Two medians taken minutes apart on a shared machine differ by whatever the machine did in between.
-Here every round times one short block of each callable, reference first on even rounds and last on
-odd ones, so a candidate and its reference see the same machine state and drift cancels in their
-ratio. Each round gives one ratio per candidate: (candidate time per call) / (reference time per
-call).
+Here every round times one short block of each callable, in one order on even rounds and in the
+reverse order on odd ones, so a candidate and its reference see the same machine state and drift
+cancels in their ratio. Each round gives one time per call for every callable; the gate's ratios
+are taken within a round: (candidate time per call) / (reference time per call).
 
 Fixed hardware: all threads of the process are pinned to one CPU while measuring (``one_cpu``). The
 jitted JAX forward is multi-threaded by default, and on a shared 2-core machine its time otherwise
@@ -17,7 +17,7 @@ spread so wide that a 25% slowdown could no longer be told apart (numbers in doc
 What stays in CPU time is what a slower candidate changes: the work each call does, and the cache
 and memory stalls it suffers.
 
-The gate (``benchmarks/gate.py``) decides on the distribution of these per-round ratios; the
+The gate (``benchmarks/gate.py``) decides on the distribution of the per-round ratios; the
 measurement goes on in chunks of rounds while a decision is still open (``measure_until_decided``).
 """
 from __future__ import annotations
@@ -71,31 +71,31 @@ def _block(call: Callable[[], object], n: int) -> float:
     return (CLOCK() - start) / n
 
 
-def interleaved_rounds(calls: dict[str, Callable[[], object]], reference: str, rounds: int,
+def interleaved_rounds(calls: dict[str, Callable[[], object]], rounds: int,
                        block_calls: dict[str, int]) -> dict[str, list[float]]:
-    """Per-round ratios to ``reference`` for every other entry of ``calls`` (``rounds`` values each)."""
-    order = [reference] + [name for name in calls if name != reference]
-    ratios: dict[str, list[float]] = {name: [] for name in order[1:]}
+    """Time per call of every entry of ``calls`` in each of ``rounds`` rounds (``rounds`` values each), the
+    entries in their order on even rounds and in reverse on odd ones."""
+    order = list(calls)
+    times: dict[str, list[float]] = {name: [] for name in order}
     for r in range(rounds):
-        per_call = {name: _block(calls[name], block_calls[name]) for name in (order if r % 2 == 0 else order[::-1])}
-        for name in ratios:
-            ratios[name].append(per_call[name] / per_call[reference])
-    return ratios
+        for name in order if r % 2 == 0 else order[::-1]:
+            times[name].append(_block(calls[name], block_calls[name]))
+    return times
 
 
-def measure_until_decided(calls: dict[str, Callable[[], object]], reference: str,
+def measure_until_decided(calls: dict[str, Callable[[], object]],
                           undecided: Callable[[dict[str, list[float]], int], list[str]],
                           chunk_rounds: int, max_chunks: int) -> tuple[dict[str, list[float]], int]:
-    """Measure chunks of rounds until ``undecided(ratios, looks)`` returns no name or the cap is reached.
+    """Measure chunks of rounds until ``undecided(times, looks)`` returns no name or the cap is reached.
 
-    Returns the per-round ratios of all chunks and the number of chunks measured.
+    Returns the per-round times per call of all chunks and the number of chunks measured.
     """
-    ratios: dict[str, list[float]] = {name: [] for name in calls if name != reference}
+    times: dict[str, list[float]] = {name: [] for name in calls}
     with one_cpu():
         block_calls = {name: calls_per_block(call) for name, call in calls.items()}
         for chunk in range(1, max_chunks + 1):
-            for name, values in interleaved_rounds(calls, reference, chunk_rounds, block_calls).items():
-                ratios[name] += values
-            if not undecided(ratios, chunk):
+            for name, values in interleaved_rounds(calls, chunk_rounds, block_calls).items():
+                times[name] += values
+            if not undecided(times, chunk):
                 break
-    return ratios, chunk
+    return times, chunk

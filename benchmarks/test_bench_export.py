@@ -6,10 +6,12 @@ reference. All four compute the same function (the twin gets the Flax weights; c
 ``test_latency_batch1``: the paper's protocol, 5 warm-up rounds and 100 timed rounds of one call;
 absolute targets (ONNX ≤ 0.4 ms, TFLite ≤ 1.0 ms, JAX ≤ 0.6 ms) are recorded in extra_info, artifact
 sizes in extra_info["exact"]. These medians are reported, not timing-gated: taken one runtime after
-another, they drift with the machine. ``test_interleaved_ratio_to_keras_twin`` is what the timing gate
-decides on (benchmarks/gate.py): each runtime against the twin's TFLite in alternating rounds
-(process CPU time, one CPU; benchmarks/interleave.py). Its bounds (benchmarks/timing_gates.json)
-are all under 0.2, so a pass also means "at least 5× faster than the twin", with confidence.
+another, they drift with the machine. ``test_interleaved_timing`` is what the timing gate decides on
+(benchmarks/gate.py): in alternating rounds (process CPU time, one CPU; benchmarks/interleave.py) it
+times each runtime, the same runtime running the committed regression reference
+(benchmarks/references.py), and the twin's TFLite. Two gates per runtime: against its regression
+reference (a bound near 1, tight enough to catch a 25% slowdown) and against the twin (bounds under
+0.2: a pass also means "at least 5× faster than the paper's toolchain", with confidence).
 
     .venv/bin/python -m pytest benchmarks/test_bench_export.py --benchmark-enable -m bench
 """
@@ -24,10 +26,10 @@ pytest.importorskip("tensorflow")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("ai_edge_litert")
 
+import references  # noqa: E402
 from keras_twin import build_keras_twin, copy_flax_weights, twin_to_tflite  # noqa: E402
 
 from conversion import onnx_native, parity, runtime, tflite  # noqa: E402
-from conversion.source import fresh_source, perturbed  # noqa: E402
 
 pytestmark = pytest.mark.bench
 
@@ -36,7 +38,7 @@ TARGET_MS = {"onnx": 0.4, "tflite": 1.0, "jax": 0.6}
 
 @pytest.fixture(scope="module")
 def setup():
-    source = perturbed(fresh_source("jazbat_net", "1d"), seed=3)
+    source = references.benchmark_source()
     twin = build_keras_twin(input_dim=1, num_classes=6, reduce_filters=6)
     copy_flax_weights(twin, source.variables)
     artifacts = {
@@ -52,7 +54,8 @@ def setup():
         "onnx": runtime.onnx_call(artifacts["onnx"], x),
         "keras_twin_tflite": runtime.tflite_call(artifacts["keras_twin_tflite"], x),
     }
-    for name, call in calls.items():  # all four compute the same probabilities
+    calls |= {f"{name}_reference": call for name, call in references.calls(references.load(), x).items()}
+    for name, call in calls.items():  # all seven compute the same probabilities
         out = np.asarray(call())
         assert np.max(np.abs(out - reference)) <= parity.FP32_ATOL, name
     return artifacts, calls
@@ -92,41 +95,33 @@ def slowed(call, fraction: float):
 
 
 @pytest.mark.ci
-def test_interleaved_ratio_to_keras_twin(benchmark, setup):
-    """The timing gate's measurement: every gated runtime against the twin's TFLite in alternating rounds,
-    plus copies of each slowed by 25% and 50% here, which the gate must catch in every run."""
-    from gate import decide, load_gates
+def test_interleaved_timing(benchmark, setup):
+    """The timing gate's measurement: every gated runtime, its references and copies of it slowed by 25% and
+    50% here in alternating rounds; the gate must catch the slowed copies in every run."""
+    from gate import load_gates, open_names
     from interleave import measure_until_decided
 
     _, calls = setup
     gates, settings = load_gates()
-    reference = gates[0].reference
-    bounds = {g.candidate: g.max_ratio for g in gates}
-    timed = {reference: calls[reference]}
+    timed = {name: calls[name] for name in dict.fromkeys(n for g in gates for n in (g.reference, g.candidate))}
     slowed_info = {}
-    for g in gates:
-        timed[g.candidate] = calls[g.candidate]
-    for g in gates:
+    for candidate in dict.fromkeys(g.candidate for g in gates):
         for by in settings.slowdowns:
-            name = f"{g.candidate} slowed {by:.0%}"
-            timed[name] = slowed(calls[g.candidate], by)
-            slowed_info[name] = {"of": g.candidate, "by": by}
-
-    def undecided(ratios, looks):
-        return [n for n, v in ratios.items()
-                if decide(v, bounds[slowed_info.get(n, {}).get("of", n)], settings.alpha_per_look)[0] == "open"]
+            name = f"{candidate} slowed {by:.0%}"
+            timed[name] = slowed(calls[candidate], by)
+            slowed_info[name] = {"of": candidate, "by": by}
 
     holder = {}
     load_before = os.getloadavg()
-    benchmark.pedantic(lambda: holder.update(zip(("ratios", "looks"), measure_until_decided(
-        timed, reference, undecided, settings.chunk_rounds, settings.max_looks))), rounds=1, iterations=1)
-    benchmark.group = "interleaved ratio to the Keras twin's TFLite"
+    benchmark.pedantic(lambda: holder.update(zip(("times", "looks"), measure_until_decided(
+        timed, lambda times, looks: open_names(times, slowed_info, gates, settings.alpha_per_look),
+        settings.chunk_rounds, settings.max_looks))), rounds=1, iterations=1)
+    benchmark.group = "interleaved timing against the regression references and the Keras twin"
     benchmark.extra_info["interleaved"] = {
-        "reference": reference,
         "looks": holder["looks"],
         "chunk_rounds": settings.chunk_rounds,
         "load_average": [round(x, 2) for x in (*load_before, *os.getloadavg())],  # 1/5/15 min, before and after
-        "ratios": {n: [round(x, 5) for x in v] for n, v in holder["ratios"].items()},
+        "times": {n: [float(f"{x:.5g}") for x in v] for n, v in holder["times"].items()},  # seconds per call
         "slowed": slowed_info,
     }
 
@@ -134,7 +129,7 @@ def test_interleaved_ratio_to_keras_twin(benchmark, setup):
 @pytest.mark.parametrize("fmt", ["tflite", "onnx"])
 def test_export_time(benchmark, fmt):
     """Wall time of one export of Jazbat-Net 1D (trace + convert; parity gates are timed separately by `jazbat export`)."""
-    source = perturbed(fresh_source("jazbat_net", "1d"), seed=3)
+    source = references.benchmark_source()
     convert = {"tflite": tflite.to_tflite_bytes, "onnx": onnx_native.to_onnx_bytes}[fmt]
     benchmark.group = "export time, Jazbat-Net 1D"
     data = benchmark.pedantic(lambda: convert(source), rounds=3, iterations=1, warmup_rounds=1)

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from jazbat_jax.data.config import BUNDLED, DataConfig, SplitConfig, load_windows, split_of
 from jazbat_jax.experiments import config as cfgmod
 from jazbat_jax.experiments import personal
+from jazbat_jax.experiments.workers import run_workers
 from jazbat_jax.files import write_json
 from jazbat_jax.machine import load_average, machine_info
 from jazbat_jax.train.config import ModelConfig, RunConfig, TrainConfig
@@ -361,17 +362,53 @@ def groups(todo: list[Job], runs_per_program: int) -> list[list[Job]]:
     return out
 
 
+def run_group(group: list[Job], results: Path, data: DataCache, log: Callable[[str], None] = print) -> list[str]:
+    """Run one job, or several compatible ones in one program; write each ``result.json``; return their ids."""
+    t0 = time.perf_counter()
+    resumed = [(job.folder(results) / "run" / "checkpoints").exists() for job in group]
+    if len(group) == 1:
+        log(f"\n=== {group[0].kind} {group[0].id}")
+        done = [RUNNERS[group[0].kind](group[0], results, data)]
+    else:
+        log(f"\n=== {len(group)} {group[0].kind} jobs in one program: {', '.join(j.id for j in group)}")
+        done = [RUNNERS[job.kind](job, results, data, trained)
+                for job, trained in zip(group, _train_together(group, results, data))]
+    for job, result, was_resumed in zip(group, done, resumed):
+        result.update(total_wall_s_this_invocation=round(time.perf_counter() - t0, 2), resumed=was_resumed,
+                      finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        write_json(job.folder(results) / "result.json", result)
+        rep = result["report"]
+        log(f"    {job.id}: accuracy {rep['accuracy']:.4f}  macro-F1 {rep['macro']['f1']:.4f}  "
+            f"({result['wall_s']:.1f} s)")
+    return [job.id for job in group]
+
+
+def needs(job: Job, results: Path) -> list[Path]:
+    """The ``result.json`` files of the trunks a job starts from (none for a job trained from scratch)."""
+    run = job.settings.get("run", {})
+    if run.get("transfer"):
+        return [results / Path(run["transfer"]["source"]).parent / "result.json"]
+    if job.settings.get("pretrain_job"):  # a personal-model job
+        return [results / "pretrain" / job.settings["pretrain_job"] / "result.json"]
+    return []
+
+
 def run_grid(cfg: dict, results: str | Path, progress: bool = True, log: Callable[[str], None] = print,
              stop_after: int | None = None, command: str | None = None, compilation_cache: bool = True,
-             runs_per_program: int = 1) -> dict:
+             runs_per_program: int = 1, workers: int = 1) -> dict:
     """Run every job of ``cfg`` not yet finished in ``results``; return a summary of this invocation.
 
     ``stop_after``: stop after that many jobs were run (not skipped); used by the tests.
     ``runs_per_program``: train up to that many compatible jobs together in one program
     (``train/multi.py``); 1 trains each job alone.
+    ``workers``: train that many jobs at a time, each in a single-threaded process of its own
+    (``experiments/workers.py``; on 2 CPU cores two such processes out-train one multi-threaded run).
     ``compilation_cache``: set JAX's persistent cache to ``results/.jax_cache`` (process-wide
     setting: the tests turn it off so that it does not leak into other tests).
     """
+    if workers < 1 or (workers > 1 and (runs_per_program > 1 or stop_after is not None)):
+        raise cfgmod.ConfigError(f"workers must be >= 1 (got {workers}), and several workers train one job each: "
+                                 "use either workers or runs_per_program")
     results = Path(results)
     results.mkdir(parents=True, exist_ok=True)
     if compilation_cache:
@@ -385,28 +422,15 @@ def run_grid(cfg: dict, results: str | Path, progress: bool = True, log: Callabl
     t_start, load_start = time.perf_counter(), load_average()
     ran, started = [], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     bar = tqdm(total=len(todo), desc="grid", unit="job", disable=not progress, dynamic_ncols=True)
-    for group in groups(todo, runs_per_program):
-        bar.set_postfix_str(group[0].name + (f" +{len(group) - 1}" if len(group) > 1 else ""))
-        t0 = time.perf_counter()
-        resumed = [(job.folder(results) / "run" / "checkpoints").exists() for job in group]
-        if len(group) == 1:
-            log(f"\n=== {group[0].kind} {group[0].id}")
-            done = [RUNNERS[group[0].kind](group[0], results, data)]
-        else:
-            log(f"\n=== {len(group)} {group[0].kind} jobs in one program: {', '.join(j.id for j in group)}")
-            done = [RUNNERS[job.kind](job, results, data, trained)
-                    for job, trained in zip(group, _train_together(group, results, data))]
-        for job, result, was_resumed in zip(group, done, resumed):
-            result.update(total_wall_s_this_invocation=round(time.perf_counter() - t0, 2), resumed=was_resumed,
-                          finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-            write_json(job.folder(results) / "result.json", result)
-            rep = result["report"]
-            log(f"    {job.id}: accuracy {rep['accuracy']:.4f}  macro-F1 {rep['macro']['f1']:.4f}  "
-                f"({result['wall_s']:.1f} s)")
-            ran.append(job.id)
-        bar.update(len(group))
-        if stop_after is not None and len(ran) >= stop_after:
-            break
+    if workers > 1 and todo:
+        ran = run_workers(results, workers, todo, bar, log)
+    else:
+        for group in groups(todo, runs_per_program):
+            bar.set_postfix_str(group[0].name + (f" +{len(group) - 1}" if len(group) > 1 else ""))
+            ran += run_group(group, results, data, log)
+            bar.update(len(group))
+            if stop_after is not None and len(ran) >= stop_after:
+                break
     bar.close()
     if stop_after is None or len(ran) < stop_after:  # every job done: profile the exported models once
         if cfg.get("latency", {}).get("enabled") and not (results / "profile" / "profile.json").exists():
