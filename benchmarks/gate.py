@@ -241,7 +241,7 @@ class TimingResult:
 
     def line(self, confidence: float) -> str:
         e = self.estimate
-        verdict = {"pass": "within bound", "fail": "ABOVE bound", "open": "undecided at the cap: not shown worse"}
+        verdict = {"pass": "within bound", "fail": "ABOVE bound", "open": "undecided: not shown worse"}
         text = (f"timing: {self.name} / {self.gate.reference}: median ratio {e.median:.4f}, "
                 f"{confidence:.2%} interval [{e.low:.4f}, {e.high:.4f}] over {e.rounds} rounds; "
                 f"bound {self.gate.max_ratio:.4f}: {verdict[self.decision]}")
