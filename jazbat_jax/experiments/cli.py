@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "slower, see docs/training.md)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="train N jobs at a time, each in a single-threaded process of its own (on 2 CPU cores, 2 "
-                        "workers trained about 1.5x the windows/s of one multi-threaded run, see docs/training.md)")
+                        "workers trained 1.4-1.5x the windows/s of one multi-threaded run, see docs/training.md)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_experiments)
     register_accuracy_cost(subparsers)
