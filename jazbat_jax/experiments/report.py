@@ -387,6 +387,14 @@ def _load_note(invocation: dict) -> str:
         " ⚠ busy" if _was_busy(invocation) else "")
 
 
+def _epochs(section: dict) -> str:
+    """'40 epochs', or with early stopping 'at most 40 epochs, early stopping ...'."""
+    if section.get("patience") is None:
+        return f"{section['epochs']} epochs"
+    return (f"at most {section['epochs']} epochs, early stopping on validation macro-F1 after "
+            f"{section['patience']} epochs without improvement")
+
+
 def _inputs_line(cfg: dict) -> str:
     """What the source and target accelerations are: as recorded (the paper) or matched (docs/data.md)."""
     from jazbat_jax.data.matching import GRAVITY_REMOVAL
@@ -414,10 +422,10 @@ def _settings_lines(cfg: dict, invocations: list[dict]) -> list[str]:
         f"{g['n_folds']}-fold stratified over windows (the paper's probable protocol; overlapping windows of the "
         f"same walk land in train and test); folds run: {cfgmod.folds(cfg)}; split seed {g['split_seed']}; "
         f"validation = {f['val_fraction']:.0%} of the rest (for checkpoint selection by macro-F1).",
-        f"- **Fine-tuning**: {f['epochs']} epochs, batch {f['batch_size']}, Adam lr {f['learning_rate']} "
+        f"- **Fine-tuning**: {_epochs(f)}, batch {f['batch_size']}, Adam lr {f['learning_rate']} "
         f"(paper: 90 epochs); all layers trained; best-validation checkpoint evaluated on the test fold.",
         f"- **Pretraining**: WISDM 2019, {len(p['activities'])} activities `{p['activities']}`, step {p['step']}, "
-        f"{p['epochs']} epochs (paper: 40), subject hold-out ({p['test_fraction']:.0%} test, "
+        f"{_epochs(p)} (paper: 40), subject hold-out ({p['test_fraction']:.0%} test, "
         f"{p['val_fraction']:.0%} val), seed {p['seed']}; subjects listed below.",
         _inputs_line(cfg),
         f"- **Seeds** (initialisation, shuffling): {g['seeds']}; mean ± SD are over folds × seeds (sample SD).",
@@ -496,7 +504,7 @@ def build_report(results: str | Path, cfg: dict | None = None, command: str | No
                 else "random window split: overlapping windows of the same walks in train and test (leaky)")
         out += [f"### Split `{protocol}`, window step {step} ({desc})", "",
                 f"Data: {dataset}; {g['n_folds']}-fold, folds {cfgmod.folds(cfg)}, seeds {g['seeds']}; "
-                f"fine-tuning {cfg['finetune']['epochs']} epochs.", ""]
+                f"fine-tuning {_epochs(cfg['finetune'])}.", ""]
         table, cells = [], []
         stopping = cfg["finetune"].get("patience") is not None  # early stopping: say where each run stopped
         for inp in g["inputs"]:
