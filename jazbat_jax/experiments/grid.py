@@ -406,9 +406,10 @@ def run_grid(cfg: dict, results: str | Path, progress: bool = True, log: Callabl
     ``compilation_cache``: set JAX's persistent cache to ``results/.jax_cache`` (process-wide
     setting: the tests turn it off so that it does not leak into other tests).
     """
-    if workers < 1 or (workers > 1 and (runs_per_program > 1 or stop_after is not None)):
-        raise cfgmod.ConfigError(f"workers must be >= 1 (got {workers}), and several workers train one job each: "
-                                 "use either workers or runs_per_program")
+    if workers < 1:
+        raise cfgmod.ConfigError(f"workers must be >= 1, got {workers}")
+    if workers > 1 and (runs_per_program > 1 or stop_after is not None):
+        raise cfgmod.ConfigError("several workers train one job each: use either workers or runs_per_program")
     results = Path(results)
     results.mkdir(parents=True, exist_ok=True)
     if compilation_cache:
