@@ -83,3 +83,42 @@ def test_two_workers_train_the_grid(tmp_path, cfg):
     assert all("worker done" in log for log in logs)
     again = grid.run_grid(cfg, results, progress=False, compilation_cache=False, workers=2)
     assert again["ran"] == [] and again["skipped_done"] == len(jobs)
+
+
+def _processes_on(results) -> list[int]:
+    """Pids of the processes whose command line names ``results`` (the workers of that grid)."""
+    from pathlib import Path
+
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and str(results) in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.mark.slow
+def test_a_killed_grid_stops_its_workers(tmp_path, cfg):
+    """`kill PID` of the grid (SIGTERM) stops its workers too, and a rerun resumes the grid to the end."""
+    import os
+    import signal
+    import time
+
+    results = tmp_path / "results"
+    script = ("import json, sys; from jazbat_jax.experiments import grid; "
+              f"grid.run_grid(json.loads(sys.argv[1]), {str(results)!r}, progress=False, compilation_cache=False, "
+              "workers=2)")
+    parent = subprocess.Popen([sys.executable, "-c", script, json.dumps(cfg)])
+    deadline = time.time() + 120
+    while len([p for p in _processes_on(results) if p != parent.pid]) < 2 and time.time() < deadline:
+        time.sleep(0.5)
+    workers_pids = [p for p in _processes_on(results) if p != parent.pid]
+    assert len(workers_pids) == 2, "the workers did not start"
+    os.kill(parent.pid, signal.SIGTERM)
+    parent.wait(timeout=60)
+    time.sleep(1)
+    assert [p for p in workers_pids if p in _processes_on(results)] == []
+    summary = grid.run_grid(cfg, results, progress=False, compilation_cache=False, workers=2)
+    assert all(job.done(results) for job in grid.plan(cfg)) and summary["skipped_done"] + len(summary["ran"]) == 3

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -135,6 +136,8 @@ def run_workers(results: Path, n: int, todo: list, bar: Any, log: Callable[[str]
             procs.append(subprocess.Popen([sys.executable, "-m", __name__, str(results)], stdout=out,
                                           stderr=subprocess.STDOUT, env=env))
     log(f"{n} workers, one thread each; their logs: {logs}/worker-K.log")
+    # A plain `kill` of this process must stop the workers too (the `finally` below), not orphan them.
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         while True:
             codes = [p.poll() for p in procs]
@@ -150,11 +153,16 @@ def run_workers(results: Path, n: int, todo: list, bar: Any, log: Callable[[str]
                 return [j.id for j in todo if j.done(results)]
             time.sleep(POLL_S)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         for p in procs:
             if p.poll() is None:
                 p.terminate()
         for p in procs:
             p.wait()
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:
