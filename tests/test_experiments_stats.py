@@ -238,6 +238,14 @@ def test_summarize_keeps_recordings_of_different_participants_apart():
         stats.majority_vote(run["y_true"], run["y_pred"], run["recording"])
 
 
+def test_summarize_gives_a_walk_one_vote_per_label_when_controls_permute_differently():
+    # the permuted-label control of two seeds gave walk (1, 0) label 0 in one run and label 1 in the other
+    seed0 = _run([0, 0, 0], [0, 0, 1], [1, 1, 1], [0, 0, 0])
+    seed1 = _run([1, 1, 1], [1, 0, 0], [1, 1, 1], [0, 0, 0])
+    rec = stats.summarize([seed0, seed1], n_classes=2, n_boot=50)["recordings"]
+    assert (rec["n"], rec["correct"]) == (2, 1)  # seed 0's vote (0, right), seed 1's vote (0, wrong)
+
+
 def test_summarize_one_participant_has_no_interval():
     run = _run([0, 0, 1], [0, 1, 1], [7, 7, 7], [0, 0, 1])
     s = stats.summarize([run], n_classes=2)

@@ -230,7 +230,8 @@ def summarize(predictions: list[dict], n_classes: int, n_boot: int = 2000, seed:
       None with a single participant).
     - ``per_participant``: {id: accuracy averaged over the runs that test that participant}.
     - ``recordings``: one majority vote per walk (participant, recording) over all its test windows in
-      all runs, and the exact binomial test of the number correct against chance 1/n_classes. The
+      all runs (per label it was given, when a permuted-label control gave it different labels in
+      different runs), and the exact binomial test of the number correct against chance 1/n_classes. The
       walks of one participant are still not independent (same person, same day): read the p-value
       as an optimistic bound when participants have several walks.
     """
@@ -247,7 +248,9 @@ def summarize(predictions: list[dict], n_classes: int, n_boot: int = 2000, seed:
     # One vote per walk: a walk tested in several runs (seeds, or the folds of a random split, which
     # spread its windows over every test fold) pools all its test windows, so that no walk counts twice.
     # A recording is identified within its participant, so ids reused across participants stay apart.
-    _, walk = np.unique(np.stack([participant, recording], axis=1), axis=0, return_inverse=True)
+    # Under the permuted-label control each seed permutes differently, so one walk can carry different
+    # labels in different runs: it then gives one vote per label it was given.
+    _, walk = np.unique(np.stack([participant, recording, y_true], axis=1), axis=0, return_inverse=True)
     vote_true, vote_pred = majority_vote(y_true, y_pred, walk.reshape(-1))
     n_rec, correct = len(vote_true), int(np.sum(vote_true == vote_pred))
 
