@@ -74,10 +74,12 @@ def test_tflite_allocation_is_positive_and_repeatable(jazbat):
     builtin = [deployment.tflite_allocation_bytes(data) for _ in range(2)]
     if builtin[0] is None:
         pytest.skip("glibc mallinfo2 is not available here")
-    # The arenas hold at least the largest layer output; the heap can move by a few hundred bytes
-    # between builds (other allocations in the process), never by a tensor's worth.
-    assert builtin[0] > 64 * 256 * 4
-    assert abs(builtin[0] - builtin[1]) <= 0.005 * builtin[0]
+    # The arenas hold at least the largest layer output; the heap can move between builds (other
+    # allocations in the process: 7,824 bytes of 849,312 seen once in a clean CI run), never by the
+    # largest tensor's worth.
+    largest = 64 * 256 * 4
+    assert builtin[0] > largest
+    assert abs(builtin[0] - builtin[1]) < largest
     assert deployment.tflite_allocation_bytes(data, xnnpack=True) > builtin[0]  # plus XNNPACK's packed weights
 
 
