@@ -128,10 +128,7 @@ def calls(artifacts: dict[str, bytes], x) -> dict[str, Callable[[], Any]]:
     except Exception as e:  # a serialization version this JAX no longer reads
         raise ReferenceError(f"the installed JAX cannot load the JAX reference ({type(e).__name__}: {e}); "
                              "rewrite the references with `python -m benchmarks.gate references --write`") from None
-    fn = jax.jit(exported.call)
-    xj = jax.device_put(x)
-    fn(xj).block_until_ready()
-    return {"jax": lambda: fn(xj).block_until_ready(),
+    return {"jax": runtime.jit_call(exported.call, x),
             "tflite": runtime.tflite_call(artifacts["tflite"], x),
             "onnx": runtime.onnx_call(artifacts["onnx"], x)}
 

@@ -55,12 +55,17 @@ def time_calls(call: Callable[[], Any], runtime: str, batch: int, warmup: int = 
                   statistics.stdev(samples) if runs > 1 else 0.0, min(samples), max(samples), threads)
 
 
-def jax_call(source: ExportSource, x: np.ndarray) -> Callable[[], Any]:
-    """The jitted probabilities function on ``x`` (compiled before returning)."""
-    fn = jax.jit(source.probabilities_fn())
+def jit_call(fn: Callable[[jax.Array], jax.Array], x: np.ndarray) -> Callable[[], Any]:
+    """``fn`` jitted on ``x`` (compiled before returning); each call waits for the result."""
+    fn = jax.jit(fn)
     xj = jax.device_put(x)
     fn(xj).block_until_ready()
     return lambda: fn(xj).block_until_ready()
+
+
+def jax_call(source: ExportSource, x: np.ndarray) -> Callable[[], Any]:
+    """The jitted probabilities function on ``x`` (compiled before returning)."""
+    return jit_call(source.probabilities_fn(), x)
 
 
 def tflite_call(flatbuffer: bytes, x: np.ndarray, num_threads: int = 1) -> Callable[[], Any]:

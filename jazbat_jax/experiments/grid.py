@@ -384,13 +384,10 @@ def run_group(group: list[Job], results: Path, data: DataCache, log: Callable[[s
 
 
 def needs(job: Job, results: Path) -> list[Path]:
-    """The ``result.json`` files of the trunks a job starts from (none for a job trained from scratch)."""
-    run = job.settings.get("run", {})
-    if run.get("transfer"):
-        return [results / Path(run["transfer"]["source"]).parent / "result.json"]
-    if job.settings.get("pretrain_job"):  # a personal-model job
-        return [results / "pretrain" / job.settings["pretrain_job"] / "result.json"]
-    return []
+    """The ``result.json`` files of the trunks a job starts from (none for a job trained from scratch);
+    deep cells and personal-model jobs both name their trunk in ``pretrain_job``."""
+    trunk = job.settings.get("pretrain_job")
+    return [results / "pretrain" / trunk / "result.json"] if trunk else []
 
 
 def run_grid(cfg: dict, results: str | Path, progress: bool = True, log: Callable[[str], None] = print,
