@@ -74,6 +74,20 @@ def test_job_ids_are_stable_and_readable():
     assert len(a) == 1 + 2 * 3 * 2 * 3 + 3 * 2 + 12
 
 
+
+def test_a_grid_on_fewer_seeds_plans_only_the_trunks_its_cells_start_from(tmp_path):
+    full = config.load_config("full")
+    t = tmp_path / "g.toml"
+    t.write_text('profile = "full"\n[grid]\ninputs = ["1d"]\nfolds = [0]\nseeds = [0]\n[personal]\nenabled = false\n')
+    part = config.load_config(None, t)
+    trunks = [j for j in grid.plan(part) if j.kind == "pretrain"]
+    assert [j.name for j in trunks] == ["wisdm-watch-1d-s0", "wisdm-phone-1d-s0"]
+    # the same jobs as the whole grid's: a part's results are the whole grid's results
+    whole = {j.id for j in grid.plan(full)}
+    assert all(j.id in whole for j in grid.plan(part))
+    used = {j.settings["pretrain_job"] for j in grid.plan(full) if j.kind == "deep" and j.settings["pretrain_job"]}
+    assert {j.id for j in grid.plan(full) if j.kind == "pretrain"} == used  # every planned trunk is used
+
 def test_input_variants(tmp_path):
     plain = config.load_config("quick")
     assert config.input_variants(plain) == [(None, plain)]  # the default: one grid, the inputs as configured

@@ -168,10 +168,12 @@ def baseline_job(cfg: dict, input_kind: str, protocol: str, fold: int, seed: int
 
 
 def plan(cfg: dict) -> list[Job]:
-    """Every job of the grid, pretrainings first (cells depend on them)."""
+    """Every job of the grid, pretrainings first (cells depend on them). Only the trunks some cell
+    starts from are planned: a grid run on fewer seeds than there are trunk seeds trains fewer trunks."""
     g = cfg["grid"]
+    needed = sorted({trunk_seed(cfg, s) for s in g["seeds"]}, key=cfgmod.pretrain_seeds(cfg).index)
     jobs = [pretrain_job(cfg, pre, inp, s) for inp in g["inputs"] for pre in g["pretraining"] if pre in cfgmod.TRUNKS
-            for s in cfgmod.pretrain_seeds(cfg)]
+            for s in needed]
     for inp in g["inputs"]:
         for protocol, step in cfgmod.protocol_steps(cfg):
             for fold in cfgmod.folds(cfg):
