@@ -142,7 +142,7 @@ def test_report_tables_figures_and_gaps(done, tmp_path):
     text = re.sub(r" {2,}", " ", path.read_text())  # Markdown tables pad their cells
     for needle in ("### Split `subject`", "### Split `random`", "random forest (gait features)",
                    "Jazbat-Net, WISDM watch", "85.10", "90.62", "not comparable", "The cost of leakage",
-                   "Quiroz et al. (JMIR", "## Pretraining on WISDM 2019", "1600, 1604, 1606",
+                   "Quiroz et al. (JMIR", "## Pretraining on WISDM 2019", "1600, 1604, 1606", "macro-F1 per test subject (mean ± SD)",
                    "## Model complexity", "29,027", "Where these results differ from the paper", "## Every finished job", "jazbat experiments --config tiny.json --report-only",
                    "2 jobs run, 0 skipped as done", "— `jazbat experiments --config tiny.json`",
                    "permuted-label control [95% CI]", "walks right (majority)", "### Identity probes",

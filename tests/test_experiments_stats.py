@@ -27,6 +27,13 @@ def test_accuracy_and_per_group_accuracy_by_hand():
     assert list(per) == [3, 7, 9] and all(type(k) is int for k in per)
 
 
+
+def test_per_group_macro_f1_by_hand():
+    # group 7: class 0 right (F1 1), class 1 missed and class 2 predicted wrongly (F1 0 each) -> 1/3;
+    # group 3: all right over its two classes -> 1; group 9: one window, wrong -> 0
+    per = stats.per_group_macro_f1([0, 1, 2, 2, 1, 0], [0, 2, 2, 2, 1, 1], [7, 7, 3, 3, 3, 9])
+    assert per == pytest.approx({3: 1.0, 7: 1 / 3, 9: 0.0}) and list(per) == [3, 7, 9]
+
 def test_arrays_of_different_lengths_or_empty_are_refused():
     with pytest.raises(ValueError, match="one length"):
         stats.accuracy([0, 1], [0])

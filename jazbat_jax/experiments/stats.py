@@ -55,6 +55,16 @@ def per_group_accuracy(y_true, y_pred, groups) -> dict[int, float]:
     return {int(g): float(c / t) for g, c, t in zip(ids, correct, total)}
 
 
+def per_group_macro_f1(y_true, y_pred, groups) -> dict[int, float]:
+    """Macro-F1 within each group (e.g. test subject), keyed by the group id in ascending order; the
+    macro average runs over the classes in that group's labels or predictions (sklearn's default)."""
+    from sklearn.metrics import f1_score
+
+    y_true, y_pred, groups = _columns(y_true, y_pred, groups)
+    return {int(g): float(f1_score(y_true[groups == g], y_pred[groups == g], average="macro", zero_division=0))
+            for g in np.unique(groups)}
+
+
 def cluster_bootstrap_ci(y_true, y_pred, clusters, n_boot: int = 2000, level: float = 0.95,
                          seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of the pooled window accuracy, resampling whole clusters.
