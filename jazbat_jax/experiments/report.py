@@ -349,17 +349,22 @@ def _plot_curves(results: Path, rows: list[dict], path: Path, title: str) -> boo
     return True
 
 
-def _per_subject_f1(path: Path) -> str:
-    """Macro-F1 within each test subject of a trunk, mean ± SD over subjects (the published WISDM
-    figure's form); '—' when the run saved no predictions."""
-    if not path.exists():
-        return "—"
+def _trunk_test_stats(result: dict, predictions: Path) -> tuple[str, str]:
+    """A trunk's test accuracy with its 95% subject-clustered bootstrap interval, and its macro-F1 within
+    each test subject, mean ± SD over subjects (the published WISDM figure's form). Without saved
+    predictions: the accuracy alone and '—'."""
+    if not predictions.exists():
+        return f"{100 * result['report']['accuracy']:.1f}%", "—"
     from jazbat_jax.experiments import stats
 
-    with np.load(path) as z:
-        per = stats.per_group_macro_f1(z["y_true"], z["y_pred"], z["participant"])
-    f1 = list(per.values())
-    return f"{statistics.mean(f1):.3f} ± {statistics.stdev(f1):.3f}" if len(f1) > 1 else f"{f1[0]:.3f}"
+    with np.load(predictions) as z:
+        y, p, who = z["y_true"], z["y_pred"], z["participant"]
+    acc = f"{100 * stats.accuracy(y, p):.1f}%"
+    if len(np.unique(who)) > 1:
+        lo, hi = stats.cluster_bootstrap_ci(y, p, who)
+        acc += f" [{100 * lo:.1f}, {100 * hi:.1f}]"
+    f1 = list(stats.per_group_macro_f1(y, p, who).values())
+    return acc, f"{statistics.mean(f1):.3f} ± {statistics.stdev(f1):.3f}" if len(f1) > 1 else f"{f1[0]:.3f}"
 
 
 def _plot_pretrain_curves(results: Path, pretrain: list[dict], path: Path) -> bool:
@@ -628,16 +633,15 @@ def build_report(results: str | Path, cfg: dict | None = None, command: str | No
             acts = d["activities"]
             epochs = (f"{r['stopped_epoch']} (early stop; at most {s['epochs']})"
                       if r.get("early_stopped") else s["epochs"])
+            acc, f1 = _trunk_test_stats(r, results / "pretrain" / r["job"] / "run" / "test_predictions.npz")
             table.append([s["device"], s["input"].upper(), s["run"]["train"]["seed"],
                           f"{len(d['subjects'])}: {', '.join(map(str, d['subjects']))}",
                           f"{len(acts)}: {''.join(acts) if all(len(a) == 1 for a in acts) else ', '.join(acts)}",
-                          d["windows"], epochs, ", ".join(map(str, d["split"]["test"])),
-                          f"{100 * r['report']['accuracy']:.1f}%", f"{100 * r['report']['macro']['f1']:.1f}%",
-                          _per_subject_f1(results / "pretrain" / r["job"] / "run" / "test_predictions.npz"),
-                          f"{r['wall_s']:.0f} s"])
+                          d["windows"], epochs, ", ".join(map(str, d["split"]["test"])), acc,
+                          f"{100 * r['report']['macro']['f1']:.1f}%", f1, f"{r['wall_s']:.0f} s"])
         out += [_table(["device", "input", "seed", "subjects (all used)", "activities", "windows", "epochs trained",
-                        "test subjects", "test accuracy", "test macro-F1", "macro-F1 per test subject (mean ± SD)",
-                        "wall time"], table), ""]
+                        "test subjects", "test accuracy [95% CI]", "test macro-F1",
+                        "macro-F1 per test subject (mean ± SD)", "wall time"], table), ""]
         for r in pretrain:
             wpc = r["data_used"]["windows_per_class"]
             out.append(f"- {r['settings']['device']} {r['settings']['input'].upper()} windows per activity: "
