@@ -66,6 +66,18 @@ def test_workers_and_runs_per_program_do_not_combine(tmp_path, cfg):
         grid.run_grid(cfg, tmp_path, progress=False, compilation_cache=False, workers=2, runs_per_program=2)
 
 
+
+def test_a_stopped_grid_records_its_invocation(tmp_path, cfg, monkeypatch):
+    def fail(group, *args, **kwargs):
+        raise RuntimeError(f"out of memory in {group[0].name}")
+
+    monkeypatch.setattr(grid, "run_group", fail)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        grid.run_grid(cfg, tmp_path, progress=False, compilation_cache=False, command="jazbat experiments")
+    line = json.loads((tmp_path / "invocations.jsonl").read_text())
+    assert line["stopped"] == "RuntimeError: out of memory in wisdm-watch-1d" and line["ran"] == []
+    assert line["command"] == "jazbat experiments" and line["jobs"] == 3
+
 @pytest.mark.slow
 def test_two_workers_train_the_grid(tmp_path, cfg):
     """A real tiny grid (a WISDM trunk, then a scratch and a transfer cell) by two worker processes: every
@@ -120,5 +132,8 @@ def test_a_killed_grid_stops_its_workers(tmp_path, cfg):
     parent.wait(timeout=60)
     time.sleep(1)
     assert [p for p in workers_pids if p in _processes_on(results)] == []
+    # the killed invocation still records itself: when it started, how long it ran, why it stopped
+    line = json.loads((results / "invocations.jsonl").read_text().splitlines()[-1])
+    assert line["stopped"].startswith("KeyboardInterrupt: stopped by signal 15") and line["wall_s"] > 0
     summary = grid.run_grid(cfg, results, progress=False, compilation_cache=False, workers=2)
     assert all(job.done(results) for job in grid.plan(cfg)) and summary["skipped_done"] + len(summary["ran"]) == 3

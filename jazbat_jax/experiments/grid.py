@@ -422,27 +422,39 @@ def run_grid(cfg: dict, results: str | Path, progress: bool = True, log: Callabl
     t_start, load_start = time.perf_counter(), load_average()
     ran, started = [], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     bar = tqdm(total=len(todo), desc="grid", unit="job", disable=not progress, dynamic_ncols=True)
-    if workers > 1 and todo:
-        ran = run_workers(results, workers, todo, bar, log)
-    else:
-        for group in groups(todo, runs_per_program):
-            bar.set_postfix_str(group[0].name + (f" +{len(group) - 1}" if len(group) > 1 else ""))
-            ran += run_group(group, results, data, log)
-            bar.update(len(group))
-            if stop_after is not None and len(ran) >= stop_after:
-                break
-    bar.close()
+
+    def record(ran: list[str], stopped: str | None = None) -> dict:
+        """One line of RESULTS/invocations.jsonl: what this invocation ran, and why it stopped early."""
+        summary = {"started": started, "command": command, "profile": cfg["profile"], "machine": machine_info(),
+                   "jobs": len(jobs), "skipped_done": len(jobs) - len(todo), "ran": ran,
+                   "wall_s": round(time.perf_counter() - t_start, 2),
+                   "load_average_start": load_start, "load_average_end": load_average()}
+        if stopped:
+            summary["stopped"] = stopped
+        with open(results / "invocations.jsonl", "a") as f:
+            f.write(json.dumps(summary) + "\n")
+        return summary
+
+    try:
+        if workers > 1 and todo:
+            ran = run_workers(results, workers, todo, bar, log)
+        else:
+            for group in groups(todo, runs_per_program):
+                bar.set_postfix_str(group[0].name + (f" +{len(group) - 1}" if len(group) > 1 else ""))
+                ran += run_group(group, results, data, log)
+                bar.update(len(group))
+                if stop_after is not None and len(ran) >= stop_after:
+                    break
+    except BaseException as e:  # killed or failed: the invocation still records the jobs it finished
+        record([j.id for j in todo if j.done(results)], (type(e).__name__ + (f": {e}" if str(e) else ""))[:300])
+        raise
+    finally:
+        bar.close()
     if stop_after is None or len(ran) < stop_after:  # every job done: profile the exported models once
         if cfg.get("latency", {}).get("enabled") and not (results / "profile" / "profile.json").exists():
             log("\n=== latency profile: exporting the models and timing JAX, TFLite and ONNX Runtime (a few minutes)")
         run_latency_profile(cfg, results)
-    summary = {"started": started, "command": command, "profile": cfg["profile"], "machine": machine_info(),
-               "jobs": len(jobs), "skipped_done": len(jobs) - len(todo), "ran": ran,
-               "wall_s": round(time.perf_counter() - t_start, 2),
-               "load_average_start": load_start, "load_average_end": load_average()}
-    with open(results / "invocations.jsonl", "a") as f:
-        f.write(json.dumps(summary) + "\n")
-    return summary
+    return record(ran)
 
 
 def load_results(results: str | Path, cfg: dict | None = None) -> list[dict]:

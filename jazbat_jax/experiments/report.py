@@ -502,7 +502,8 @@ def build_report(results: str | Path, cfg: dict | None = None, command: str | No
     if invocations:
         out += ["Invocations of the grid on this results folder (from `invocations.jsonl`):", ""]
         out += [f"- {i['started']}: {len(i['ran'])} jobs run, {i['skipped_done']} skipped as done, "
-                f"{i['wall_s'] / 60:.1f} min wall" + _load_note(i) + (f" — `{i['command']}`" if i.get("command") else "")
+                f"{i['wall_s'] / 60:.1f} min wall" + (f", **stopped early ({i['stopped']})**" if i.get("stopped") else "")
+                + _load_note(i) + (f" — `{i['command']}`" if i.get("command") else "")
                 for i in invocations]
         if any(_was_busy(i) for i in invocations):
             out += ["", "**Warning: the machine was busy during an invocation marked ⚠ (load average above half its "
