@@ -134,6 +134,10 @@ def test_killed_cell_resumes_to_the_uninterrupted_result(done, tmp_path):
     hist = [json.loads(x) for x in (job.folder(copy) / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in hist] == [1, 2]
     assert result["report"]["confusion"] == reference["report"]["confusion"]
+    # the result says it was resumed, and counts the training time of the epoch trained before
+    assert result["resumed_at_epoch"] == 1 and result["earlier_train_s"] == round(hist[0]["train_seconds"], 2)
+    assert report._wall(result) == f"{result['wall_s']:.0f} s + {result['earlier_train_s']:.0f} s before resuming at epoch 1"
+    assert "resumed_at_epoch" not in reference and report._wall(reference) == f"{reference['wall_s']:.0f} s"
 
 
 def test_report_tables_figures_and_gaps(done, tmp_path):

@@ -244,10 +244,11 @@ def _train_together(jobs: list[Job], results: Path, data: DataCache) -> list[tup
 
 
 def _stopping(out: dict) -> dict:
-    """Where early stopping ended the run, and the program it trained in (nothing for a run trained
-    alone on a fixed schedule)."""
+    """Where early stopping ended the run, the program it trained in (nothing for a run trained alone
+    on a fixed schedule), and, for a run resumed from a checkpoint, where and after how much training."""
     final = out["final"]
-    return {k: final[k] for k in ("stopped_epoch", "early_stopped", "program_runs", "program_wall_s") if k in final}
+    return {**{k: final[k] for k in ("stopped_epoch", "early_stopped", "program_runs", "program_wall_s") if k in final},
+            **{k: out[k] for k in ("resumed_at_epoch", "earlier_train_s") if k in out}}
 
 
 def _sizes(split) -> dict:

@@ -79,8 +79,22 @@ def _flat(result: dict) -> dict:
         "report": result["report"], "wall_s": result.get("wall_s"), "n_train": result.get("n_train"),
         "n_test": result.get("n_test"), "test_subjects": result.get("test_subjects"),
         "checkpoint_epoch": result.get("checkpoint_epoch"), "epochs": s.get("epochs"),
-        "stopped_epoch": result.get("stopped_epoch"),
+        "stopped_epoch": result.get("stopped_epoch"), "wall": _wall(result),
     }
+
+
+def _job_seconds(result: dict) -> float:
+    """A job's training / fitting time: the wall time of the invocation that finished it, plus, for a
+    run resumed from a checkpoint, the training time its earlier sessions spent on the epochs it kept."""
+    return (result.get("wall_s") or 0.0) + (result.get("earlier_train_s") or 0.0)
+
+
+def _wall(result: dict) -> str:
+    """A job's wall-time cell: '812 s', or for a resumed run '812 s + 300 s before resuming at epoch 6'."""
+    text = f"{result.get('wall_s') or 0:.0f} s"
+    if result.get("resumed_at_epoch"):
+        text += f" + {result['earlier_train_s']:.0f} s before resuming at epoch {result['resumed_at_epoch']}"
+    return text
 
 
 def _stopped(rows: list[dict]) -> str:
@@ -494,10 +508,11 @@ def build_report(results: str | Path, cfg: dict | None = None, command: str | No
     out: list[str] = [f"# Jazbat-Net experiments on public data ({cfg['profile']} profile)", ""]
     if command:
         out += ["Report written by:", "", "```", command, "```", ""]
-    total_wall = sum(r.get("wall_s") or 0 for r in done.values())
+    total_wall = sum(_job_seconds(r) for r in done.values())
     out += [f"{len(done)} of {len(jobs)} jobs finished"
             + (f" ({len(missing)} missing, listed at the end)" if missing else "")
-            + f"; training / fitting wall time of the finished jobs {total_wall / 60:.1f} min"
+            + f"; training / fitting wall time of the finished jobs {total_wall / 60:.1f} min (a resumed run counts "
+              "its earlier sessions' epochs)"
             + ".", ""]
     if invocations:
         out += ["Invocations of the grid on this results folder (from `invocations.jsonl`):", ""]
@@ -639,7 +654,7 @@ def build_report(results: str | Path, cfg: dict | None = None, command: str | No
                           f"{len(d['subjects'])}: {', '.join(map(str, d['subjects']))}",
                           f"{len(acts)}: {''.join(acts) if all(len(a) == 1 for a in acts) else ', '.join(acts)}",
                           d["windows"], epochs, ", ".join(map(str, d["split"]["test"])), acc,
-                          f"{100 * r['report']['macro']['f1']:.1f}%", f1, f"{r['wall_s']:.0f} s"])
+                          f"{100 * r['report']['macro']['f1']:.1f}%", f1, _wall(r)])
         out += [_table(["device", "input", "seed", "subjects (all used)", "activities", "windows", "epochs trained",
                         "test subjects", "test accuracy [95% CI]", "test macro-F1",
                         "macro-F1 per test subject (mean ± SD)", "wall time"], table), ""]
@@ -674,7 +689,7 @@ def build_report(results: str | Path, cfg: dict | None = None, command: str | No
             best += f" (stopped at {r['stopped_epoch']})"
         table.append([f"`{r['job']}`", r["input"].upper(), model, f"{r['protocol']} st{r['step']}", r["fold"], r["seed"],
                       f"{r['n_train']} / {r['n_test']}", subj, best, f"{100 * r['acc']:.1f}", f"{100 * r['f1']:.1f}",
-                      f"{r['wall_s']:.0f} s"])
+                      r["wall"]])
     out += ["## Every finished job", "",
             _table(["job", "input", "model", "split", "fold", "seed", "train / test windows", "test participants",
                     "best epoch", "accuracy", "macro-F1", "wall time"], table), ""]

@@ -303,6 +303,9 @@ def finish(run: Run) -> dict:
 def _finish(run: Run) -> dict:
     run.checkpoints.close()
     result: dict[str, Any] = {"run_dir": str(run.run_dir), "history": run.history, "state": run.state}
+    if run.start_epoch:  # resumed: where, and the training time earlier sessions spent on the epochs it kept
+        result.update(resumed_at_epoch=run.start_epoch, earlier_train_s=round(sum(
+            h.get("train_seconds", 0.0) for h in run.history if h["epoch"] <= run.start_epoch), 2))
     test = run.parts.test
     if test is not None and len(test):
         best_model, best_vars, best_meta = load_checkpoint(run.run_dir / "checkpoints", "best")
