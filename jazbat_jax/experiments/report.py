@@ -39,7 +39,7 @@ WISDM_PUBLISHED = (
     "self-supervised pretraining on 700,000 person-days of UK Biobank wrist data. Compare the column "
     "\"macro-F1 per test subject\" of the watch rows, computed the same way (sklearn's macro F1 within each test "
     "subject). Our 1D input is the acceleration's magnitude, which discards the orientation the 3-axis models see, "
-    "and our trunks hold out one set of subjects (the seed-0 hold-out above), not five."
+    "and every trunk here is tested on one held-out set of subjects (listed above), not on five."
 )
 PRETRAIN_LABEL = {"none": "no pretraining", "none_k18": "no pretraining, K = 18", "watch": "WISDM watch",
                   "phone": "WISDM phone"}
