@@ -731,8 +731,8 @@ def _differences_section(cfg: dict, rows: list[dict]) -> list[str]:
         "test windows into training."
         + (f" Here the random split scored between {min(leak):+.1f} and {max(leak):+.1f} accuracy points above the "
            "subject split, model by model." if leak else ""),
-        f"- **Training length**: {cfg['finetune']['epochs']} fine-tuning epochs here (paper 90), "
-        f"{cfg['pretrain']['epochs']} pretraining epochs (paper 40), window steps {t['step']} / {cfg['pretrain']['step']} "
+        f"- **Training length**: fine-tuning {_epochs(cfg['finetune'])} here (paper 90 epochs), "
+        f"pretraining {_epochs(cfg['pretrain'])} (paper 40), window steps {t['step']} / {cfg['pretrain']['step']} "
         "(paper 16 / 32).",
         "",
     ]
