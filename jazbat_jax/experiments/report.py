@@ -367,13 +367,13 @@ def _trunk_test_stats(result: dict, predictions: Path) -> tuple[str, str]:
     """A trunk's test accuracy with its 95% subject-clustered bootstrap interval, and its macro-F1 within
     each test subject, mean ± SD over subjects (the published WISDM figure's form). Without saved
     predictions: the accuracy alone and '—'."""
+    acc = f"{100 * result['report']['accuracy']:.1f}%"
     if not predictions.exists():
-        return f"{100 * result['report']['accuracy']:.1f}%", "—"
+        return acc, "—"
     from jazbat_jax.experiments import stats
 
     with np.load(predictions) as z:
         y, p, who = z["y_true"], z["y_pred"], z["participant"]
-    acc = f"{100 * stats.accuracy(y, p):.1f}%"
     if len(np.unique(who)) > 1:
         lo, hi = stats.cluster_bootstrap_ci(y, p, who)
         acc += f" [{100 * lo:.1f}, {100 * hi:.1f}]"
