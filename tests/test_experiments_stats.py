@@ -304,3 +304,14 @@ def test_compare_refuses_unmatched_runs():
     other = [_run([0, 0], [0, 0], [3, 3], [1, 1])] * 2
     with pytest.raises(ValueError, match="different participants"):
         stats.compare(a, other, n_train=2, n_test=1)
+
+
+def test_paired_comparison_uses_the_runs_both_conditions_have():
+    from jazbat_jax.experiments.report import matched_runs
+
+    run = lambda fold, seed, name: {"fold": fold, "seed": seed, "name": name}  # noqa: E731
+    true = [run(1, 0, "t10"), run(0, 1, "t01"), run(0, 0, "t00"), run(2, 0, "t20")]
+    control = [run(0, 0, "c00"), run(2, 0, "c20"), run(3, 0, "c30")]  # fold 1 and seed 1 not run yet; fold 3 only here
+    a, b = matched_runs(true, control)
+    assert [r["name"] for r in a] == ["t00", "t20"] and [r["name"] for r in b] == ["c00", "c20"]
+    assert matched_runs(true, []) == ([], [])

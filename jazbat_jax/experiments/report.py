@@ -197,6 +197,14 @@ def _probe_section(rows: list[dict]) -> list[str]:
                     "chance: majority class (%)", "runs"], table), ""]
 
 
+def matched_runs(a: list[dict], b: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The runs of two conditions that share a fold and seed, in (fold, seed) order: the pairs a paired
+    test may use. A partial grid then compares the runs it has rather than none."""
+    key = lambda r: (r["fold"], r["seed"])  # noqa: E731
+    both = {key(r) for r in a} & {key(r) for r in b}
+    return (sorted((r for r in a if key(r) in both), key=key), sorted((r for r in b if key(r) in both), key=key))
+
+
 def _comparisons_section(results: Path, cfg: dict, true_rows: list[dict], control_rows: list[dict]) -> list[str]:
     """Paired tests between conditions of the subject split: each model against its own permuted-label
     control, and each pretrained Jazbat-Net against the one without pretraining (same folds and seeds)."""
@@ -218,7 +226,8 @@ def _comparisons_section(results: Path, cfg: dict, true_rows: list[dict], contro
                               pick(true_rows, inp, pre), pick(true_rows, inp, "none")))
     results_ = []
     for label, a, b in pairs:
-        if len(a) < 2 or [(r["fold"], r["seed"]) for r in a] != [(r["fold"], r["seed"]) for r in b]:
+        a, b = matched_runs(a, b)
+        if len(a) < 2:
             continue
         pa, pb = [_predictions(results, r) for r in a], [_predictions(results, r) for r in b]
         if any(p is None for p in pa + pb):
@@ -230,7 +239,7 @@ def _comparisons_section(results: Path, cfg: dict, true_rows: list[dict], contro
         return []
     p_runs = stats.holm([c["runs"]["p"] for _, c in results_])
     p_people = stats.holm([c["participants"]["p"] for _, c in results_])
-    table = [[label, f"{100 * c['runs']['mean_difference']:+.1f}", f"{c['runs']['t']:.2f}", _p(pr),
+    table = [[label, c["runs"]["n"], f"{100 * c['runs']['mean_difference']:+.1f}", f"{c['runs']['t']:.2f}", _p(pr),
               f"{c['runs']['cohens_dz']:.2f}", c["participants"]["n"], f"{100 * c['participants']['mean_difference']:+.1f}",
               _p(pp), f"{c['participants']['rank_biserial']:+.2f}"]
              for (label, c), pr, pp in zip(results_, p_runs, p_people)]
@@ -238,8 +247,10 @@ def _comparisons_section(results: Path, cfg: dict, true_rows: list[dict], contro
             "Over runs: the corrected resampled t-test of Nadeau & Bengio (2003) on the per-run accuracy differences "
             "(folds × seeds; the variance inflated for the overlap of training sets) with Cohen's d_z. Over "
             "participants: each participant's accuracy averaged over seeds, Wilcoxon signed-rank test with the "
-            "rank-biserial correlation. p-values Holm-corrected over the rows of each test.", "",
-            _table(["comparison", "difference (points)", "t", "p (runs, Holm)", "d_z", "participants",
+            "rank-biserial correlation. p-values Holm-corrected over the rows of each test. Each comparison "
+            "pairs the runs both conditions have finished (same fold and seed), so in a partial grid a row may "
+            "use fewer runs than the headline table.", "",
+            _table(["comparison", "runs paired", "difference (points)", "t", "p (runs, Holm)", "d_z", "participants",
                     "difference per participant (points)", "p (Wilcoxon, Holm)", "rank-biserial"], table), ""]
 
 
