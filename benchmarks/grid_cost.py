@@ -53,9 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     if a.rate:
         out.update(rate_windows_per_s=a.rate, hours=round(passes / a.rate / 3600))
     if a.results is not None:
-        fraction = {k: round(sum(v) / len(v), 3) if v else 1.0 for k, v in trained.items()}
-        left = sum(todo[k] * fraction[k] for k in todo)
-        out.update(finished_training_runs=sum(len(v) for v in trained.values()), epoch_fraction_trained=fraction,
+        fraction = {k: sum(v) / len(v) if v else 1.0 for k, v in trained.items()}
+        left = sum(todo[k] * fraction[k] for k in todo)  # at the measured fractions, not the printed (rounded) ones
+        out.update(finished_training_runs=sum(len(v) for v in trained.values()),
+                   epoch_fraction_trained={k: round(f, 3) for k, f in fraction.items()},
                    remaining_window_passes_at_max=sum(todo.values()), remaining_window_passes_expected=round(left))
         if a.rate:
             out["remaining_hours_expected"] = round(left / a.rate / 3600, 1)
