@@ -68,7 +68,9 @@ class DataConfig:
     """Everything that decides a model's training windows."""
 
     dataset: str = "wisdm"  # wisdm | quiroz | seecs
-    root: str | None = None  # None: ../shared/data or $JAZBAT_DATA_ROOT, else the bundled sample; "bundled"; a folder
+    # None: ../shared/data or $JAZBAT_DATA_ROOT, else the bundled sample; "bundled"; a folder; or a data label
+    # ("quiroz@<fingerprint>", data.fingerprint): the folder that holds exactly those files, wherever it is
+    root: str | None = None
     input_kind: str = "1d"  # 1d |a| | 3d a_xyz | 6d a_xyz + ω_xyz
     mag_mode: str = "norm_minus_g"  # 1D magnitude of gravity-including data (see data.inputs)
     window: int = 256
@@ -158,6 +160,10 @@ class DataConfig:
 
 def resolve_root(config: DataConfig) -> Path:
     """The dataset's folder for ``config.root`` (see ``DataConfig.root``)."""
+    from .fingerprint import is_label, locate
+
+    if is_label(config.root):
+        return locate(config.root, DATASET_FOLDERS.get(config.dataset))
     if config.root is None:
         base = data_root()
     elif config.root == BUNDLED:

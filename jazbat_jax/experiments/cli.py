@@ -36,16 +36,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="JSON or TOML file merged onto the profile (its 'profile' key picks the base)")
     p.add_argument("--results", type=Path, default=None, help="results folder (default runs/experiments-<profile>)")
     p.add_argument("--report-only", action="store_true", help="do not train: only rebuild the report from the results")
-    p.add_argument("--runs-per-program", type=int, default=1, metavar="N",
-                   help="train up to N compatible jobs (same input, model shape and batch size) together in one "
-                        "program (1, the default: one job at a time; on XLA:CPU a program of several runs was measured "
-                        "slower, see docs/training.md)")
-    p.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="train N jobs at a time, each in a single-threaded process of its own (on 2 CPU cores, 2 "
-                        "workers trained 1.4-1.5x the windows/s of one multi-threaded run, see docs/training.md)")
+    add_ray_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_experiments)
     register_accuracy_cost(subparsers)
+
+
+def add_ray_arguments(p: argparse.ArgumentParser) -> None:
+    r = p.add_argument_group("where the jobs run (Ray; see docs/experiments.md)")
+    r.add_argument("--address", default=None, metavar="HOST:PORT",
+                   help="a running Ray cluster ('auto': the one this machine belongs to); default: start a local Ray "
+                        "on this machine. On a cluster the results folder must be on a file system every node shares")
+    r.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                   help="local Ray: train N jobs at a time, each in a single-threaded worker (default: one per core; "
+                        "on 2 cores two such workers trained 1.4-1.5x the windows/s of one multi-threaded run, "
+                        "docs/training.md)")
+    r.add_argument("--gpus-per-job", type=positive_float, default=0.0, metavar="G",
+                   help="ask Ray for G GPUs per job (jobs then run on GPU nodes)")
+    r.add_argument("--hang-timeout", type=positive_float, default=600.0, metavar="S",
+                   help="restart a job whose worker has shown no sign of life for S seconds")
+    r.add_argument("--in-process", action="store_true",
+                   help="no Ray: run the jobs one after another in this process (debugging)")
+
+
+def ray_options(args: argparse.Namespace):
+    from jazbat_jax.experiments.runner import RayOptions
+
+    if args.in_process and (args.address or args.workers):
+        raise ValueError("--in-process runs the jobs in this process: leave out --address and --workers")
+    return RayOptions(address=args.address, workers=args.workers, gpus_per_job=args.gpus_per_job,
+                      hang_timeout_s=args.hang_timeout, verbose=getattr(args, "verbose", False))
 
 
 def _command_line(args: argparse.Namespace) -> str:
@@ -59,10 +79,14 @@ def _command_line(args: argparse.Namespace) -> str:
         parts += ["--results", str(args.results)]
     if args.report_only:
         parts.append("--report-only")
-    if args.runs_per_program != 1:
-        parts += ["--runs-per-program", str(args.runs_per_program)]
-    if args.workers != 1:
+    if args.address:
+        parts += ["--address", args.address]
+    if args.workers:
         parts += ["--workers", str(args.workers)]
+    if args.gpus_per_job:
+        parts += ["--gpus-per-job", str(args.gpus_per_job)]
+    if args.in_process:
+        parts.append("--in-process")
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -80,7 +104,7 @@ def cmd_experiments(args: argparse.Namespace) -> int:
             print(f"\n=== input variant {name!r}: {folder}")
         if not args.report_only:
             grid.run_grid(vcfg, folder, progress=not args.no_progress, command=command,
-                          runs_per_program=args.runs_per_program, workers=args.workers)
+                          ray_options=ray_options(args), in_process=args.in_process)
         print("\n=== report: tables and figures from the results folder")
         path = report.build_report(folder, vcfg, command=command)
         print(f"report: {path} ({time.perf_counter() - t0:.0f} s)")

@@ -79,6 +79,8 @@ INPUT_VARIANTS = {
     "matched": {"gravity": "removed", "resample_hz": 20.0},
 }
 PROTOCOLS = ("subject", "random")
+PERSONAL_SPLITS = ("shuffled", "time_block")
+PERSONAL_DEEP_MODELS = ("none", "watch", "phone")  # Jazbat-Net from scratch, or from a WISDM trunk of that device
 TARGETS = ("quiroz", "seecs")
 
 # The quick profile: the bundled sample (identical on every machine, no download), 1D only,
@@ -254,10 +256,9 @@ def validate(cfg: dict) -> None:
 
 def _validate_personal(p: dict) -> None:
     from jazbat_jax.data.quiroz import EMOTIONS
-    from jazbat_jax.experiments.personal import DEEP_MODELS, SPLITS
 
-    for key, allowed in (("classes", EMOTIONS), ("inputs", INPUTS), ("splits", SPLITS), ("labels", LABELS),
-                         ("deep_models", DEEP_MODELS)):
+    for key, allowed in (("classes", EMOTIONS), ("inputs", INPUTS), ("splits", PERSONAL_SPLITS), ("labels", LABELS),
+                         ("deep_models", PERSONAL_DEEP_MODELS)):
         vals = p[key]
         if not isinstance(vals, list) or any(v not in allowed for v in vals) or len(set(vals)) != len(vals) \
                 or (not vals and key != "deep_models"):

@@ -12,16 +12,18 @@ Results folder layout::
     personal/<id>/result.json   personal models (one job per input, model, split, labels; see personal.py),
     personal/<id>/runs/         with ``test_predictions.npz``; a deep job's run folder per participant and fold
 
-``<id>`` is readable (``quiroz-1d-watch-subject-f0-s0``) plus a hash of every setting of the
-job, so a changed setting makes a new job instead of reusing a stale one. A job whose
-``result.json`` exists is skipped; a job killed mid-training resumes from its newest
-checkpoint. A pretrained trunk is trained once per (device, input) and
-reused by every cell that needs it.
+``<id>`` names what the job computes (``jobs.py``): readable (``quiroz-1d-watch-subject-f0-s0``) plus a
+hash of every setting of the job, the data named by their fingerprint, so a changed setting makes a new
+job instead of reusing a stale one. A job whose ``result.json`` exists is skipped; a job killed
+mid-training resumes from its newest checkpoint. A pretrained trunk is trained once per (device, input)
+and reused by every cell that needs it. The jobs run as Ray tasks (``runner.py``).
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -29,71 +31,14 @@ from typing import Any, Callable
 import numpy as np
 from tqdm.auto import tqdm
 
-from jazbat_jax.data.config import BUNDLED, DataConfig, SplitConfig, load_windows, split_of
+from jazbat_jax.data.config import DataConfig, SplitConfig, load_windows, split_of
 from jazbat_jax.experiments import config as cfgmod
-from jazbat_jax.experiments import personal
-from jazbat_jax.experiments.workers import run_workers
+from jazbat_jax.experiments import personal, runner
+from jazbat_jax.experiments.jobs import Job, data_label, data_roots, pretrain_job
 from jazbat_jax.files import write_json
 from jazbat_jax.machine import load_average, machine_info
 from jazbat_jax.train.config import ModelConfig, RunConfig, TrainConfig
 from jazbat_jax.train.transfer import TransferConfig
-
-
-def data_root_label(cfg: dict) -> str:
-    """What names the data in a job's settings: 'bundled' (location-independent) or the folder."""
-    from jazbat_jax.data import data_root
-
-    root = cfg["data_root"]
-    if root == BUNDLED:
-        return BUNDLED
-    if root == "auto":
-        return str(data_root())
-    p = Path(root).expanduser()
-    if not p.exists():
-        raise cfgmod.ConfigError(f"data_root {p} does not exist")
-    return str(p)
-
-
-# ---------------------------------------------------------------- jobs
-@dataclasses.dataclass
-class Job:
-    kind: str  # pretrain | deep | baseline | personal
-    name: str
-    settings: dict  # labels for the report, plus the exact configuration ("run" or "data")
-
-    @property
-    def id(self) -> str:
-        return f"{self.name}-{cfgmod.settings_hash(self.settings)}"
-
-    def folder(self, results: Path) -> Path:
-        sub = {"pretrain": "pretrain", "deep": "cells", "baseline": "baseline", "personal": "personal"}[self.kind]
-        return results / sub / self.id
-
-    def done(self, results: Path) -> bool:
-        return (self.folder(results) / "result.json").exists()
-
-
-def pretrain_data(cfg: dict, device: str, input_kind: str) -> DataConfig:
-    p, t = cfg["pretrain"], cfg["target"]
-    return DataConfig(dataset="wisdm", root=data_root_label(cfg), input_kind=input_kind, window=t["window"],
-                      step=p["step"], device=device, activities=p["activities"], subjects=p[f"{device}_subjects"],
-                      split=SplitConfig("subject", p["test_fraction"], p["val_fraction"], p["seed"]),
-                      gravity=p["gravity"])
-
-
-def pretrain_job(cfg: dict, device: str, input_kind: str, seed: int | None = None) -> Job:
-    """A WISDM trunk; ``seed`` (initialisation and shuffling) defaults to ``pretrain.seed``, which also
-    fixes the subject hold-out for every trunk."""
-    p = cfg["pretrain"]
-    seed = p["seed"] if seed is None else seed
-    run = RunConfig(data=pretrain_data(cfg, device, input_kind),
-                    model=ModelConfig("jazbat_net", None),  # K = C = 18 for WISDM
-                    train=TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], learning_rate=p["learning_rate"],
-                                      seed=seed, keep_last=1, patience=p["patience"]))
-    settings = {"kind": "pretrain", "device": device, "input": input_kind, "data_root": run.data.root,
-                "epochs": p["epochs"], "run": run.to_dict()}
-    name = f"wisdm-{device}-{input_kind}" + (f"-s{seed}" if len(cfgmod.pretrain_seeds(cfg)) > 1 else "")
-    return Job("pretrain", name, settings)
 
 
 def trunk_seed(cfg: dict, seed: int) -> int:
@@ -106,7 +51,7 @@ def trunk_seed(cfg: dict, seed: int) -> int:
 def target_data(cfg: dict, input_kind: str, protocol: str, fold: int, step: int | None = None,
                 labels: str = "true", label_seed: int = 0) -> DataConfig:
     t, g = cfg["target"], cfg["grid"]
-    root = t["root"] if t["dataset"] == "seecs" else data_root_label(cfg)
+    root = data_label(cfg, t["dataset"])
     split = SplitConfig(protocol, val_fraction=cfg["finetune"]["val_fraction"], seed=g["split_seed"],
                         n_folds=g["n_folds"], fold=fold)
     return DataConfig(dataset=t["dataset"], root=str(root), input_kind=input_kind, window=t["window"],
@@ -227,27 +172,11 @@ def _train(job: Job, results: Path, data: DataCache) -> tuple[dict, float]:
     return out, round(time.perf_counter() - t0, 2)
 
 
-def _train_together(jobs: list[Job], results: Path, data: DataCache) -> list[tuple[dict, float]]:
-    """Train ``jobs`` (pretrainings or deep cells) in multi-run programs, one per model shape among them;
-    each job's training output and the wall time of the programs that trained it."""
-    from jazbat_jax.train import trainer
-    from jazbat_jax.train.loop import FitOptions
-
-    configs = [run_config(j, results) for j in jobs]
-    t0 = time.perf_counter()
-    outs = trainer.train_many(configs, [j.folder(results) / "run" for j in jobs],
-                              [data.windows(c.data) for c in configs], FitOptions(progress=False, plots=False))
-    wall = time.perf_counter() - t0
-    for out in outs:  # the program's wall time, and each job's share of it (what the report sums)
-        out["final"].update(program_runs=len(jobs), program_wall_s=round(wall, 2))
-    return [(out, round(wall / len(jobs), 2)) for out in outs]
-
-
 def _stopping(out: dict) -> dict:
-    """Where early stopping ended the run, the program it trained in (nothing for a run trained alone
-    on a fixed schedule), and, for a run resumed from a checkpoint, where and after how much training."""
+    """Where early stopping ended the run (nothing for a fixed schedule), and, for a run resumed from a
+    checkpoint, where and after how much training."""
     final = out["final"]
-    return {**{k: final[k] for k in ("stopped_epoch", "early_stopped", "program_runs", "program_wall_s") if k in final},
+    return {**{k: final[k] for k in ("stopped_epoch", "early_stopped") if k in final},
             **{k: out[k] for k in ("resumed_at_epoch", "earlier_train_s") if k in out}}
 
 
@@ -255,8 +184,8 @@ def _sizes(split) -> dict:
     return {"n_train": int(len(split.train)), "n_val": int(len(split.val)), "n_test": int(len(split.test))}
 
 
-def run_pretrain(job: Job, results: Path, data: DataCache, trained: tuple[dict, float] | None = None) -> dict:
-    out, wall = trained or _train(job, results, data)
+def run_pretrain(job: Job, results: Path, data: DataCache) -> dict:
+    out, wall = _train(job, results, data)
     ws, split = out["windows"], out["split"]
     return {
         "job": job.id, "kind": job.kind, "settings": job.settings,
@@ -268,8 +197,8 @@ def run_pretrain(job: Job, results: Path, data: DataCache, trained: tuple[dict, 
     }
 
 
-def run_deep(job: Job, results: Path, data: DataCache, trained: tuple[dict, float] | None = None) -> dict:
-    out, wall = trained or _train(job, results, data)
+def run_deep(job: Job, results: Path, data: DataCache) -> dict:
+    out, wall = _train(job, results, data)
     split, ws = out["split"], out["windows"]
     return {
         "job": job.id, "kind": job.kind, "settings": job.settings, **_sizes(split),
@@ -340,94 +269,100 @@ def enable_compilation_cache(results: Path) -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
-def groups(todo: list[Job], runs_per_program: int) -> list[list[Job]]:
-    """The jobs to run, in groups trained together: pretrainings first (the cells need them), then the
-    deep cells, then the baselines. Jobs of one kind, input, model, batch size and kind of start
-    (pretrained or not) form groups of at most ``runs_per_program``; the rest run one at a time.
-    With ``runs_per_program`` 1, every job alone in plan order."""
-    if runs_per_program < 1:
-        raise cfgmod.ConfigError(f"runs_per_program must be >= 1, got {runs_per_program}")
-    if runs_per_program == 1:
-        return [[j] for j in todo]
-    out: list[list[Job]] = []
-    for kind in ("pretrain", "deep", "baseline", "personal"):
-        by_shape: dict[str, list[Job]] = {}
-        for j in (j for j in todo if j.kind == kind):
-            if kind in ("baseline", "personal"):
-                out.append([j])
-                continue
-            train = j.settings["run"]["train"]
-            shape = json.dumps([j.settings["input"], j.settings["run"]["model"], train["batch_size"],
-                                j.settings.get("pretraining", "none") not in cfgmod.TRUNKS], sort_keys=True)
-            by_shape.setdefault(shape, []).append(j)
-        for same in by_shape.values():
-            out += [same[i:i + runs_per_program] for i in range(0, len(same), runs_per_program)]
-    return out
+_DATA = DataCache()  # per process: a worker loads each dataset once for all the jobs it runs
 
 
-def run_group(group: list[Job], results: Path, data: DataCache, log: Callable[[str], None] = print) -> list[str]:
-    """Run one job, or several compatible ones in one program; write each ``result.json``; return their ids."""
+def execute(job: Job, results: str | Path, roots: tuple[str, ...] = (), compilation_cache: bool = True) -> dict:
+    """Run one job in this process (a Ray worker, or the driver with ``in_process``) and write its
+    ``result.json`` last, atomically; the result. ``roots``: folders holding the data the job's labels
+    name, where this machine has them."""
+    from jazbat_jax.data.fingerprint import register_root
+
+    results = Path(results)
+    for root in roots:
+        register_root(root)
+    if compilation_cache:
+        enable_compilation_cache(results)
+    folder = job.folder(results)
+    resumed = (folder / "run" / "checkpoints").exists()
     t0 = time.perf_counter()
-    resumed = [(job.folder(results) / "run" / "checkpoints").exists() for job in group]
-    if len(group) == 1:
-        log(f"\n=== {group[0].kind} {group[0].id}")
-        done = [RUNNERS[group[0].kind](group[0], results, data)]
-    else:
-        log(f"\n=== {len(group)} {group[0].kind} jobs in one program: {', '.join(j.id for j in group)}")
-        done = [RUNNERS[job.kind](job, results, data, trained)
-                for job, trained in zip(group, _train_together(group, results, data))]
-    for job, result, was_resumed in zip(group, done, resumed):
-        result.update(total_wall_s_this_invocation=round(time.perf_counter() - t0, 2), resumed=was_resumed,
-                      finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        write_json(job.folder(results) / "result.json", result)
-        rep = result["report"]
-        log(f"    {job.id}: accuracy {rep['accuracy']:.4f}  macro-F1 {rep['macro']['f1']:.4f}  "
-            f"({result['wall_s']:.1f} s)")
-    return [job.id for job in group]
+    result = RUNNERS[job.kind](job, results, _DATA)
+    result.update(total_wall_s_this_invocation=round(time.perf_counter() - t0, 2), resumed=resumed,
+                  finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    write_json(folder / "result.json", result)
+    return result
 
 
-def needs(job: Job, results: Path) -> list[Path]:
-    """The ``result.json`` files of the trunks a job starts from (none for a job trained from scratch);
-    deep cells and personal-model jobs both name their trunk in ``pretrain_job``."""
-    trunk = job.settings.get("pretrain_job")
-    return [results / "pretrain" / trunk / "result.json"] if trunk else []
+def windows_trained(result: dict) -> int:
+    """Training windows a finished job passed through its model (epochs × training windows, those of a
+    resumed run's earlier epochs excluded): the numerator of the grid's windows/s."""
+    epochs = result.get("stopped_epoch") or result["settings"].get("epochs") or 0
+    return int(result.get("n_train", 0)) * max(0, int(epochs) - int(result.get("resumed_at_epoch") or 0)) \
+        if result["kind"] in ("pretrain", "deep") else 0
+
+
+def _done_line(job: Job, result: dict) -> str:
+    rep = result["report"]
+    return f"    {job.id}: accuracy {rep['accuracy']:.4f}  macro-F1 {rep['macro']['f1']:.4f}  ({result['wall_s']:.1f} s)"
+
+
+def unfinished(jobs: list[Job], results: Path, log: Callable[[str], None] = print) -> list[Job]:
+    """The jobs without a readable ``result.json``. A damaged one is named, kept beside as
+    ``result.json.damaged`` and its job run again."""
+    from jazbat_jax.experiments.jobs import DamagedResult
+
+    todo = []
+    for job in jobs:
+        try:
+            if job.result(results) is not None:
+                continue
+        except DamagedResult as e:
+            path = job.folder(results) / "result.json"
+            path.replace(path.with_name("result.json.damaged"))
+            log(f"{e}: kept as result.json.damaged, running the job again")
+        todo.append(job)
+    return todo
 
 
 def run_grid(cfg: dict, results: str | Path, progress: bool = True, log: Callable[[str], None] = print,
              stop_after: int | None = None, command: str | None = None, compilation_cache: bool = True,
-             runs_per_program: int = 1, workers: int = 1) -> dict:
+             ray_options: runner.RayOptions | None = None, in_process: bool = False) -> dict:
     """Run every job of ``cfg`` not yet finished in ``results``; return a summary of this invocation.
 
+    The jobs run as Ray tasks (``experiments/runner.py``; ``ray_options``: a local Ray by default, or a
+    cluster). ``in_process``: run them one after another in this process instead (no Ray: debugging,
+    and the reference the tests compare Ray's results with).
     ``stop_after``: stop after that many jobs were run (not skipped); used by the tests.
-    ``runs_per_program``: train up to that many compatible jobs together in one program
-    (``train/multi.py``); 1 trains each job alone.
-    ``workers``: train that many jobs at a time, each in a single-threaded process of its own
-    (``experiments/workers.py``; on 2 CPU cores two such processes out-train one multi-threaded run).
-    ``compilation_cache``: set JAX's persistent cache to ``results/.jax_cache`` (process-wide
-    setting: the tests turn it off so that it does not leak into other tests).
+    ``compilation_cache``: set JAX's persistent cache to ``results/.jax_cache`` (in process it is a
+    process-wide setting: the tests turn it off so that it does not leak into other tests).
     """
-    if workers < 1:
-        raise cfgmod.ConfigError(f"workers must be >= 1, got {workers}")
-    if workers > 1 and (runs_per_program > 1 or stop_after is not None):
-        raise cfgmod.ConfigError("several workers train one job each: use either workers or runs_per_program")
-    results = Path(results)
-    results.mkdir(parents=True, exist_ok=True)
-    if compilation_cache:
-        enable_compilation_cache(results)
-    write_json(results / "config.json", cfg)
+    results = Path(results).resolve()
     jobs = plan(cfg)
-    todo = [j for j in jobs if not j.done(results)]
+    results.mkdir(parents=True, exist_ok=True)
+    write_json(results / "config.json", cfg)
+    todo = unfinished(jobs, results, log)
+    where = "in this process" if in_process else _where(ray_options or runner.RayOptions())
     log(f"experiments ({cfg['profile']}): {len(jobs)} jobs, {len(jobs) - len(todo)} already done, "
-        f"{len(todo)} to run; results in {results}")
-    data = DataCache()
+        f"{len(todo)} to run {where}; results in {results}")
+    roots = tuple(data_roots(cfg))
     t_start, load_start = time.perf_counter(), load_average()
-    ran, started = [], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    ran: list[str] = []
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     bar = tqdm(total=len(todo), desc="grid", unit="job", disable=not progress, dynamic_ncols=True)
+    windows = [0]
 
-    def record(ran: list[str], stopped: str | None = None) -> dict:
+    def on_done(job: Job, result: dict) -> None:
+        ran.append(job.id)
+        windows[0] += windows_trained(result)
+        bar.set_postfix_str(f"{windows[0] / max(time.perf_counter() - t_start, 1e-9):.0f} windows/s")
+        bar.update(1)
+        log(_done_line(job, result))
+
+    def record(stopped: str | None = None) -> dict:
         """One line of RESULTS/invocations.jsonl: what this invocation ran, and why it stopped early."""
         summary = {"started": started, "command": command, "profile": cfg["profile"], "machine": machine_info(),
-                   "jobs": len(jobs), "skipped_done": len(jobs) - len(todo), "ran": ran,
+                   "runner": "in process" if in_process else "ray", "jobs": len(jobs),
+                   "skipped_done": len(jobs) - len(todo), "ran": ran,
                    "wall_s": round(time.perf_counter() - t_start, 2),
                    "load_average_start": load_start, "load_average_end": load_average()}
         if stopped:
@@ -437,17 +372,20 @@ def run_grid(cfg: dict, results: str | Path, progress: bool = True, log: Callabl
         return summary
 
     try:
-        if workers > 1 and todo:
-            ran = run_workers(results, workers, todo, bar, log)
-        else:
-            for group in groups(todo, runs_per_program):
-                bar.set_postfix_str(group[0].name + (f" +{len(group) - 1}" if len(group) > 1 else ""))
-                ran += run_group(group, results, data, log)
-                bar.update(len(group))
+        if in_process:
+            if compilation_cache:
+                enable_compilation_cache(results)
+            for job in todo:
+                bar.set_postfix_str(job.name)
+                log(f"\n=== {job.kind} {job.id}")
+                on_done(job, execute(job, results, roots, compilation_cache=False))
                 if stop_after is not None and len(ran) >= stop_after:
                     break
+        elif todo:
+            runner.run_jobs(todo, results, functools.partial(execute, roots=roots, compilation_cache=compilation_cache),
+                            ray_options or runner.RayOptions(), on_done, stop_after=stop_after, log=log)
     except BaseException as e:  # killed or failed: the invocation still records the jobs it finished
-        record([j.id for j in todo if j.done(results)], (type(e).__name__ + (f": {e}" if str(e) else ""))[:300])
+        record((type(e).__name__ + (f": {e}" if str(e) else ""))[:300])
         raise
     finally:
         bar.close()
@@ -455,7 +393,14 @@ def run_grid(cfg: dict, results: str | Path, progress: bool = True, log: Callabl
         if cfg.get("latency", {}).get("enabled") and not (results / "profile" / "profile.json").exists():
             log("\n=== latency profile: exporting the models and timing JAX, TFLite and ONNX Runtime (a few minutes)")
         run_latency_profile(cfg, results)
-    return record(ran)
+    return record()
+
+
+def _where(opts: runner.RayOptions) -> str:
+    if opts.address:
+        return f"on the Ray cluster at {opts.address}"
+    n = opts.workers or os.cpu_count() or 1
+    return f"on a local Ray, {n} single-threaded worker{'s' if n > 1 else ''}"
 
 
 def load_results(results: str | Path, cfg: dict | None = None) -> list[dict]:

@@ -35,8 +35,9 @@ import numpy as np
 
 from jazbat_jax.data.core import WindowSet
 
-SPLITS = ("shuffled", "time_block")
-DEEP_MODELS = ("none", "watch", "phone")  # Jazbat-Net from scratch, or from a WISDM trunk of that device
+from jazbat_jax.experiments.config import PERSONAL_DEEP_MODELS as DEEP_MODELS
+from jazbat_jax.experiments.config import PERSONAL_SPLITS as SPLITS
+from jazbat_jax.experiments.jobs import Job, data_label, pretrain_job
 ALPHA = 0.05  # the level at which a participant counts as above chance (after Holm)
 
 
@@ -141,17 +142,14 @@ def personal_data(cfg: dict, input_kind: str, model: str):
     """The windows a personal job cuts (before its class selection and split): the study's short windows
     for the forest, the network's window for Jazbat-Net."""
     from jazbat_jax.data.config import DataConfig
-    from jazbat_jax.experiments.grid import data_root_label
 
     p = cfg["personal"]
     window, step = (p["forest_window"], p["forest_step"]) if model == "rf" else (cfg["target"]["window"], p["deep_step"])
-    return DataConfig(dataset="quiroz", root=data_root_label(cfg), input_kind=input_kind, window=window, step=step,
+    return DataConfig(dataset="quiroz", root=data_label(cfg, "quiroz"), input_kind=input_kind, window=window, step=step,
                       subjects=p["participants"])
 
 
-def personal_job(cfg: dict, input_kind: str, model: str, split: str, labels: str):
-    from jazbat_jax.experiments.grid import Job, pretrain_job
-
+def personal_job(cfg: dict, input_kind: str, model: str, split: str, labels: str) -> Job:
     p = cfg["personal"]
     data = personal_data(cfg, input_kind, model)
     settings: dict[str, Any] = {
@@ -172,8 +170,6 @@ def personal_job(cfg: dict, input_kind: str, model: str, split: str, labels: str
 
 def plan_jobs(cfg: dict, planned: list) -> list:
     """The personal jobs of ``cfg``, preceded by any pretrained trunk they need that ``planned`` lacks."""
-    from jazbat_jax.experiments.grid import pretrain_job
-
     p = cfg.get("personal")
     if not p or not p["enabled"] or cfg["target"]["dataset"] != "quiroz":  # the study's protocol on its own data
         return []
