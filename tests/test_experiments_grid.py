@@ -38,8 +38,8 @@ def done(tmp_path_factory, tiny_cfg_file):
     cfg = config.load_config("quick", tiny_cfg_file)
     results = tmp_path_factory.mktemp("results")
     first = grid.run_grid(cfg, results, progress=False, stop_after=2, command="jazbat experiments --config tiny.json",
-                          compilation_cache=False)
-    second = grid.run_grid(cfg, results, progress=False, compilation_cache=False)
+                          compilation_cache=False, in_process=True)
+    second = grid.run_grid(cfg, results, progress=False, compilation_cache=False, in_process=True)
     return cfg, results, first, second
 
 
@@ -63,7 +63,7 @@ def test_second_invocation_skips_finished_jobs(done):
     assert len(first["ran"]) == 2 and first["skipped_done"] == 0
     assert second["skipped_done"] == 2 and len(second["ran"]) == 13
     assert set(first["ran"]).isdisjoint(second["ran"])
-    third = grid.run_grid(cfg, results, progress=False, compilation_cache=False)
+    third = grid.run_grid(cfg, results, progress=False, compilation_cache=False, in_process=True)
     assert third["ran"] == [] and third["skipped_done"] == 15
     lines = (results / "invocations.jsonl").read_text().splitlines()
     assert len(lines) == 3 and json.loads(lines[0])["machine"]["cpu_count"] >= 1
@@ -215,7 +215,7 @@ def test_seecs_layout_target(tmp_path):
                         'labels = ["true"]\n')
     results = tmp_path / "results"
     cfg = config.load_config(None, cfg_file)
-    grid.run_grid(cfg, results, progress=False, compilation_cache=False)
+    grid.run_grid(cfg, results, progress=False, compilation_cache=False, in_process=True)
     assert main(["experiments", "--config", str(cfg_file), "--results", str(results), "--report-only"]) == 0
     rs = grid.load_results(results, cfg)
     assert [r["kind"] for r in rs] == ["baseline", "deep"]
@@ -264,39 +264,3 @@ def test_grid_runs_work_with_every_command(done, tmp_path, capsys):
     assert main(["export", str(run), "--format", "onnx", "--out", str(out)]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert any("checkpoint test split" in r["origin"] for a in manifest["artifacts"] for r in a["parity"])
-
-
-def test_grid_trains_compatible_jobs_together(done, tmp_path):
-    """``runs_per_program`` > 1: the same jobs (same ids, so the cache is unchanged), the same results as
-    one job at a time, each run folder complete; the jobs of one shape shared a program."""
-    cfg, results, _, _ = done
-    together = tmp_path / "together"
-    together.mkdir()
-    shutil.copytree(results / "profile", together / "profile")  # the latency profile is cached, not retimed
-    grid.run_grid(cfg, together, progress=False, compilation_cache=False, runs_per_program=8)
-    alone = {r["job"]: r for r in grid.load_results(results, cfg)}
-    both = grid.load_results(together, cfg)
-    assert sorted(r["job"] for r in both) == sorted(alone)
-    shared = [r for r in both if r.get("program_runs", 1) > 1]
-    assert {r["settings"]["pretraining"] for r in shared} == {"none", "watch"}  # cells of both starts
-    for r in both:
-        a = alone[r["job"]]
-        assert set(r) - set(a) <= {"program_runs", "program_wall_s"}
-        assert r["report"]["confusion"] == a["report"]["confusion"], r["job"]
-        assert r.get("checkpoint_epoch") == a.get("checkpoint_epoch")
-        if r["kind"] != "baseline":
-            assert (together / r["kind"].replace("deep", "cells") / r["job"] / "run" / "final_eval.json").exists()
-
-
-def test_groups_of_compatible_jobs(tiny_cfg_file):
-    cfg = config.load_config("quick", tiny_cfg_file)
-    todo = grid.plan(cfg)
-    assert grid.groups(todo, 1) == [[j] for j in todo]  # one at a time, in plan order
-    gs = grid.groups(todo, 2)
-    assert sorted(j.id for g in gs for j in g) == sorted(j.id for j in todo)
-    assert [g[0].kind for g in gs] == sorted((g[0].kind for g in gs), key=["pretrain", "deep", "baseline"].index)
-    for g in gs:
-        assert len(g) <= 2 and len({(j.kind, j.settings.get("pretraining")) for j in g}) == 1
-    assert max(len(g) for g in gs) == 2
-    with pytest.raises(config.ConfigError, match="runs_per_program"):
-        grid.groups(todo, 0)

@@ -172,7 +172,7 @@ def test_tiny_run_on_the_bundled_sample(tmp_path):
     path.write_text(json.dumps(TINY))
     cfg = config.load_config("quick", path)
     results = tmp_path / "results"
-    summary = grid.run_grid(cfg, results, progress=False, compilation_cache=False, log=lambda _: None)
+    summary = grid.run_grid(cfg, results, progress=False, compilation_cache=False, log=lambda _: None, in_process=True)
     jobs = [j for j in grid.plan(cfg) if j.kind == "personal"]
     assert len(jobs) == 8 and all(j.id in summary["ran"] for j in jobs)
     out = {j.settings["model"] + "-" + j.settings["split"] + "-" + j.settings["labels"]:
@@ -192,7 +192,7 @@ def test_tiny_run_on_the_bundled_sample(tmp_path):
     meta = json.loads((run / "config.json").read_text())
     assert meta["personal"]["participant"] == 2 and meta["transfer_source"] is not None
     # a second invocation skips every finished job
-    again = grid.run_grid(cfg, results, progress=False, compilation_cache=False, log=lambda _: None)
+    again = grid.run_grid(cfg, results, progress=False, compilation_cache=False, log=lambda _: None, in_process=True)
     assert again["ran"] == []
     text = report.build_report(results, cfg).read_text()
     assert "## Quiroz et al.'s own protocol: personal models, happy vs sad" in text

@@ -20,6 +20,7 @@ and reused by every cell that needs it. The jobs run as Ray tasks (``runner.py``
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import json
@@ -347,12 +348,14 @@ def run_grid(cfg: dict, results: str | Path, progress: bool = True, log: Callabl
     roots = tuple(data_roots(cfg))
     t_start, load_start = time.perf_counter(), load_average()
     ran: list[str] = []
+    nodes: dict[str, str] = {}
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     bar = tqdm(total=len(todo), desc="grid", unit="job", disable=not progress, dynamic_ncols=True)
     windows = [0]
 
-    def on_done(job: Job, result: dict) -> None:
+    def on_done(job: Job, result: dict, node: str = "this process") -> None:
         ran.append(job.id)
+        nodes[job.id] = node
         windows[0] += windows_trained(result)
         bar.set_postfix_str(f"{windows[0] / max(time.perf_counter() - t_start, 1e-9):.0f} windows/s")
         bar.update(1)
@@ -362,6 +365,7 @@ def run_grid(cfg: dict, results: str | Path, progress: bool = True, log: Callabl
         """One line of RESULTS/invocations.jsonl: what this invocation ran, and why it stopped early."""
         summary = {"started": started, "command": command, "profile": cfg["profile"], "machine": machine_info(),
                    "runner": "in process" if in_process else "ray", "jobs": len(jobs),
+                   "jobs_per_node": dict(collections.Counter(nodes.values())),
                    "skipped_done": len(jobs) - len(todo), "ran": ran,
                    "wall_s": round(time.perf_counter() - t_start, 2),
                    "load_average_start": load_start, "load_average_end": load_average()}

@@ -19,7 +19,9 @@ cluster; docs/experiments.md).
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import signal
 import os
 import threading
 import time
@@ -56,9 +58,12 @@ def heartbeat_path(job: Job, results: Path) -> Path:
 
 def _run_task(execute: Callable[[Job, str], dict], job: Job, results: str, *trunks: Any) -> dict:
     """The body of a job's Ray task: run it while a thread touches its heartbeat file."""
+    import ray
+
     beat = heartbeat_path(job, Path(results))
     beat.parent.mkdir(parents=True, exist_ok=True)
-    beat.touch()
+    node = ray.get_runtime_context().get_node_id()
+    beat.write_text(json.dumps({"pid": os.getpid(), "node": node}))  # who runs it: for people and tests
     stop = threading.Event()
 
     def touch() -> None:
@@ -68,7 +73,7 @@ def _run_task(execute: Callable[[Job, str], dict], job: Job, results: str, *trun
     thread = threading.Thread(target=touch, daemon=True)
     thread.start()
     try:
-        return execute(job, results)
+        return {"result": execute(job, results), "node": node}
     finally:
         stop.set()
         beat.unlink(missing_ok=True)
@@ -95,11 +100,11 @@ def connect(opts: RayOptions) -> dict:
 
 
 def run_jobs(jobs: list[Job], results: Path, execute: Callable[[Job, str], dict], opts: RayOptions,
-             on_done: Callable[[Job, dict], None], stop_after: int | None = None,
+             on_done: Callable[[Job, dict, str], None], stop_after: int | None = None,
              log: Callable[[str], None] = print) -> list[str]:
     """Run ``jobs`` (in plan order: a trunk before the jobs that need it) as Ray tasks; call
-    ``on_done(job, result)`` on this process as each finishes; return the ids finished, in order.
-    ``stop_after``: stop (cancelling the rest) once that many have finished."""
+    ``on_done(job, result, node)`` on this process as each finishes (``node``: the Ray node that ran it);
+    return the ids finished, in order. ``stop_after``: stop (cancelling the rest) once that many finished."""
     import ray
     from ray.exceptions import RayTaskError, TaskCancelledError
 
@@ -119,6 +124,9 @@ def run_jobs(jobs: list[Job], results: Path, execute: Callable[[Job, str], dict]
         submit(job)
     pending = {ref: job_id for job_id, ref in refs.items()}
     finished: list[str] = []
+    # A plain `kill` of this process must stop its jobs too (the `finally` below), not orphan them.
+    previous = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() \
+        else None
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
@@ -133,7 +141,7 @@ def run_jobs(jobs: list[Job], results: Path, execute: Callable[[Job, str], dict]
                     raise JobFailed(f"job {job_id} failed: {type(cause).__name__}: "
                                     f"{' '.join(str(cause).split())[:300]}; rerun the same command to resume") from e
                 finished.append(job_id)
-                on_done(by_id[job_id], result)
+                on_done(by_id[job_id], result["result"], result["node"])
                 if stop_after is not None and len(finished) >= stop_after:
                     return finished
             for job_id in _hung(pending, by_id, results, opts.hang_timeout_s):
@@ -148,8 +156,14 @@ def run_jobs(jobs: list[Job], results: Path, execute: Callable[[Job, str], dict]
                     pending[refs[jid]] = jid
         return finished
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         for ref in pending:  # stopped early, failed or interrupted: nothing trains unobserved
             ray.cancel(ref, force=True)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
 
 
 def _hung(pending: dict, by_id: dict[str, Job], results: Path, timeout: float) -> list[str]:
