@@ -92,6 +92,7 @@ def _command_line(args: argparse.Namespace) -> str:
 
 def cmd_experiments(args: argparse.Namespace) -> int:
     from jazbat_jax.experiments import config, grid, report
+    from jazbat_jax.experiments.jobs import results_data_labels
 
     cfg = config.load_config(args.profile, args.config)
     results = args.results or Path("runs") / f"experiments-{cfg['profile']}"
@@ -106,7 +107,7 @@ def cmd_experiments(args: argparse.Namespace) -> int:
             grid.run_grid(vcfg, folder, progress=not args.no_progress, command=command,
                           ray_options=ray_options(args), in_process=args.in_process)
         print("\n=== report: tables and figures from the results folder")
-        path = report.build_report(folder, vcfg, command=command)
+        path = report.build_report(folder, results_data_labels(vcfg, folder), command=command)
         print(f"report: {path} ({time.perf_counter() - t0:.0f} s)")
     return 0
 

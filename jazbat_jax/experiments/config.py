@@ -10,6 +10,9 @@ Sections::
     profile      "quick" | "full"  (the base the file's values are merged onto)
     data_root    "bundled" (the sample shipped with the package) | "auto" (../shared/data or
                  $JAZBAT_DATA_ROOT, else the bundled sample) | a folder path
+    data_labels  null, or {dataset: "dataset@fingerprint"}: the exact data the jobs are named by
+                 (``data.fingerprint``). A run records them in RESULTS/config.json, so that a report
+                 rebuilt on a machine without those data still finds every job
     target       dataset ("quiroz" | "seecs"), root (SEECS folder; required for seecs),
                  window, step, participants (list or null = all),
                  resample_hz (Quiroz: resample each walk from ~25 Hz to this rate; null = as recorded)
@@ -88,6 +91,7 @@ TARGETS = ("quiroz", "seecs")
 QUICK: dict[str, Any] = {
     "profile": "quick",
     "data_root": "bundled",
+    "data_labels": None,
     "target": {"dataset": "quiroz", "root": None, "window": 256, "step": 32, "participants": None,
                "resample_hz": None},
     "pretrain": {
@@ -120,6 +124,7 @@ QUICK: dict[str, Any] = {
 FULL: dict[str, Any] = {
     "profile": "full",
     "data_root": "auto",
+    "data_labels": None,
     "target": {"dataset": "quiroz", "root": None, "window": 256, "step": 16, "participants": None,
                "resample_hz": None},
     "pretrain": {
@@ -194,7 +199,12 @@ def load_config(profile: str | None = None, path: str | Path | None = None) -> d
 
 
 def validate(cfg: dict) -> None:
+    from jazbat_jax.data.fingerprint import is_label
+
     g, t = cfg["grid"], cfg["target"]
+    labels = cfg.get("data_labels")
+    if labels is not None and (not isinstance(labels, dict) or not all(is_label(v) for v in labels.values())):
+        raise ConfigError(f"data_labels must be null or {{dataset: 'dataset@fingerprint'}}, got {labels!r}")
     for key, allowed in (("inputs", INPUTS), ("pretraining", PRETRAININGS), ("protocols", PROTOCOLS),
                          ("labels", LABELS)):
         vals = g[key]

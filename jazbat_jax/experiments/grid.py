@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from jazbat_jax.data.config import DataConfig, SplitConfig, load_windows, split_of
 from jazbat_jax.experiments import config as cfgmod
 from jazbat_jax.experiments import personal, runner
-from jazbat_jax.experiments.jobs import Job, data_label, data_roots, pretrain_job
+from jazbat_jax.experiments.jobs import Job, data_label, data_roots, pretrain_job, with_data_labels
 from jazbat_jax.files import write_json
 from jazbat_jax.machine import load_average, machine_info
 from jazbat_jax.train.config import ModelConfig, RunConfig, TrainConfig
@@ -338,6 +338,7 @@ def run_grid(cfg: dict, results: str | Path, progress: bool = True, log: Callabl
     process-wide setting: the tests turn it off so that it does not leak into other tests).
     """
     results = Path(results).resolve()
+    cfg = with_data_labels(cfg)
     jobs = plan(cfg)
     results.mkdir(parents=True, exist_ok=True)
     write_json(results / "config.json", cfg)

@@ -85,12 +85,35 @@ def data_folder(cfg: dict, dataset: str) -> Path:
 
 
 def data_label(cfg: dict, dataset: str) -> str:
-    """``dataset@fingerprint`` of the data the config reads (the folder is found again wherever it is)."""
+    """``dataset@fingerprint`` of the data the config reads (the folder is found again wherever it is);
+    the config's ``data_labels`` when it pins them (a results folder's own, for its report)."""
     from jazbat_jax.data.fingerprint import label, register_root
 
+    pinned = (cfg.get("data_labels") or {}).get(dataset)
+    if pinned:
+        return pinned
     folder = data_folder(cfg, dataset)
     register_root(folder)
     return label(dataset, folder)
+
+
+def with_data_labels(cfg: dict) -> dict:
+    """``cfg`` with ``data_labels`` computed from the data this machine reads for it."""
+    unpinned = {**cfg, "data_labels": None}
+    return {**cfg, "data_labels": {d: data_label(unpinned, d) for d in _datasets(cfg)}}
+
+
+def results_data_labels(cfg: dict, results: Path) -> dict:
+    """``cfg`` with the data labels a results folder recorded (its ``config.json``), when it has them:
+    what a report of that folder plans with, whatever data this machine has."""
+    path = Path(results) / "config.json"
+    if cfg.get("data_labels") or not path.exists():
+        return cfg
+    try:
+        recorded = json.loads(path.read_text()).get("data_labels")
+    except (OSError, json.JSONDecodeError):
+        return cfg
+    return {**cfg, "data_labels": recorded} if recorded else cfg
 
 
 def data_roots(cfg: dict) -> list[str]:

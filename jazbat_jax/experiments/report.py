@@ -539,7 +539,8 @@ def build_report(results: str | Path, cfg: dict | None = None, command: str | No
     roots = sorted({r["settings"]["target"]["root"] for r in done.values() if "target" in r["settings"]}
                    | {r["settings"]["data_root"] for r in pretrain})
     out += ["## Settings", "", *_settings_lines(cfg, invocations),
-            f"- **Data folders used** (as recorded in the jobs): {', '.join(f'`{x}`' for x in roots) or '—'}", ""]
+            f"- **Data used** (dataset @ fingerprint of its files, as recorded in the jobs): "
+            f"{', '.join(f'`{x}`' for x in roots) or '—'}", ""]
 
     # ---- main grid
     emotion = [r for r in rows if r["predict"] == "emotion"]

@@ -1,0 +1,61 @@
+"""The committed results are named by what they computed: every one is found by the report from a
+checkout in another folder, on a machine that has none of the data they were made from."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from jazbat_jax.cli import main
+from jazbat_jax.data import fingerprint
+from jazbat_jax.experiments import grid
+from jazbat_jax.experiments.config import load_config
+from jazbat_jax.experiments.jobs import results_data_labels
+
+REPO = Path(__file__).resolve().parents[1]
+# The folders docs/results/README.md says `--report-only` rebuilds, with the config each was run with.
+COMMITTED = {"quick": None, "converged": "config.toml"}
+
+
+@pytest.fixture
+def elsewhere(tmp_path, monkeypatch):
+    """A copy of the committed results in another folder, the working folder another one, and no data:
+    neither ../shared/data nor the bundled sample can be found."""
+    monkeypatch.chdir(tmp_path)
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    monkeypatch.setenv("JAZBAT_DATA_ROOT", str(empty))
+    monkeypatch.setattr(fingerprint, "shared_data_root", lambda: None)
+    monkeypatch.setattr(fingerprint, "bundled_sample_root", lambda: empty)
+    monkeypatch.setattr(fingerprint, "_registered", [])
+    return tmp_path
+
+
+@pytest.mark.parametrize("name", sorted(COMMITTED))
+def test_every_committed_result_is_found_from_another_folder(name, elsewhere):
+    src = REPO / "docs" / "results" / name
+    dst = elsewhere / "checkout" / name
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("figures", "*.npz", "metrics.jsonl"))
+    cfg = load_config(None, dst / (COMMITTED[name] or "config.json"))
+    cfg = results_data_labels(cfg, dst)
+    planned = {j.id for j in grid.plan(cfg)}
+    committed = {p.parent.name for p in dst.glob("*/*/result.json")}
+    assert committed and committed <= planned  # found, not "missing"
+    assert {r["job"] for r in grid.load_results(dst, cfg)} == committed
+
+
+@pytest.mark.parametrize("name", sorted(COMMITTED))
+def test_committed_results_name_no_folder_of_the_machine_that_made_them(name):
+    for path in (REPO / "docs" / "results" / name).rglob("*.json"):
+        text = path.read_text()
+        assert "/work/" not in text and "/home/" not in text and "/tmp/" not in text, path
+        if path.name == "result.json":
+            assert json.loads(text)["job"] == path.parent.name
+
+
+def test_report_only_rebuilds_the_quick_report_elsewhere(elsewhere):
+    dst = elsewhere / "quick"
+    shutil.copytree(REPO / "docs" / "results" / "quick", dst)
+    assert main(["experiments", "--quick", "--results", str(dst), "--report-only"]) == 0
+    text = (dst / "report.md").read_text()
+    assert "55 of 55 jobs finished" in text and "missing" not in text
