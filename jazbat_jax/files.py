@@ -77,33 +77,35 @@ class FolderBusyError(RuntimeError):
 
 
 class FolderLock:
-    """An OS-level lock (``flock``) on ``folder/.lock``, held for the life of the process or until
-    ``release``: the kernel releases it when the process dies, so a killed run never leaves a stale lock.
-    The file names the holder, so that a second process can say who it is waiting for."""
+    """A lock on ``folder/.lock`` (``filelock``: ``flock`` on POSIX), held for the life of the process or
+    until ``release``: the kernel releases it when the process dies, so a killed run never leaves a stale
+    lock. ``.lock.holder`` names the holder, so that a second process can say who it is waiting for."""
 
     def __init__(self, folder: str | Path, what: str = ""):
-        import fcntl
         import socket
         import sys
         import time
 
+        from filelock import FileLock, Timeout
+
         self.path = Path(folder) / ".lock"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._holder = self.path.with_name(".lock.holder")
+        self._lock = FileLock(self.path, timeout=0)
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = self.path.read_text().strip() or "another process"
-            os.close(self._fd)
-            raise FolderBusyError(f"{self.path.parent} is in use by {holder}; wait for it to finish, or use another "
-                                  "folder") from None
-        os.ftruncate(self._fd, 0)
+            self._lock.acquire()
+        except Timeout:
+            try:
+                holder = self._holder.read_text().strip()
+            except OSError:
+                holder = ""
+            raise FolderBusyError(f"{self.path.parent} is in use by {holder or 'another process'}; wait for it to "
+                                  "finish, or use another folder") from None
         command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))
-        os.write(self._fd, f"process {os.getpid()} on {socket.gethostname()} ({what or command}, since "
-                           f"{time.strftime('%Y-%m-%d %H:%M:%S')})\n".encode())
+        self._holder.write_text(f"process {os.getpid()} on {socket.gethostname()} ({what or command}, since "
+                                f"{time.strftime('%Y-%m-%d %H:%M:%S')})\n")
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.ftruncate(self._fd, 0)
-            os.close(self._fd)  # closing the descriptor releases the flock
-            self._fd = None
+        if self._lock.is_locked:
+            self._holder.unlink(missing_ok=True)
+            self._lock.release()

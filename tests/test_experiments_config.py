@@ -1,5 +1,6 @@
 """Experiment config: profiles, JSON / TOML merge, validation with clear errors, job hashes."""
 import json
+import re
 
 import pytest
 
@@ -68,7 +69,9 @@ def test_job_ids_are_stable_and_readable():
     assert [j.id for j in a] == [j.id for j in b]
     assert a[0].id.startswith("wisdm-watch-1d-")
     assert any(j.id.startswith("quiroz-1d-none-subject-f0-s0-") for j in a)
-    assert "bundled" == a[0].settings["data_root"]  # location-independent: a moved checkout reuses its results
+    # named by content, not location: a moved checkout (or another machine) reuses its results
+    assert re.fullmatch(r"wisdm@[0-9a-f]{16}", a[0].settings["data_root"])
+    assert a[0].settings["run"]["data"]["root"] == a[0].settings["data_root"]
     # quick: 1 trunk + 2 protocols × 3 folds × 2 labels (true, permuted) × (forest + 2 deep),
     # plus 2 identity probes per random fold, plus 12 personal-model jobs (3 models × 2 splits × 2 labels)
     assert len(a) == 1 + 2 * 3 * 2 * 3 + 3 * 2 + 12
