@@ -1,6 +1,9 @@
 """`predict` turns a recording's raw columns into the model's input with the definition stored in the
 checkpoint: the same walk given as 3 acceleration columns and as the loader's windows gives the same
 probabilities, and a recording that contradicts the definition is refused with a reason."""
+import subprocess
+import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +88,28 @@ def test_recordings_that_contradict_the_model_are_refused(quiroz_model, walk, tm
     np.savetxt(two, acc[:, :2], delimiter=",")
     with pytest.raises(ValueError, match="two.csv: 2 column.* raw columns ax, ay, az"):
         read_recording(two, spec)
+
+
+def test_files_that_are_no_recording_get_one_line_naming_the_accepted_formats(quiroz_run, quiroz_model, tmp_path):
+    """As a user runs it: no library warning with its source line before the error, and the error says
+    what predict would read."""
+    json_file = tmp_path / "walk.json"
+    json_file.write_text('{"ax": [1, 2, 3], "ay": [4, 5, 6], "az": [7, 8, 9]}')
+    env = {k: v for k, v in __import__("os").environ.items() if k != "JAZBAT_DEBUG"}
+    proc = subprocess.run([sys.executable, "-m", "jazbat_jax.cli", "predict", str(json_file), "--checkpoint",
+                           str(quiroz_run)], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "Warning" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith(f"jazbat predict: error: {json_file}: a JSON file, not a recording format; "
+                                  "predict reads .csv / .txt"), proc.stderr
+    spec = input_spec_of(quiroz_model[2])
+    header_only = tmp_path / "header_only.csv"
+    header_only.write_text("ax,ay,az\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "input contained no data" warning must not escape
+        with pytest.raises(ValueError, match=r"header_only.csv: no rows of numbers after the header line 'ax,ay,az'; "
+                                             r"predict reads .csv / .txt .*\.npy arrays, or SEECS CSV files"):
+            read_recording(header_only, spec)
 
 
 def test_example_recording_is_the_samples_walk():

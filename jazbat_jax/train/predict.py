@@ -6,6 +6,7 @@ model (``data.inputs.InputSpec``): the same function the loaders used on the tra
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import flax.linen as nn
@@ -24,6 +25,12 @@ def input_spec_of(meta: dict) -> InputSpec:
     return InputSpec.from_dict(meta["input"])
 
 
+# Appended to every "cannot read this file" error, so that the user learns what would work.
+ACCEPTED_FORMATS = ("predict reads .csv / .txt (one row of numbers per sample, comma- or space-separated, an "
+                    "optional first line of column names), .npy arrays, or SEECS CSV files; `jazbat predict --help` "
+                    "describes them")
+
+
 def _read_array(path: Path) -> np.ndarray:
     """The numbers of a .npy, SEECS-layout CSV (without its timestamps), or plain .csv / .txt file."""
     if path.suffix == ".npy":
@@ -35,16 +42,27 @@ def _read_array(path: Path) -> np.ndarray:
         with open(path, encoding="utf-8") as f:
             first = f.readline().strip()
     except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a text file (expected .csv / .txt with numbers, or .npy)") from None
+        raise ValueError(f"{path}: not a text file; {ACCEPTED_FORMATS}") from None
     if first == "timestamp,ax,ay,az,gx,gy,gz":
         from jazbat_jax.data.seecs import read_seecs_recording
 
         return read_seecs_recording(path)[:, 1:]
+    if not first:
+        raise ValueError(f"{path}: the first line is empty; {ACCEPTED_FORMATS}")
+    if path.suffix.lower() == ".json" or first[0] in "{[":
+        raise ValueError(f"{path}: a JSON file, not a recording format; {ACCEPTED_FORMATS}")
     skip = 0 if _is_numeric_row(first) else 1
     try:
-        return np.loadtxt(path, delimiter="," if "," in first else None, skiprows=skip, ndmin=2)
+        # loadtxt warns (with a source line) when nothing follows the header; the check below says it in one line.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            a = np.loadtxt(path, delimiter="," if "," in first else None, skiprows=skip, ndmin=2)
     except (ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: cannot read it as rows of numbers ({e})") from None
+        raise ValueError(f"{path}: cannot read it as rows of numbers ({e}); {ACCEPTED_FORMATS}") from None
+    if not a.size:
+        raise ValueError(f"{path}: no rows of numbers" + (f" after the header line {first[:40]!r}" if skip else "")
+                         + f"; {ACCEPTED_FORMATS}")
+    return a
 
 
 def read_recording(path: str | Path, spec: InputSpec) -> np.ndarray:
