@@ -246,8 +246,36 @@ def resolve_checkpoint(path: str | Path, kind: str = "best") -> Path:
         return p
     epochs = _epochs(p) if p.is_dir() else []
     if not epochs:
-        raise CheckpointError(f"{p} holds no complete checkpoint (expected the folders {', '.join(ITEMS)})")
+        raise CheckpointError(_results_folder_hint(p) or
+                              f"{p} holds no complete checkpoint (expected the folders {', '.join(ITEMS)})")
     return p / str(max(epochs))
+
+
+# The folders `jazbat experiments` (a grid) and `jazbat accuracy-cost` write, with their run folders.
+RESULTS_LAYOUTS = (("an experiment grid's", ("cells/*/run", "pretrain/*/run"),
+                    "`jazbat experiments --results {p} --report-only` rebuilds its report"),
+                   ("`jazbat accuracy-cost`'s", ("runs/*",), "its report is {p}/report.md"))
+
+
+def _results_folder_hint(p: Path) -> str | None:
+    """For a results folder of many runs given where one run is expected: what it is and how to pick a run."""
+    if not p.is_dir():
+        return None
+    for what, patterns, report in RESULTS_LAYOUTS:
+        runs = sorted(r for pattern in patterns for r in p.glob(pattern) if (r / "config.json").is_file())
+        if not runs or not (p / "invocations.jsonl").is_file():
+            continue
+        report = report.format(p=p)
+        kept = [r for r in runs if (r / "checkpoints").is_dir()]
+        if not kept:  # committed results keep their runs' reports, not their checkpoints
+            return (f"{p} is {what} results folder, and none of its {len(runs)} runs kept its checkpoints "
+                    f"(e.g. {runs[0]}); {report}")
+        shown = ", ".join(str(r.relative_to(p)) for r in kept[:3]) + (f" and {len(kept) - 3} more" if len(kept) > 3 else "")
+        return (f"{p} is {what} results folder, not one run: give one of its {len(kept)} run folder{'s' if len(kept) > 1 else ''} "
+                f"({shown}), e.g. {kept[0]}; {report}")
+    if (p / "run" / "checkpoints").is_dir():  # one job's folder of such a results folder
+        return f"{p} holds its run folder in run/: give {p / 'run'}"
+    return None
 
 
 def _epochs(folder: Path) -> list[int]:
