@@ -183,3 +183,18 @@ def test_a_results_folder_of_many_runs_says_how_to_pick_one(tmp_path, trained_st
     with pytest.raises(CheckpointError, match=r"is an experiment grid's results folder, and none of its \d+ runs kept "
                                               r"its checkpoints .*`jazbat experiments --results .* --report-only`"):
         load_checkpoint(committed)
+
+
+def test_an_unfinished_save_is_named_as_such_with_the_finished_ones(tmp_path, trained_state):
+    with closing(Checkpoints(tmp_path / "checkpoints", keep_last=2)) as ck:
+        _save(ck, 1, trained_state, _meta(), is_best=True)
+        _save(ck, 2, trained_state, _meta(), is_best=False)
+    last = tmp_path / "checkpoints" / "last"
+    # What a run stopped during the save of epoch 3 leaves behind (the manager that would clean it up never opened).
+    shutil.copytree(last / "2", last / "3.orbax-checkpoint-tmp-17")
+    with pytest.raises(CheckpointError, match=rf"^{last}/3.orbax-checkpoint-tmp-17 is an unfinished save .*: give a "
+                                              rf"finished checkpoint of {last}: epochs 1, 2 \({last}/2\)$"):
+        load_checkpoint(last / "3.orbax-checkpoint-tmp-17")
+    shutil.copytree(last / "2", tmp_path / "copy_of_2")
+    with pytest.raises(CheckpointError, match="copy_of_2 is not an epoch's checkpoint folder"):
+        load_checkpoint(tmp_path / "copy_of_2")

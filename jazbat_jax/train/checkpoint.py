@@ -35,6 +35,7 @@ from jazbat_jax.trees import flatten, tree_mismatches
 FORMAT_VERSION = 2  # 1: the meta layout before the typed run configuration
 ITEMS = ("variables", "train", "meta")
 KINDS = ("best", "last")
+TMP_MARK = ".orbax-checkpoint-tmp"  # in the name of the folder orbax writes a save to before renaming it
 
 
 class CheckpointError(RuntimeError):
@@ -242,7 +243,18 @@ def resolve_checkpoint(path: str | Path, kind: str = "best") -> Path:
             other = "last" if kind == "best" else "best"
             raise CheckpointError(f"{p} holds no complete checkpoint (damaged or never written); "
                                   f"use the '{other}' checkpoint explicitly (--checkpoint-kind {other}) or retrain")
+    if TMP_MARK in p.name:
+        finished = sorted(_epochs(p.parent))
+        raise CheckpointError(
+            f"{p} is an unfinished save (orbax writes a checkpoint to such a temporary folder and renames it when "
+            f"complete; a run that stopped during the save leaves it behind): "
+            + (f"give a finished checkpoint of {p.parent}: epoch{'s' if len(finished) > 1 else ''} "
+               f"{', '.join(map(str, finished))} ({p.parent / str(finished[-1])})" if finished
+               else f"{p.parent} holds no finished checkpoint"))
     if all((p / item).exists() for item in ITEMS):
+        if not p.name.isdigit():
+            raise CheckpointError(f"{p} is not an epoch's checkpoint folder (those are named by their epoch, e.g. "
+                                  f"best/3): give the run folder or one of its epoch folders")
         return p
     epochs = _epochs(p) if p.is_dir() else []
     if not epochs:
