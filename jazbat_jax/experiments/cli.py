@@ -3,6 +3,7 @@ Jazbat-Net against the S-754 surrogate, accuracy next to complexity and latency.
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import time
 from pathlib import Path
@@ -99,6 +100,25 @@ OUT/profile/profile.json, OUT/report.md, OUT/pareto.png, OUT/accuracy_cost.json 
 """
 
 
+def profile_json(text: str) -> Path:
+    """--profile: a `jazbat profile` result, read when the options are parsed, so that a wrong file stops the
+    command before its training rather than after it (accuracy_cost reads it again to copy it)."""
+    path = Path(text)
+    expected = "give the profile.json that `jazbat profile --out DIR` wrote"
+    try:
+        profile = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"cannot read {path} ({e.strerror}): {expected}") from None
+    except UnicodeDecodeError as e:
+        raise argparse.ArgumentTypeError(f"{path} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset "
+                                         f"{e.start}), so not a JSON profile: {expected}") from None
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{path} is not valid JSON ({e}): {expected}") from None
+    if not isinstance(profile, dict) or not isinstance(profile.get("models"), list):
+        raise argparse.ArgumentTypeError(f"{path} is not a `jazbat profile` result (no 'models' list): {expected}")
+    return path
+
+
 # accuracy_cost.ARCHS, spelled out here so that registering the command imports nothing heavy.
 ARCHS = ("jazbat_net", "sota_surrogate")
 
@@ -146,7 +166,7 @@ def register_accuracy_cost(subparsers: argparse._SubParsersAction) -> None:
                    help="train an architecture's seeds together in one program (measured slower than one at a time "
                         "on XLA:CPU, see docs/training.md)")
     lat = p.add_argument_group("exported files")
-    lat.add_argument("--profile", type=Path, default=None, metavar="PROFILE_JSON",
+    lat.add_argument("--profile", type=profile_json, default=None, metavar="PROFILE_JSON",
                      help="a `jazbat profile` result to report (copied to OUT/profile/); without it, the installed "
                           "latency profiler exports and times each architecture's first-seed model once (cached there)")
     lat.add_argument("--no-latency", action="store_true", help="do not run the latency profiler")
