@@ -162,3 +162,32 @@ def test_readme_pipeline_with_the_example_recording_runs(tmp_path, monkeypatch, 
     out = capsys.readouterr().out
     assert out.startswith(f"{(2048 - 64) // 64 + 1} windows of 64 samples, step 64: predicted ")
     assert "votes: happy " in out
+
+
+def test_first_line_is_a_header_only_if_it_is_all_names(quiroz_model, tmp_path):
+    """A byte-order mark must not turn the first sample into a 'header', and a first line mixing numbers
+    and text is an error (the same line further down already is one), not silently dropped."""
+    spec = input_spec_of(quiroz_model[2])
+    lines = example_recording().read_text().splitlines()
+    header, rows = lines[0], lines[1:]
+    expected = read_recording(example_recording(), spec)
+    assert len(expected) == len(rows) == 2048
+    for name, text in [("bom_no_header.csv", "\n".join(rows)), ("bom_header.csv", "\n".join([header, *rows]))]:
+        path = tmp_path / name
+        path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+        np.testing.assert_array_equal(read_recording(path, spec), expected)
+    mixed = tmp_path / "mixed_first_line.csv"
+    mixed.write_text("\n".join(["1.0,abc,2.0", *rows]))
+    with pytest.raises(ValueError, match=r"mixed_first_line.csv, line 1: '1.0,abc,2.0' mixes numbers and other text"):
+        read_recording(mixed, spec)
+    later = tmp_path / "mixed_later.csv"
+    later.write_text("\n".join([header, *rows[:5], "1.0,abc,2.0", *rows[5:]]))
+    with pytest.raises(ValueError, match=r"mixed_later.csv, line 7: '1.0,abc,2.0' is not all numbers"):
+        read_recording(later, spec)
+    # A SEECS recording saved with a byte-order mark is still recognised by its header.
+    from jazbat_jax.data.seecs import read_seecs_recording, write_seecs_recording
+
+    seecs = write_seecs_recording(tmp_path / "seecs.csv", np.arange(5) * 40.0, np.ones((5, 3)), np.zeros((5, 3)))
+    plain = read_seecs_recording(seecs)
+    seecs.write_bytes(b"\xef\xbb\xbf" + seecs.read_bytes())
+    np.testing.assert_array_equal(read_seecs_recording(seecs), plain)
