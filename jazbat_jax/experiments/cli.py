@@ -74,8 +74,12 @@ def cmd_experiments(args: argparse.Namespace) -> int:
     results = args.results or Path("runs") / f"experiments-{cfg['profile']}"
     command = _command_line(args)
     t0 = time.perf_counter()
+    variants = config.input_variants(cfg)
+    if args.report_only:
+        for name, vcfg in variants:
+            _check_results_to_report(results / name if name else results, vcfg, args)
     # grid.input_variants: one grid per variant, each in its own folder with its own report
-    for name, vcfg in config.input_variants(cfg):
+    for name, vcfg in variants:
         folder = results / name if name else results
         if name:
             print(f"\n=== input variant {name!r}: {folder}")
@@ -86,6 +90,23 @@ def cmd_experiments(args: argparse.Namespace) -> int:
         path = report.build_report(folder, vcfg, command=command)
         print(f"report: {path} ({time.perf_counter() - t0:.0f} s)")
     return 0
+
+
+def _check_results_to_report(folder: Path, cfg: dict, args: argparse.Namespace) -> None:
+    """--report-only reports what a results folder holds: a folder that does not exist, or holds no finished
+    job of this grid, is a wrong --results or profile, not an empty report to write."""
+    from jazbat_jax.experiments import grid
+
+    run_it = " ".join(shlex.quote(p) for p in _command_line(args).split() if p != "--report-only")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no results folder {folder} to report: give the --results folder the grid ran in, "
+                                f"or run the grid first (`{run_it}`)")
+    jobs = grid.plan(cfg)
+    if not any(job.done(folder) for job in jobs):
+        others = len(list(folder.glob("*/*/result.json")))
+        found = (f"its {others} finished job(s) belong to another configuration: give the --quick / --full / --config "
+                 "it was run with" if others else f"run the grid first (`{run_it}`)")
+        raise ValueError(f"{folder} holds no finished job of this grid (0 of {len(jobs)}): {found}")
 
 
 EPILOG_ACCURACY_COST = """examples:
