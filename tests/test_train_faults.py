@@ -3,6 +3,7 @@ same call again, must give exactly the uninterrupted result (parameters, best ep
 final evaluation). Also: one process per run folder, and the recovery that an error message advises."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -160,3 +161,47 @@ def test_the_advised_recovery_works_on_the_first_try(uninterrupted, tmp_path):
     shutil.rmtree(newest)
     fit_tiny(tmp_path, improving_config(), plots=True)
     _same(_outputs(tmp_path), uninterrupted)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real file system of its own (tmpfs, 16 MiB) to fill up; needs root (mount)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def _bytes_used(folder: Path) -> int:
+    return sum(f.stat().st_blocks * 512 for f in folder.rglob("*") if f.is_file())
+
+
+def test_a_full_disk_during_a_save_is_one_line_and_loses_nothing(uninterrupted, small_disk, capfd):
+    """Disk full while epoch 2 is saved (a real ENOSPC): one line saying what, where and how much is free, no
+    library traceback; once space is freed, the same call resumes to the uninterrupted result."""
+    run = small_disk / "run"
+    fit_tiny(run, improving_config(), plots=True, stop_after_epoch=1)
+    one_checkpoint = _bytes_used(run / "checkpoints" / "last" / "1")
+    filler = small_disk / "filler"  # leaves half a checkpoint's space free
+    page = 4096
+    filler.write_bytes(bytes((shutil.disk_usage(small_disk).free - one_checkpoint // 2) // page * page))
+    capfd.readouterr()
+    with pytest.raises(CheckpointError) as e:
+        fit_tiny(run, improving_config(), plots=True)
+    assert re.fullmatch(rf"no space left on the device while saving epoch 2's checkpoint in {run}/checkpoints/last "
+                        r"\(\d+\.\d KiB free there; one checkpoint of this run takes \d+\.\d KiB\): free some space, "
+                        r"then rerunning the same command resumes after epoch 1, the newest complete checkpoint",
+                        str(e.value)), str(e.value)
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "No space left" not in err and "Event loop" not in err, err
+    assert not list((run / "checkpoints").glob("*/*tmp*"))  # the failed save's partial files are gone
+    filler.unlink()
+    fit_tiny(run, improving_config(), plots=True)  # the same call again
+    _same(_outputs(run), uninterrupted)
