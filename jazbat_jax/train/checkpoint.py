@@ -192,6 +192,10 @@ class Checkpoints:
                 raise
             raise CheckpointError(f"{e}. Delete {step_dir} to resume from the epoch before it") from None
 
+    def restore_epoch(self, epoch: int, state_template) -> tuple[Any, dict]:
+        """The state and meta of ``last/<epoch>``, checked like ``restore_latest``'s."""
+        return self._restore(epoch, self.directory / "last" / str(epoch), state_template)
+
     def _restore(self, epoch: int, step_dir: Path, state_template) -> tuple[Any, dict]:
         abstract = lambda tree: jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
         variables_t = {"params": state_template.params, "batch_stats": state_template.batch_stats}
