@@ -48,6 +48,7 @@ from scipy.stats import binom
 GATES = Path(__file__).with_name("timing_gates.json")
 CALIBRATION = Path(__file__).with_name("timing_calibration.json")
 EXACT_BASELINE = Path(__file__).with_name("baseline_exact.json")
+REFERENCE_FOLDER = Path(__file__).with_name("reference")  # references.FOLDER, without importing it to parse options
 
 
 class GateError(Exception):
@@ -593,16 +594,16 @@ def _run_references(args) -> int:
     """Compare the current code's artifacts with the committed regression references, or accept them."""
     from benchmarks import references
 
-    current = references.build()
     if args.write:
-        manifest = references.write(current)
+        manifest = references.write(references.build(), args.folder)
         for name, entry in manifest["files"].items():
-            print(f"wrote {references.FOLDER / entry['file']} ({entry['bytes']:,} bytes, sha256 {entry['sha256'][:12]})")
+            print(f"wrote {args.folder / entry['file']} ({entry['bytes']:,} bytes, sha256 {entry['sha256'][:12]})")
         return 0
-    try:
-        committed = references.load()
+    try:  # before building: a damaged reference folder is reported at once, not after the exports
+        committed = references.load(args.folder)
     except references.ReferenceError as e:
         raise GateError(str(e)) from None
+    current = references.build()
     for line in references.compare(current, committed):
         print(line)
     print("(the JAX export embeds source locations, so it differs between checkouts in different folders; "
@@ -648,6 +649,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "references (benchmarks/reference/), or accept them with --write")
     f.add_argument("--write", action="store_true", help="rewrite the references from the current code (commit them "
                    "with the change that made them differ)")
+    f.add_argument("--folder", type=Path, default=REFERENCE_FOLDER,
+                   help="the folder of the reference files and their references.json")
     f.set_defaults(func=_run_references)
     return parser
 

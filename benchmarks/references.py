@@ -104,7 +104,7 @@ def load(folder: Path = FOLDER) -> dict[str, bytes]:
     except (OSError, json.JSONDecodeError) as e:
         raise ReferenceError(f"cannot read {folder / MANIFEST.name} ({e}); {fix}") from None
     out = {}
-    for name, entry in manifest["files"].items():
+    for name, entry in _entries(manifest, folder / MANIFEST.name, fix).items():
         path = folder / entry["file"]
         try:
             data = path.read_bytes()
@@ -114,6 +114,26 @@ def load(folder: Path = FOLDER) -> dict[str, bytes]:
             raise ReferenceError(f"{path} does not match its SHA-256 in {MANIFEST.name} (altered or corrupted); {fix}")
         out[name] = data
     return out
+
+
+def _entries(manifest: Any, path: Path, fix: str) -> dict[str, dict]:
+    """The manifest's entry for every runtime, each with its file and SHA-256. A missing entry is refused:
+    skipping it would check, and time against, fewer references than the gates expect."""
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict):
+        raise ReferenceError(f"{path} has no 'files' entry (each reference's file and SHA-256); {fix}")
+    for name in FILES:
+        entry = files.get(name)
+        if not isinstance(entry, dict):
+            raise ReferenceError(f"{path} has no entry files.{name} (the {FILES[name]} reference); {fix}")
+        for key in ("file", "sha256"):
+            if not isinstance(entry.get(key), str):
+                raise ReferenceError(f"{path} has no entry files.{name}.{key}; {fix}")
+    unknown = sorted(set(files) - set(FILES))
+    if unknown:
+        raise ReferenceError(f"{path} has entries for unknown runtimes {', '.join(unknown)} (expected "
+                             f"{', '.join(FILES)}); {fix}")
+    return {name: files[name] for name in FILES}
 
 
 def calls(artifacts: dict[str, bytes], x) -> dict[str, Callable[[], Any]]:

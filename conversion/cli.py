@@ -100,8 +100,10 @@ def register(subparsers) -> None:
     )
     _add_source_arguments(p)
     p.add_argument("--format", action="append", choices=FORMATS + ("all",), dest="formats",
-                   help="repeatable; default 'all' = tflite, tflite-int8, onnx, saved_model "
-                   "(onnx-tf2onnx, the slow generic ONNX path, only on request)")
+                   help="repeatable; default 'all' = tflite, tflite-int8 (dynamic-range INT8), onnx, saved_model. "
+                   "Only on request: onnx-tf2onnx (the slow generic ONNX path) and tflite-full-int8 (weights and "
+                   "activations INT8; on a trained model it agrees with it on few windows: not for deployment, "
+                   "see docs/export.md)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--batch-size", type=positive_int, default=1, help="fixed batch of the TFLite / SavedModel files")
     p.add_argument("--gru-unroll", type=positive_int, default=None,

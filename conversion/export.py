@@ -93,9 +93,10 @@ def export(
                 "parity_gate": f"fp32: max |dp| <= {parity.FP32_ATOL:g} and identical argmax",
                 "parity": gate(tflite.TFLiteRunner(data), path.name, exact=True),
             }))
-        if "tflite-int8" in formats:
-            reps, reps_origin = representative_windows(source)
-            for quant in ("dynamic_int8", "int8"):
+        quants = [q for q, f in (("dynamic_int8", "tflite-int8"), ("int8", "tflite-full-int8")) if f in formats]
+        if quants:
+            reps, reps_origin = representative_windows(source) if "int8" in quants else (None, None)
+            for quant in quants:
                 data = tflite.to_tflite_bytes(source, batch_size, quant, reps if quant == "int8" else None, gru_unroll)
                 path = stage_bytes(f"{stem}.{quant}.tflite", data)
                 data = path.read_bytes()

@@ -183,8 +183,10 @@ def render_markdown(report: dict[str, Any]) -> str:
             _k(p.get("peak_activation_bytes"), " KB"), _k(r["fp32_weight_bytes"], " KB"), _k(a["tflite_fp32"], " KB"),
             _k(a["tflite_dynamic_int8"], " KB"), _k(a["onnx"], " KB"), _k(p["tflite_bytes"], " KB")])
     lines += _table(rows, ["model", "params trainable / total", "paper params", "MACs", "paper MACs",
-                           "XLA flops (scan ×T)", "XLA temp mem (B=1)", "paper peak act.", "FP32 weights",
+                           "XLA flops (scan ×T)", "XLA temp mem (B=1)", "paper peak act.", "FP32 weights (params × 4 B)",
                            "TFLite FP32", "TFLite dyn-INT8", "ONNX", "paper TFLite"], ["left"] + ["right"] * 12)
+    lines += ["", "KB = 1,000 bytes, as in `jazbat summary`; FP32 weights count every parameter, trainable or not "
+                  "(BatchNorm statistics), at 4 bytes."]
     if any(r.get("memory") for r in report["models"]):
         lines += ["", "Activation memory, batch 1 (KB = 1,000 bytes; how each figure is obtained: below the table):", ""]
         rows = []
@@ -222,7 +224,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += _render_ops(report)
     lines += ["",
               "† ours does not round to the published figure. Jazbat-Net: Table V's 3D/6D parameter counts are "
-              "those of F = 2 / F = 5, a paper error (shared/spec/architecture.md §1.3). Surrogate: matched to [9]'s "
+              "those of F = 2 / F = 5, a paper error (docs/model.md, section \"Complexity\"). Surrogate: matched to [9]'s "
               "published complexity (+0.1% params, +0.8% MACs), not identical, since [9]'s layers are not public.",
               "sota_surrogate_* is S-754, a complexity-matched surrogate of the previous SOTA [9]; its 'paper' "
               "columns are [9]'s published figures. Paper latencies were measured on a phone, ours on this machine."]

@@ -67,6 +67,11 @@ def notes(kind: str, reduce_filters: int, num_classes: int, ours: complexity.Mod
         "biases, BatchNorm, gates and pooling count 0). XLA's own flop count is a separate row (with --xla)."
     )
     out.append(
+        f"FP32 weights: every parameter, trainable or not (BatchNorm statistics), × 4 bytes: {ours.fp32_bytes:,} bytes. "
+        "KB = 1,000 bytes and MB = 1,000,000 bytes, as in `jazbat profile` (in 1,024-byte units: "
+        f"{ours.fp32_bytes / 1024:.1f} KiB)."
+    )
+    out.append(
         "The SOTA column is [9]'s published figures. S-754 is a surrogate built to match them (the layer list of [9] "
         "is not public); it exists so that the SOTA's size can be timed on the same machine."
     )
@@ -97,8 +102,8 @@ def comparison_rows(report: dict) -> list[list[str]]:
          f"{sur['trainable_params'] / ours['trainable_params']:.1f}×", "–"],
         ["MACs", f"{ours['macs']:,}", f"{pub['macs'] / 1e6:.2f}M", f"{sur['macs']:,}", f"{sota['macs'] / 1e6:.2f}M",
          f"{sur['macs'] / ours['macs']:.1f}×", f"{sota['macs'] / pub['macs']:.1f}×"],
-        ["FP32 weights", f"{ours['fp32_weight_bytes'] / 1024:.1f} KiB", f"{pub['fp32_kb']} KB",
-         f"{sur['fp32_weight_bytes'] / 1024 ** 2:.2f} MiB", f"{sota['fp32_mb']} MB", "", ""],
+        ["FP32 weights (all parameters × 4 B)", f"{ours['fp32_weight_bytes'] / 1e3:.2f} KB", f"{pub['fp32_kb']} KB",
+         f"{sur['fp32_weight_bytes'] / 1e6:.2f} MB", f"{sota['fp32_mb']} MB", "", ""],
         ["TFLite file (paper)", "", f"{report['published']['jazbat_on_device']['tflite_mb']} MB", "",
          f"{sota['tflite_mb']} MB", "", ""],
         ["median latency, phone (paper)", "", f"{report['published']['jazbat_on_device']['median_ms']} ms", "",
@@ -108,8 +113,8 @@ def comparison_rows(report: dict) -> list[list[str]]:
         xj, xs = report["xla"]["jazbat_net"], report["xla"]["sota_surrogate"]
         rows.append(["XLA flops (scan-corrected)", f"{xj['xla_flops_scan_corrected']:,}", "",
                      f"{xs['xla_flops_scan_corrected']:,}", "", "", ""])
-        rows.append(["XLA activation (temp) memory, batch 1", f"{xj['memory_temp_bytes'] / 1024:.0f} KiB", "",
-                     f"{xs['memory_temp_bytes'] / 1024:.0f} KiB", "", "", ""])
+        rows.append(["XLA activation (temp) memory, batch 1", f"{xj['memory_temp_bytes'] / 1e3:.2f} KB", "",
+                     f"{xs['memory_temp_bytes'] / 1e3:.2f} KB", "", "", ""])
     return rows
 
 

@@ -159,9 +159,29 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys):
     assert "seeds must be distinct" in capsys.readouterr().err
     assert main(["accuracy-cost", "--out", out, *TINY, "--report-only"]) == 1
     assert "no finished run" in capsys.readouterr().err
-    assert main(["accuracy-cost", "--out", out, *TINY, "--profile", str(tmp_path / "missing.json"),
-                 "--report-only"]) == 1
-    assert "does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["accuracy-cost", "--out", out, *TINY, "--profile", str(tmp_path / "missing.json"), "--report-only"])
+    assert e.value.code == 2 and f"cannot read {tmp_path / 'missing.json'} (No such file" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         main(["accuracy-cost", "--archs", "resnet"])
     assert e.value.code == 2
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"{\"models\": [\xa0]}", "is not UTF-8 text (byte 0xa0 at offset 12), so not a JSON profile"),
+    (b"{\"models\": [", "is not valid JSON (Expecting value: line 1 column 13 (char 12))"),
+    (b"{\"runs\": []}", "is not a `jazbat profile` result (no 'models' list)"),
+])
+def test_a_wrong_profile_file_is_refused_before_training(tmp_path, capsys, content, message):
+    """--profile is used only when the report is written: a wrong file must stop the command before the
+    training, in one line that names it."""
+    profile = tmp_path / "profile.json"
+    profile.write_bytes(content)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as e:
+        main(["accuracy-cost", "--out", str(out), *TINY, "--profile", str(profile)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"jazbat accuracy-cost: error: argument --profile: {profile} {message}: give the "
+                          "profile.json that `jazbat profile --out DIR` wrote"), err
+    assert not out.exists()  # nothing trained

@@ -5,6 +5,7 @@ a tiny interleaved benchmark (same work as reference, plus copies slowed here by
 pytest-benchmark, then `check` and `report`."""
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -290,3 +291,34 @@ def test_passes_counts_runs_and_caught_slowdowns(tmp_path, gates_file, capsys):
     assert gate.main(["passes", *map(str, runs), "--gates", str(gates_file)]) == 1
     out = capsys.readouterr().out
     assert "1 of 2 runs passed the timing gate; 3 of 4 deliberate slowdowns caught; bounds onnx/twin 0.12" in out
+
+
+def _drop(manifest: dict, *keys: str) -> dict:
+    node = manifest
+    for k in keys[:-1]:
+        node = node[k]
+    del node[keys[-1]]
+    return manifest
+
+
+@pytest.mark.parametrize("missing, message", [
+    (("files", "jax"), "has no entry files.jax (the jazbat_net_1d.jax_export reference)"),
+    (("files", "onnx", "sha256"), "has no entry files.onnx.sha256"),
+    (("files",), "has no 'files' entry"),
+])
+def test_a_reference_manifest_missing_an_entry_is_refused(tmp_path, missing, message):
+    """Skipping a runtime the manifest forgot would pass the check with fewer references than the gates use."""
+    import shutil
+
+    from benchmarks import references
+
+    folder = tmp_path / "reference"
+    shutil.copytree(references.FOLDER, folder)
+    manifest_path = folder / "references.json"
+    manifest_path.write_text(json.dumps(_drop(json.loads(manifest_path.read_text()), *missing)))
+    with pytest.raises(references.ReferenceError, match="^" + re.escape(f"{manifest_path} {message}")):
+        references.load(folder)
+    out = subprocess.run([sys.executable, "-m", "benchmarks.gate", "references", "--folder", str(folder)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.count("\n") == 1 and f"{manifest_path} {message}" in out.stderr, out.stderr

@@ -133,3 +133,41 @@ def test_training_commands_restart_with_hugepage_malloc_where_it_helps():
     assert report["transparent_hugepages"] == transparent_hugepage_mode()
     _, opted_out = _machine_report({"JAZBAT_HUGEPAGE_MALLOC": "0"})
     assert opted_out["training_malloc_hugepages"] is False
+
+
+# `jazbat --help` and every `jazbat CMD --help` build the whole parser; none may import a heavy
+# library (each costs a fraction of a second to seconds of CPU on every call).
+HEAVY_LIBRARIES = ("scipy", "jax", "tensorflow", "sklearn")
+_HELP_PROBE = """
+import runpy, sys
+sys.argv = ["jazbat", *sys.argv[1:]]
+try:
+    runpy.run_module("jazbat_jax.cli", run_name="__main__")
+except SystemExit as e:
+    code = e.code
+print("IMPORTED:" + ",".join(sorted({m.split(".")[0] for m in sys.modules} & set(%r))), file=sys.stderr)
+sys.exit(code)
+""" % (HEAVY_LIBRARIES,)
+
+
+def _help_commands() -> list[list[str]]:
+    """Every command path of the real parser, nested ones (`data info`) included."""
+    def walk(parser, prefix):
+        out = [prefix]
+        for action in parser._actions:
+            if isinstance(action, __import__("argparse")._SubParsersAction):
+                for name, sub in action.choices.items():
+                    out += walk(sub, [*prefix, name])
+        return out
+
+    return walk(build_parser(), [])
+
+
+def test_help_imports_no_heavy_library():
+    commands = _help_commands()
+    assert ["predict"] in commands and ["data", "info"] in commands and ["export"] in commands
+    for command in commands:
+        proc = subprocess.run([sys.executable, "-c", _HELP_PROBE, *command, "--help"], capture_output=True,
+                              text=True, timeout=60)
+        assert proc.returncode == 0 and "usage:" in proc.stdout, (command, proc.stderr)
+        assert proc.stderr.strip().splitlines()[-1] == "IMPORTED:", (command, proc.stderr)

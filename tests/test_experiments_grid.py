@@ -197,6 +197,29 @@ def test_cli_report_only_and_errors(done, tiny_cfg_file, capsys):
     assert "grid.inputs" in capsys.readouterr().err
 
 
+def test_report_only_needs_a_results_folder_with_finished_jobs(tiny_cfg_file, tmp_path, capsys):
+    """Nothing to report is an error, not an empty report in a newly created folder."""
+    base = ["experiments", "--config", str(tiny_cfg_file), "--report-only", "--results"]
+    missing = tmp_path / "missing"
+    assert main([*base, str(missing)]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"jazbat experiments: error: no results folder {missing} to report: give the --results folder the "
+                   f"grid ran in, or run the grid first (`jazbat experiments --config {tiny_cfg_file} --results "
+                   f"{missing}`)\n")
+    assert not missing.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main([*base, str(empty)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"jazbat experiments: error: {empty} holds no finished job of this grid (0 of ")
+    assert err.count("\n") == 1 and "run the grid first" in err
+    (empty / "cells" / "another-grid-0123456789").mkdir(parents=True)
+    (empty / "cells" / "another-grid-0123456789" / "result.json").write_text("{}")
+    assert main([*base, str(empty)]) == 1
+    assert "its 1 finished job(s) belong to another configuration" in capsys.readouterr().err
+    assert sorted(p.name for p in empty.iterdir()) == ["cells"]  # no report written
+
+
 def test_seecs_layout_target(tmp_path):
     """A user's SEECS-layout folder as the target: six classes, 3D input, no pretraining."""
     from jazbat_jax.data import SEECS_EMOTIONS, write_seecs_recording

@@ -194,8 +194,18 @@ def test_surrogate_onnx_parity(tmp_path):
 
 def test_formats_are_validated():
     assert export_mod.expand_formats("all") == ("tflite", "tflite-int8", "onnx", "saved_model")
+    assert export_mod.expand_formats(["all", "tflite-full-int8"])[-1] == "tflite-full-int8"
     with pytest.raises(ValueError, match="unknown format"):
         export_mod.expand_formats(["tflite", "pdf"])
+
+
+def test_default_int8_file_is_dynamic_range_only(tmp_path):
+    """The full-INT8 file (docs/export.md: not to deploy) is written only when asked for by name."""
+    src = _short_window_source(64, seed=2)
+    m = export_mod.export(src, tmp_path, ["tflite-int8"], parity_windows=16)
+    assert [a["quantization"] for a in m["artifacts"]] == ["dynamic_int8"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "jazbat_net_1d_w64.dynamic_int8.tflite", "jazbat_net_1d_w64.sidecar.json", "manifest.json"]
 
 
 def _short_window_source(window: int, seed: int):

@@ -105,3 +105,21 @@ def test_display_names():
     assert profile.display_name("sota_surrogate_1d") == "S-754 surrogate 1D"
     assert set(profile.LAYER_COLOURS) == set(deployment.LAYER_LABELS)
     assert len(set(profile.LAYER_COLOURS.values())) == len(profile.LAYER_COLOURS)  # one colour per layer
+
+
+def test_summary_and_profile_give_the_weights_in_the_same_unit(capsys):
+    """Both count every parameter at 4 bytes, in KB of 1,000 bytes (summary said 110.8 KiB, profile 113.44 KB),
+    and the profile cites documentation a user has."""
+    from pathlib import Path
+
+    from jazbat_jax.cli import main
+
+    committed = Path(__file__).resolve().parents[1] / "docs" / "export-profile" / "profile.json"
+    md = profile.render_markdown(json.loads(committed.read_text()))
+    row = next(line for line in md.splitlines() if line.startswith("| jazbat_net_1d "))
+    assert " 113.44 KB |" in row and "FP32 weights (params × 4 B)" in md and "KB = 1,000 bytes" in md
+    assert "docs/model.md" in md and "shared/spec" not in md
+    assert main(["summary", "--format", "markdown"]) == 0
+    text = capsys.readouterr().out
+    assert "| FP32 weights (all parameters × 4 B) | 113.44 KB " in text and "KiB |" not in text
+    assert "113,440 bytes. KB = 1,000 bytes" in text

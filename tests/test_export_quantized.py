@@ -39,7 +39,7 @@ def test_full_int8_export_reports_and_is_labelled(tmp_path):
 
     model = jazbat_net("1d", window=64)
     source = perturbed(ExportSource(model, init_variables(model, 1), tuple("abcdef"), name="w64"), seed=1)
-    m = export_mod.export(source, tmp_path, ["tflite-int8"], parity_windows=32)
+    m = export_mod.export(source, tmp_path, ["tflite-int8", "tflite-full-int8"], parity_windows=32)
     rows = {a["quantization"]: a for a in m["artifacts"]}
     assert set(rows) == {"dynamic_int8", "int8"}
     assert rows["int8"]["gru_unroll"] == source.window

@@ -159,3 +159,42 @@ def test_older_format_is_refused_with_a_message(tmp_path, trained_state):
     _save_and_edit_best_meta(tmp_path, trained_state, ("format_version",), 1)
     with pytest.raises(CheckpointError, match="has format 1, this version of jazbat-jax reads format 2"):
         load_checkpoint(tmp_path / "best")
+
+
+def test_a_results_folder_of_many_runs_says_how_to_pick_one(tmp_path, trained_state):
+    """`jazbat experiments` and `accuracy-cost` write folders of runs; given one where a run is expected,
+    the error says what it is and names run folders to give instead."""
+    grid = tmp_path / "grid"
+    for job in ("cells/c1", "cells/c2", "pretrain/t1"):
+        (grid / job / "run").mkdir(parents=True)
+        (grid / job / "run" / "config.json").write_text("{}")
+    with closing(Checkpoints(grid / "cells" / "c2" / "run" / "checkpoints", keep_last=1)) as ck:
+        _save(ck, 1, trained_state, _meta(), is_best=True)
+    (grid / "invocations.jsonl").write_text("{}\n")
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(grid)
+    assert str(e.value) == (f"{grid} is an experiment grid's results folder, not one run: give one of its 1 run "
+                            f"folder (cells/c2/run), e.g. {grid}/cells/c2/run; `jazbat experiments --results {grid} "
+                            "--report-only` rebuilds its report")
+    with pytest.raises(CheckpointError, match=f"^{grid}/cells/c2 holds its run folder in run/: give {grid}/cells/c2/run$"):
+        load_checkpoint(grid / "cells" / "c2")
+    assert load_checkpoint(grid / "cells" / "c2" / "run")[2]["epoch"] == 1
+    committed = Path(__file__).resolve().parents[1] / "docs" / "results" / "quick"  # reports, no checkpoints
+    with pytest.raises(CheckpointError, match=r"is an experiment grid's results folder, and none of its \d+ runs kept "
+                                              r"its checkpoints .*`jazbat experiments --results .* --report-only`"):
+        load_checkpoint(committed)
+
+
+def test_an_unfinished_save_is_named_as_such_with_the_finished_ones(tmp_path, trained_state):
+    with closing(Checkpoints(tmp_path / "checkpoints", keep_last=2)) as ck:
+        _save(ck, 1, trained_state, _meta(), is_best=True)
+        _save(ck, 2, trained_state, _meta(), is_best=False)
+    last = tmp_path / "checkpoints" / "last"
+    # What a run stopped during the save of epoch 3 leaves behind (the manager that would clean it up never opened).
+    shutil.copytree(last / "2", last / "3.orbax-checkpoint-tmp-17")
+    with pytest.raises(CheckpointError, match=rf"^{last}/3.orbax-checkpoint-tmp-17 is an unfinished save .*: give a "
+                                              rf"finished checkpoint of {last}: epochs 1, 2 \({last}/2\)$"):
+        load_checkpoint(last / "3.orbax-checkpoint-tmp-17")
+    shutil.copytree(last / "2", tmp_path / "copy_of_2")
+    with pytest.raises(CheckpointError, match="copy_of_2 is not an epoch's checkpoint folder"):
+        load_checkpoint(tmp_path / "copy_of_2")

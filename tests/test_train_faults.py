@@ -1,8 +1,10 @@
 """A run folder never lies: SIGKILL at every phase of an epoch's commit and of the end of a run, then the
 same call again, must give exactly the uninterrupted result (parameters, best epoch, metrics rows,
 final evaluation). Also: one process per run folder, and the recovery that an error message advises."""
+import dataclasses
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -160,3 +162,90 @@ def test_the_advised_recovery_works_on_the_first_try(uninterrupted, tmp_path):
     shutil.rmtree(newest)
     fit_tiny(tmp_path, improving_config(), plots=True)
     _same(_outputs(tmp_path), uninterrupted)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real file system of its own (tmpfs, 16 MiB) to fill up; needs root (mount)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def _bytes_used(folder: Path) -> int:
+    return sum(f.stat().st_blocks * 512 for f in folder.rglob("*") if f.is_file())
+
+
+def test_a_full_disk_during_a_save_is_one_line_and_loses_nothing(uninterrupted, small_disk, capfd):
+    """Disk full while epoch 2 is saved (a real ENOSPC): one line saying what, where and how much is free, no
+    library traceback; once space is freed, the same call resumes to the uninterrupted result."""
+    run = small_disk / "run"
+    fit_tiny(run, improving_config(), plots=True, stop_after_epoch=1)
+    one_checkpoint = _bytes_used(run / "checkpoints" / "last" / "1")
+    filler = small_disk / "filler"  # leaves half a checkpoint's space free
+    page = 4096
+    filler.write_bytes(bytes((shutil.disk_usage(small_disk).free - one_checkpoint // 2) // page * page))
+    capfd.readouterr()
+    with pytest.raises(CheckpointError) as e:
+        fit_tiny(run, improving_config(), plots=True)
+    assert re.fullmatch(rf"no space left on the device while saving epoch 2's checkpoint in {run}/checkpoints/last "
+                        r"\(\d+\.\d KiB free there; one checkpoint of this run takes \d+\.\d KiB\): free some space, "
+                        r"then rerunning the same command resumes after epoch 1, the newest complete checkpoint",
+                        str(e.value)), str(e.value)
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "No space left" not in err and "Event loop" not in err, err
+    assert not list((run / "checkpoints").glob("*/*tmp*"))  # the failed save's partial files are gone
+    filler.unlink()
+    fit_tiny(run, improving_config(), plots=True)  # the same call again
+    _same(_outputs(run), uninterrupted)
+
+
+def _corrupt_and_remove_as_advised(run: Path, epoch: int, config) -> None:
+    """Flip one bit of the largest array file of ``last/<epoch>``; the resume refuses it and advises to delete
+    it; delete it."""
+    step_dir = run / "checkpoints" / "last" / str(epoch)
+    largest = max((f for f in (step_dir / "variables").rglob("*") if f.is_file()), key=lambda f: f.stat().st_size)
+    data = bytearray(largest.read_bytes())
+    data[len(data) // 2] ^= 1
+    largest.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=f"Delete {step_dir} to resume from the epoch before it"):
+        fit_tiny(run, config, plots=True)
+    shutil.rmtree(step_dir)
+
+
+def _keeping(keep_last: int):
+    config = improving_config()
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, keep_last=keep_last))
+
+
+def test_removing_a_damaged_newest_best_epoch_as_advised_loses_nothing(uninterrupted, tmp_path):
+    """The newest epoch (3) is also the best; once it is removed, the best of the committed epochs is epoch 1,
+    whose best checkpoint was replaced by epoch 3's: it is re-derived from last/1, and only then is best/3
+    (an epoch trained again) dropped. It deleted best/3 first, then stopped: 'the best epoch 1 is missing'."""
+    fit_tiny(tmp_path, _keeping(3), plots=True, stop_after_epoch=3)
+    assert sorted(p.name for p in (tmp_path / "checkpoints" / "best").iterdir()) == ["3"]
+    _corrupt_and_remove_as_advised(tmp_path, 3, _keeping(3))
+    fit_tiny(tmp_path, _keeping(3), plots=True)
+    _same(_outputs(tmp_path), uninterrupted)
+
+
+def test_a_resume_that_cannot_go_on_deletes_nothing(tmp_path):
+    """With last/1 gone too (keep_last 2), epoch 1's state is nowhere: the resume stops, and the intact best/3
+    is still there to evaluate."""
+    fit_tiny(tmp_path, _keeping(2), plots=True, stop_after_epoch=3)
+    _corrupt_and_remove_as_advised(tmp_path, 3, _keeping(2))
+    before = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "checkpoints").rglob("*"))
+    with pytest.raises(CheckpointError, match=r"cannot resume .* from epoch 2: the best of its committed epochs, 1, "
+                                              r"is kept neither in .* Nothing was changed: the intact checkpoints "
+                                              r"\(best/3, last/2\) still evaluate and export"):
+        fit_tiny(tmp_path, _keeping(2), plots=True)
+    assert sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "checkpoints").rglob("*")) == before
+    assert load_checkpoint(tmp_path)[2]["epoch"] == 3

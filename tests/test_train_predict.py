@@ -1,6 +1,9 @@
 """`predict` turns a recording's raw columns into the model's input with the definition stored in the
 checkpoint: the same walk given as 3 acceleration columns and as the loader's windows gives the same
 probabilities, and a recording that contradicts the definition is refused with a reason."""
+import subprocess
+import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +90,28 @@ def test_recordings_that_contradict_the_model_are_refused(quiroz_model, walk, tm
         read_recording(two, spec)
 
 
+def test_files_that_are_no_recording_get_one_line_naming_the_accepted_formats(quiroz_run, quiroz_model, tmp_path):
+    """As a user runs it: no library warning with its source line before the error, and the error says
+    what predict would read."""
+    json_file = tmp_path / "walk.json"
+    json_file.write_text('{"ax": [1, 2, 3], "ay": [4, 5, 6], "az": [7, 8, 9]}')
+    env = {k: v for k, v in __import__("os").environ.items() if k != "JAZBAT_DEBUG"}
+    proc = subprocess.run([sys.executable, "-m", "jazbat_jax.cli", "predict", str(json_file), "--checkpoint",
+                           str(quiroz_run)], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "Warning" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith(f"jazbat predict: error: {json_file}: a JSON file, not a recording format; "
+                                  "predict reads .csv / .txt"), proc.stderr
+    spec = input_spec_of(quiroz_model[2])
+    header_only = tmp_path / "header_only.csv"
+    header_only.write_text("ax,ay,az\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "input contained no data" warning must not escape
+        with pytest.raises(ValueError, match=r"header_only.csv: no rows of numbers after the header line 'ax,ay,az'; "
+                                             r"predict reads .csv / .txt .*\.npy arrays, or SEECS CSV files"):
+            read_recording(header_only, spec)
+
+
 def test_example_recording_is_the_samples_walk():
     """The shipped CSV holds exactly participant 2's happy walk of the bundled archive, float32 for float32."""
     path = example_recording()
@@ -137,3 +162,32 @@ def test_readme_pipeline_with_the_example_recording_runs(tmp_path, monkeypatch, 
     out = capsys.readouterr().out
     assert out.startswith(f"{(2048 - 64) // 64 + 1} windows of 64 samples, step 64: predicted ")
     assert "votes: happy " in out
+
+
+def test_first_line_is_a_header_only_if_it_is_all_names(quiroz_model, tmp_path):
+    """A byte-order mark must not turn the first sample into a 'header', and a first line mixing numbers
+    and text is an error (the same line further down already is one), not silently dropped."""
+    spec = input_spec_of(quiroz_model[2])
+    lines = example_recording().read_text().splitlines()
+    header, rows = lines[0], lines[1:]
+    expected = read_recording(example_recording(), spec)
+    assert len(expected) == len(rows) == 2048
+    for name, text in [("bom_no_header.csv", "\n".join(rows)), ("bom_header.csv", "\n".join([header, *rows]))]:
+        path = tmp_path / name
+        path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+        np.testing.assert_array_equal(read_recording(path, spec), expected)
+    mixed = tmp_path / "mixed_first_line.csv"
+    mixed.write_text("\n".join(["1.0,abc,2.0", *rows]))
+    with pytest.raises(ValueError, match=r"mixed_first_line.csv, line 1: '1.0,abc,2.0' mixes numbers and other text"):
+        read_recording(mixed, spec)
+    later = tmp_path / "mixed_later.csv"
+    later.write_text("\n".join([header, *rows[:5], "1.0,abc,2.0", *rows[5:]]))
+    with pytest.raises(ValueError, match=r"mixed_later.csv, line 7: '1.0,abc,2.0' is not all numbers"):
+        read_recording(later, spec)
+    # A SEECS recording saved with a byte-order mark is still recognised by its header.
+    from jazbat_jax.data.seecs import read_seecs_recording, write_seecs_recording
+
+    seecs = write_seecs_recording(tmp_path / "seecs.csv", np.arange(5) * 40.0, np.ones((5, 3)), np.zeros((5, 3)))
+    plain = read_seecs_recording(seecs)
+    seecs.write_bytes(b"\xef\xbb\xbf" + seecs.read_bytes())
+    np.testing.assert_array_equal(read_seecs_recording(seecs), plain)

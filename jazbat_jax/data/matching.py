@@ -27,7 +27,9 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
-from scipy import signal as sps
+
+# scipy.signal is imported inside the functions that filter: importing it costs about half a second
+# of CPU, and this module is reached while `jazbat --help` builds its parser.
 
 HIGHPASS_ORDER = 4
 HIGHPASS_CUTOFF_HZ = 0.3
@@ -39,6 +41,8 @@ def highpass_sos(rate_hz: float, cutoff_hz: float = HIGHPASS_CUTOFF_HZ, order: i
     """Second-order sections of the Butterworth high-pass for data sampled at ``rate_hz``."""
     if not 0 < cutoff_hz < rate_hz / 2:
         raise ValueError(f"a {cutoff_hz} Hz high-pass needs a sampling rate above {2 * cutoff_hz} Hz, got {rate_hz}")
+    from scipy import signal as sps
+
     return sps.butter(order, cutoff_hz, btype="highpass", fs=rate_hz, output="sos")
 
 
@@ -61,6 +65,8 @@ def highpass_segments(
     100 Hz). A segment too short for the filter's edge padding (a fraction of a second, never a
     window) has its mean subtracted instead, and is counted in the report.
     """
+    from scipy import signal as sps
+
     x = np.asarray(x)
     covered = int(np.sum(seg_len))
     if covered != len(x):
@@ -115,6 +121,8 @@ def resample_poly_segments(
     to its ends (``padtype='line'``), not with zeros, so that a segment with a non-zero mean does
     not sag at its edges. Returns (float32 signal, new segment starts, new segment lengths).
     """
+    from scipy import signal as sps
+
     up, down = resample_ratio(from_hz, to_hz)
     x = np.asarray(x, np.float64)
     pieces = [sps.resample_poly(x[a : a + n], up, down, axis=0, padtype="line") for a, n in zip(seg_start, seg_len)]

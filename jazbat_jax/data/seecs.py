@@ -36,7 +36,7 @@ SEECS_RATE_HZ = 75.0
 def read_seecs_recording(path: str | Path) -> np.ndarray:
     """(n, 7) float64 array of one recording, strictly validated."""
     path = Path(path)
-    text = path.read_text()
+    text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the header
     lines = text.splitlines()
     if not lines:
         raise ValueError(f"{path}: empty file")

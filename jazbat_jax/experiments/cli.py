@@ -3,6 +3,7 @@ Jazbat-Net against the S-754 surrogate, accuracy next to complexity and latency.
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import time
 from pathlib import Path
@@ -98,8 +99,12 @@ def cmd_experiments(args: argparse.Namespace) -> int:
     results = args.results or Path("runs") / f"experiments-{cfg['profile']}"
     command = _command_line(args)
     t0 = time.perf_counter()
+    variants = config.input_variants(cfg)
+    if args.report_only:
+        for name, vcfg in variants:
+            _check_results_to_report(results / name if name else results, vcfg, args)
     # grid.input_variants: one grid per variant, each in its own folder with its own report
-    for name, vcfg in config.input_variants(cfg):
+    for name, vcfg in variants:
         folder = results / name if name else results
         if name:
             print(f"\n=== input variant {name!r}: {folder}")
@@ -112,6 +117,23 @@ def cmd_experiments(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_results_to_report(folder: Path, cfg: dict, args: argparse.Namespace) -> None:
+    """--report-only reports what a results folder holds: a folder that does not exist, or holds no finished
+    job of this grid, is a wrong --results or profile, not an empty report to write."""
+    from jazbat_jax.experiments import grid
+
+    run_it = " ".join(shlex.quote(p) for p in _command_line(args).split() if p != "--report-only")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no results folder {folder} to report: give the --results folder the grid ran in, "
+                                f"or run the grid first (`{run_it}`)")
+    jobs = grid.plan(cfg)
+    if not any(job.done(folder) for job in jobs):
+        others = len(list(folder.glob("*/*/result.json")))
+        found = (f"its {others} finished job(s) belong to another configuration: give the --quick / --full / --config "
+                 "it was run with" if others else f"run the grid first (`{run_it}`)")
+        raise ValueError(f"{folder} holds no finished job of this grid (0 of {len(jobs)}): {found}")
+
+
 EPILOG_ACCURACY_COST = """examples:
   jazbat accuracy-cost                                   # 2 models x 3 seeds on WISDM watch, then the report
   jazbat accuracy-cost                                   # again: finished runs are skipped, the report rewritten
@@ -122,6 +144,25 @@ EPILOG_ACCURACY_COST = """examples:
 Writes OUT/runs/<arch>-s<seed>/ (run folders of `jazbat pretrain`: resumable, skipped once finished),
 OUT/profile/profile.json, OUT/report.md, OUT/pareto.png, OUT/accuracy_cost.json and OUT/invocations.jsonl.
 """
+
+
+def profile_json(text: str) -> Path:
+    """--profile: a `jazbat profile` result, read when the options are parsed, so that a wrong file stops the
+    command before its training rather than after it (accuracy_cost reads it again to copy it)."""
+    path = Path(text)
+    expected = "give the profile.json that `jazbat profile --out DIR` wrote"
+    try:
+        profile = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"cannot read {path} ({e.strerror}): {expected}") from None
+    except UnicodeDecodeError as e:
+        raise argparse.ArgumentTypeError(f"{path} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset "
+                                         f"{e.start}), so not a JSON profile: {expected}") from None
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{path} is not valid JSON ({e}): {expected}") from None
+    if not isinstance(profile, dict) or not isinstance(profile.get("models"), list):
+        raise argparse.ArgumentTypeError(f"{path} is not a `jazbat profile` result (no 'models' list): {expected}")
+    return path
 
 
 # accuracy_cost.ARCHS, spelled out here so that registering the command imports nothing heavy.
@@ -171,7 +212,7 @@ def register_accuracy_cost(subparsers: argparse._SubParsersAction) -> None:
                    help="train an architecture's seeds together in one program (measured slower than one at a time "
                         "on XLA:CPU, see docs/training.md)")
     lat = p.add_argument_group("exported files")
-    lat.add_argument("--profile", type=Path, default=None, metavar="PROFILE_JSON",
+    lat.add_argument("--profile", type=profile_json, default=None, metavar="PROFILE_JSON",
                      help="a `jazbat profile` result to report (copied to OUT/profile/); without it, the installed "
                           "latency profiler exports and times each architecture's first-seed model once (cached there)")
     lat.add_argument("--no-latency", action="store_true", help="do not run the latency profiler")

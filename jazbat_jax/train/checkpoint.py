@@ -19,8 +19,14 @@ A checkpoint written in another format version is refused with a message.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import json
+import logging
+import shutil
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +41,7 @@ from jazbat_jax.trees import flatten, tree_mismatches
 FORMAT_VERSION = 2  # 1: the meta layout before the typed run configuration
 ITEMS = ("variables", "train", "meta")
 KINDS = ("best", "last")
+TMP_MARK = ".orbax-checkpoint-tmp"  # in the name of the folder orbax writes a save to before renaming it
 
 
 class CheckpointError(RuntimeError):
@@ -118,11 +125,44 @@ class Checkpoints:
 
     def save_last(self, epoch: int, state, meta: dict) -> None:
         """Commit epoch ``epoch``: once this returns, a resumed run continues after it."""
-        self.last.save(epoch, args=self._args(epoch, state, meta), force=True)
+        self._save(self.last, "last", epoch, state, meta)
 
     def save_best(self, epoch: int, state, meta: dict) -> None:
         """Keep epoch ``epoch`` as the best (the previous best is dropped)."""
-        self.best.save(epoch, args=self._args(epoch, state, meta), force=True)
+        self._save(self.best, "best", epoch, state, meta)
+
+    def _save(self, manager: ocp.CheckpointManager, kind: str, epoch: int, state, meta: dict) -> None:
+        """One save; a full disk becomes one CheckpointError that says where, how much space is free and that
+        rerunning resumes, instead of orbax's tracebacks from each of its writer threads."""
+        args = self._args(epoch, state, meta)
+        held = _HeldStderr()
+        try:
+            manager.save(epoch, args=args, force=True)
+        except Exception as e:
+            if not _disk_full(e):
+                held.release()
+                raise
+            time.sleep(0.5)  # let orbax's writer threads finish reporting the failure into the held stderr
+            held.drop()
+            error = e
+        except BaseException:  # Ctrl-C during the save
+            held.release()
+            raise
+        else:
+            held.release()
+            return
+        folder = self.directory / kind
+        for tmp in folder.glob(f"{epoch}{TMP_MARK}*"):  # the failed save's partial files: give their space back
+            shutil.rmtree(tmp, ignore_errors=True)
+        committed = sorted(_epochs(self.directory / "last"))
+        resume = (f"rerunning the same command resumes after epoch {committed[-1]}, the newest complete checkpoint"
+                  if committed else "rerunning the same command starts the run again")
+        size = _folder_bytes(folder / str(committed[-1])) if committed and kind == "last" else None
+        raise CheckpointError(
+            f"no space left on the device while saving epoch {epoch}'s checkpoint in {folder} "
+            f"({_size(shutil.disk_usage(folder).free)} free there"
+            + (f"; one checkpoint of this run takes {_size(size)}" if size else "")
+            + f"): free some space, then {resume}") from error
 
     def best_epoch(self) -> int | None:
         return self.best.latest_step()
@@ -152,6 +192,10 @@ class Checkpoints:
                 raise
             raise CheckpointError(f"{e}. Delete {step_dir} to resume from the epoch before it") from None
 
+    def restore_epoch(self, epoch: int, state_template) -> tuple[Any, dict]:
+        """The state and meta of ``last/<epoch>``, checked like ``restore_latest``'s."""
+        return self._restore(epoch, self.directory / "last" / str(epoch), state_template)
+
     def _restore(self, epoch: int, step_dir: Path, state_template) -> tuple[Any, dict]:
         abstract = lambda tree: jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
         variables_t = {"params": state_template.params, "batch_stats": state_template.batch_stats}
@@ -179,6 +223,73 @@ class Checkpoints:
     def close(self) -> None:
         self.last.close()
         self.best.close()
+
+
+# ---------------------------------------------------------------- a full disk
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+# How orbax / tensorstore word a full disk in the text of the exceptions they raise and log.
+DISK_FULL_TEXT = ("No space left on device", "os_error_code='28'", "Disk quota exceeded")
+
+
+def _disk_full(e: BaseException | None) -> bool:
+    """Whether ``e`` or an exception it was raised from says that the disk (or the quota) is full."""
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in DISK_FULL_ERRNOS:
+            return True
+        if any(t in str(e) for t in DISK_FULL_TEXT):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+class _DropDiskFullNoise(logging.Filter):
+    """Drops what orbax (absl) and asyncio log about writes that failed for lack of space, during a save and, after
+    a failed one, later (asyncio reports a failed write's future when it is collected): the save's one-line error
+    says it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage() + (str(record.exc_info[1]) if record.exc_info else "")
+        return not any(t in text for t in DISK_FULL_TEXT)
+
+
+_DISK_FULL_FILTER = _DropDiskFullNoise()
+NOISY_LOGGERS = ("absl", "asyncio")
+
+
+class _HeldStderr:
+    """Holds what Python writes to stderr during a save, from its creation: passed on by ``release`` (the save
+    succeeded, or failed for another reason), or dropped by ``drop`` when the disk is full (orbax's writer threads
+    then print one traceback each, and a closed event loop's, for the failure the save's error states in one
+    line). Also filters orbax's and asyncio's log records about a full disk, for the rest of the process (asyncio
+    reports a failed write's future when it is collected, after the save)."""
+
+    def __init__(self):
+        self.buffer = io.StringIO()
+        self.stream = sys.stderr
+        for name in NOISY_LOGGERS:
+            logging.getLogger(name).addFilter(_DISK_FULL_FILTER)  # a logger keeps one copy of a filter
+        sys.stderr = self.buffer
+
+    def release(self) -> None:
+        sys.stderr = self.stream
+        self.stream.write(self.buffer.getvalue())
+
+    def drop(self) -> None:
+        sys.stderr = self.stream
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
 
 
 def _reason(e: Exception, limit: int = 160) -> str:
@@ -242,12 +353,51 @@ def resolve_checkpoint(path: str | Path, kind: str = "best") -> Path:
             other = "last" if kind == "best" else "best"
             raise CheckpointError(f"{p} holds no complete checkpoint (damaged or never written); "
                                   f"use the '{other}' checkpoint explicitly (--checkpoint-kind {other}) or retrain")
+    if TMP_MARK in p.name:
+        finished = sorted(_epochs(p.parent))
+        raise CheckpointError(
+            f"{p} is an unfinished save (orbax writes a checkpoint to such a temporary folder and renames it when "
+            f"complete; a run that stopped during the save leaves it behind): "
+            + (f"give a finished checkpoint of {p.parent}: epoch{'s' if len(finished) > 1 else ''} "
+               f"{', '.join(map(str, finished))} ({p.parent / str(finished[-1])})" if finished
+               else f"{p.parent} holds no finished checkpoint"))
     if all((p / item).exists() for item in ITEMS):
+        if not p.name.isdigit():
+            raise CheckpointError(f"{p} is not an epoch's checkpoint folder (those are named by their epoch, e.g. "
+                                  f"best/3): give the run folder or one of its epoch folders")
         return p
     epochs = _epochs(p) if p.is_dir() else []
     if not epochs:
-        raise CheckpointError(f"{p} holds no complete checkpoint (expected the folders {', '.join(ITEMS)})")
+        raise CheckpointError(_results_folder_hint(p) or
+                              f"{p} holds no complete checkpoint (expected the folders {', '.join(ITEMS)})")
     return p / str(max(epochs))
+
+
+# The folders `jazbat experiments` (a grid) and `jazbat accuracy-cost` write, with their run folders.
+RESULTS_LAYOUTS = (("an experiment grid's", ("cells/*/run", "pretrain/*/run"),
+                    "`jazbat experiments --results {p} --report-only` rebuilds its report"),
+                   ("`jazbat accuracy-cost`'s", ("runs/*",), "its report is {p}/report.md"))
+
+
+def _results_folder_hint(p: Path) -> str | None:
+    """For a results folder of many runs given where one run is expected: what it is and how to pick a run."""
+    if not p.is_dir():
+        return None
+    for what, patterns, report in RESULTS_LAYOUTS:
+        runs = sorted(r for pattern in patterns for r in p.glob(pattern) if (r / "config.json").is_file())
+        if not runs or not (p / "invocations.jsonl").is_file():
+            continue
+        report = report.format(p=p)
+        kept = [r for r in runs if (r / "checkpoints").is_dir()]
+        if not kept:  # committed results keep their runs' reports, not their checkpoints
+            return (f"{p} is {what} results folder, and none of its {len(runs)} runs kept its checkpoints "
+                    f"(e.g. {runs[0]}); {report}")
+        shown = ", ".join(str(r.relative_to(p)) for r in kept[:3]) + (f" and {len(kept) - 3} more" if len(kept) > 3 else "")
+        return (f"{p} is {what} results folder, not one run: give one of its {len(kept)} run folder{'s' if len(kept) > 1 else ''} "
+                f"({shown}), e.g. {kept[0]}; {report}")
+    if (p / "run" / "checkpoints").is_dir():  # one job's folder of such a results folder
+        return f"{p} holds its run folder in run/: give {p / 'run'}"
+    return None
 
 
 def _epochs(folder: Path) -> list[int]:

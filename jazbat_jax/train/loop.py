@@ -128,14 +128,28 @@ def _reconcile(run: Run, saved: dict) -> None:
     f1s = [r["val_macro_f1"] for r in run.history if "val_macro_f1" in r]
     run.best_f1 = max(f1s) if f1s else -1.0
     ck = run.checkpoints
-    ck.forget_after(run.start_epoch)
     best = best_epoch_of(run.history)
-    if ck.best_epoch() != best:
-        if best != run.start_epoch:
-            raise CheckpointError(f"{ck.directory / 'best'}: the best epoch {best} is missing (deleted?); only the "
-                                  "newest epoch can be re-derived. Start a new run folder")
-        body = {k: v for k, v in saved.items() if k not in ("format_version", "epoch", "step", "fingerprint")}
-        ck.save_best(best, run.state, body)
+    if ck.best_epoch() == best:
+        ck.forget_after(run.start_epoch)
+        return
+    # The committed rows' best epoch must be saved as the best checkpoint: from the state just restored, or from
+    # its `last` checkpoint (e.g. after the newest, best, epoch was removed as a damaged checkpoint's error
+    # advises). Only once that source has loaded are the best checkpoints of epochs to be trained again deleted:
+    # a resume that cannot go on leaves every intact checkpoint as it was.
+    if best == run.start_epoch:
+        state, source = run.state, saved
+    elif best in ck.last.all_steps():
+        state, source = ck.restore_epoch(best, run.state)
+    else:
+        kept = ", ".join(f"{kind}/{e}" for kind, m in (("best", ck.best), ("last", ck.last)) for e in m.all_steps())
+        raise CheckpointError(
+            f"cannot resume {run.run_dir} from epoch {run.start_epoch}: the best of its committed epochs, {best}, is "
+            f"kept neither in {ck.directory / 'best'} nor in {ck.directory / 'last'}, so the run could not end as an "
+            f"uninterrupted one would. Nothing was changed: the intact checkpoints ({kept or 'none'}) still evaluate "
+            "and export; to train again, start a new run folder")
+    ck.forget_after(run.start_epoch)
+    body = {k: v for k, v in source.items() if k not in ("format_version", "epoch", "step", "fingerprint")}
+    ck.save_best(best, state, body)
 
 
 def _check_resumable(run_dir: Path, config: RunConfig) -> None:

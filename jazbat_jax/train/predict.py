@@ -6,6 +6,7 @@ model (``data.inputs.InputSpec``): the same function the loaders used on the tra
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import flax.linen as nn
@@ -24,6 +25,12 @@ def input_spec_of(meta: dict) -> InputSpec:
     return InputSpec.from_dict(meta["input"])
 
 
+# Appended to every "cannot read this file" error, so that the user learns what would work.
+ACCEPTED_FORMATS = ("predict reads .csv / .txt (one row of numbers per sample, comma- or space-separated, an "
+                    "optional first line of column names), .npy arrays, or SEECS CSV files; `jazbat predict --help` "
+                    "describes them")
+
+
 def _read_array(path: Path) -> np.ndarray:
     """The numbers of a .npy, SEECS-layout CSV (without its timestamps), or plain .csv / .txt file."""
     if path.suffix == ".npy":
@@ -32,19 +39,41 @@ def _read_array(path: Path) -> np.ndarray:
         except ValueError as e:
             raise ValueError(f"{path}: not a readable .npy array ({e})") from None
     try:
-        with open(path, encoding="utf-8") as f:
+        # utf-8-sig: a byte-order mark (spreadsheet programs write one) is not part of the first field.
+        with open(path, encoding="utf-8-sig") as f:
             first = f.readline().strip()
     except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a text file (expected .csv / .txt with numbers, or .npy)") from None
+        raise ValueError(f"{path}: not a text file; {ACCEPTED_FORMATS}") from None
     if first == "timestamp,ax,ay,az,gx,gy,gz":
         from jazbat_jax.data.seecs import read_seecs_recording
 
         return read_seecs_recording(path)[:, 1:]
-    skip = 0 if _is_numeric_row(first) else 1
+    if not first:
+        raise ValueError(f"{path}: the first line is empty; {ACCEPTED_FORMATS}")
+    if path.suffix.lower() == ".json" or first[0] in "{[":
+        raise ValueError(f"{path}: a JSON file, not a recording format; {ACCEPTED_FORMATS}")
+    fields = first.replace(",", " ").split()
+    numeric = [_is_number(v) for v in fields]
+    if all(numeric):
+        skip = 0
+    elif not any(numeric):  # a header: column names only
+        skip = 1
+    else:  # dropping it as a header would lose a sample silently; the same row further down is an error too
+        raise ValueError(f"{path}, line 1: {first[:60]!r} mixes numbers and other text: a header line holds only "
+                         "column names, a sample's line only numbers")
     try:
-        return np.loadtxt(path, delimiter="," if "," in first else None, skiprows=skip, ndmin=2)
+        # loadtxt warns (with a source line) when nothing follows the header; the check below says it in one line.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            a = np.loadtxt(path, delimiter="," if "," in first else None, skiprows=skip, ndmin=2,
+                           encoding="utf-8-sig")
     except (ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: cannot read it as rows of numbers ({e})") from None
+        where = _first_bad_line(path, skip, len(fields))  # numpy counts rows after the header, from 0
+        raise ValueError(f"{path}{where or f': cannot read it as rows of numbers ({e})'}; {ACCEPTED_FORMATS}") from None
+    if not a.size:
+        raise ValueError(f"{path}: no rows of numbers" + (f" after the header line {first[:40]!r}" if skip else "")
+                         + f"; {ACCEPTED_FORMATS}")
+    return a
 
 
 def read_recording(path: str | Path, spec: InputSpec) -> np.ndarray:
@@ -76,10 +105,27 @@ def read_recording(path: str | Path, spec: InputSpec) -> np.ndarray:
     return x
 
 
-def _is_numeric_row(line: str) -> bool:
+def _first_bad_line(path: Path, skip: int, width: int) -> str | None:
+    """", line N: what is wrong" for the first line after the header that is not ``width`` numbers."""
     try:
-        [float(v) for v in line.replace(",", " ").split()]
-        return bool(line)
+        with open(path, encoding="utf-8-sig") as f:
+            for number, line in enumerate(f, start=1):
+                fields = line.replace(",", " ").split()
+                if number <= skip or not fields:
+                    continue
+                if not all(_is_number(v) for v in fields):
+                    return f", line {number}: {line.strip()[:60]!r} is not all numbers"
+                if len(fields) != width:
+                    return f", line {number}: {len(fields)} values where the first line has {width}"
+    except UnicodeDecodeError as e:
+        return f": not UTF-8 text after offset {e.start}"
+    return None
+
+
+def _is_number(field: str) -> bool:
+    try:
+        float(field)
+        return True
     except ValueError:
         return False
 
