@@ -11,11 +11,12 @@ from pathlib import Path
 from jazbat_jax.cliargs import HelpFormatter, non_negative_int, positive_float, positive_int
 
 EPILOG = """examples:
-  jazbat experiments --quick                         # bundled sample, < 10 min on 2 CPU cores
+  jazbat experiments --quick                         # bundled sample, a local Ray, minutes on 2 CPU cores
   jazbat experiments --quick                         # again: every finished job is skipped, report rewritten
   jazbat experiments --full --results runs/full      # the paper's epochs, all data (weeks on 2 CPU cores)
   jazbat experiments --config my_grid.toml           # a profile with your changes (JSON or TOML)
   jazbat experiments --quick --report-only           # rebuild report.md from the results folder
+  jazbat experiments --config grid.toml --results /shared/grid --address auto   # on a running Ray cluster
 """
 
 
@@ -121,7 +122,9 @@ def _check_results_to_report(folder: Path, cfg: dict, args: argparse.Namespace) 
     """--report-only reports what a results folder holds: a folder that does not exist, or holds no finished
     job of this grid, is a wrong --results or profile, not an empty report to write."""
     from jazbat_jax.experiments import grid
+    from jazbat_jax.experiments.jobs import results_data_labels
 
+    cfg = results_data_labels(cfg, folder)
     run_it = " ".join(shlex.quote(p) for p in _command_line(args).split() if p != "--report-only")
     if not folder.is_dir():
         raise FileNotFoundError(f"no results folder {folder} to report: give the --results folder the grid ran in, "
