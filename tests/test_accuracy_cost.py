@@ -14,7 +14,13 @@ from jazbat_jax.model import model_from_config
 # A real `jazbat profile` result committed with the docs (6-class models at window 256).
 PROFILE = Path(__file__).resolve().parents[1] / "docs" / "export-profile" / "profile.json"
 TINY = ["--sample", "--window", "32", "--step", "64", "--max-windows", "200", "--epochs", "1", "--seeds", "0",
-        "--no-progress"]
+        "--no-progress", "--in-process"]  # the pipeline's Ray path is tested in test_experiments_runner.py
+
+
+def _job(out: Path, name: str) -> Path:
+    """The job folder of run ``name`` (``jazbat_net-s0``): ``runs/<name>-<hash>``."""
+    (folder,) = (Path(out) / "runs").glob(f"{name}-??????????")
+    return folder
 
 
 def _row(table_text: str, first_cell: str) -> list[str]:
@@ -35,11 +41,15 @@ def done(tmp_path_factory):
 
 @pytest.mark.slow
 def test_runs_report_and_figure(done):
+    invocation = json.loads((done / "invocations.jsonl").read_text().splitlines()[0])
+    assert invocation["command"].startswith("jazbat accuracy-cost --out") and invocation["runner"] == "in process"
     for name in ("jazbat_net-s0", "sota_surrogate-s0"):
-        run = done / "runs" / name
-        for f in ("final_eval.json", "test_predictions.npz", "metrics.jsonl", "trained_by.json"):
-            assert (run / f).exists(), f"{name}/{f}"
-        assert json.loads((run / "trained_by.json").read_text())["command"].startswith("jazbat accuracy-cost --out")
+        job = _job(done, name)
+        for f in ("final_eval.json", "test_predictions.npz", "metrics.jsonl"):
+            assert (job / "run" / f).exists(), f"{name}/{f}"
+        result = json.loads((job / "result.json").read_text())
+        assert result["job"] == job.name and job.name in invocation["ran"]
+        assert result["settings"]["data_root"].startswith("wisdm@")  # the data by fingerprint, not a folder
     png = (done / "pareto.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
     report = (done / "report.md").read_text()
@@ -53,12 +63,12 @@ def test_table_numbers_equal_the_runs_final_eval(done):
     report = (done / "report.md").read_text()
     numbers = json.loads((done / "accuracy_cost.json").read_text())
     for arch in ("jazbat_net", "sota_surrogate"):
-        run = done / "runs" / f"{arch}-s0"
+        run = _job(done, f"{arch}-s0") / "run"
         final = json.loads((run / "final_eval.json").read_text())
         acc, f1 = final["report"]["accuracy"], final["report"]["macro"]["f1"]
-        row = next(r for r in numbers["runs"] if r["run"] == run.name)
+        row = next(r for r in numbers["runs"] if r["run"] == f"{arch}-s0")
         assert (row["accuracy"], row["macro_f1"], row["checkpoint_epoch"]) == (acc, f1, final["checkpoint_epoch"])
-        cells = _row(report, run.name)
+        cells = _row(report, f"{arch}-s0")
         assert cells[5:7] == [f"{100 * acc:.2f}", f"{100 * f1:.2f}"]
         # One seed: the mean is that run's value, no SD, and the pooled accuracy is the run's accuracy.
         model = next(m for m in numbers["models"] if m["arch"] == arch)
@@ -100,57 +110,41 @@ def test_an_interval_is_shown_where_there_is_one(done, tmp_path):
 
 @pytest.mark.slow
 def test_second_call_skips_finished_runs(done):
-    stamps = {p: p.stat().st_mtime_ns for p in (done / "runs").glob("*/final_eval.json")}
+    stamps = {p: p.stat().st_mtime_ns for p in (done / "runs").glob("*/run/final_eval.json")}
     assert len(stamps) == 2
     assert main(["accuracy-cost", "--out", str(done), *TINY, "--no-latency"]) == 0
     last = json.loads((done / "invocations.jsonl").read_text().splitlines()[-1])
-    assert last["trained"] == [] and sorted(last["skipped"]) == ["jazbat_net-s0", "sota_surrogate-s0"]
+    assert last["ran"] == [] and last["skipped_done"] == 2
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     assert "TFLite FP32 ms" in (done / "report.md").read_text()  # the cached profile is still reported
 
 
 @pytest.mark.slow
-def test_seeds_trained_together_in_one_program(tmp_path):
-    out = tmp_path / "out"
-    assert main(["accuracy-cost", "--out", str(out), "--archs", "jazbat_net", *TINY, "--seeds", "0", "1",
-                 "--together", "--no-latency"]) == 0
-    numbers = json.loads((out / "accuracy_cost.json").read_text())
-    for seed in (0, 1):
-        run = out / "runs" / f"jazbat_net-s{seed}"
-        assert json.loads((run / "trained_by.json").read_text())["runs_in_program"] == 2
-        final = json.loads((run / "final_eval.json").read_text())
-        row = next(r for r in numbers["runs"] if r["run"] == run.name)
-        assert (row["accuracy"], row["macro_f1"]) == (final["report"]["accuracy"], final["report"]["macro"]["f1"])
-    (model,) = numbers["models"]
-    accs = [r["accuracy"] for r in numbers["runs"]]
-    assert model["seeds"] == [0, 1] and model["accuracy"]["mean"] == pytest.approx(sum(accs) / 2)
-
-
-@pytest.mark.slow
 def test_killed_run_resumes_and_other_settings_are_refused(tmp_path, capsys):
-    """A run folder left after epoch 1 of 2 is resumed, not restarted; a changed setting is refused in one line."""
+    """A run killed after epoch 1 of 2 is resumed, not restarted. Other settings are other jobs: a rerun with
+    fewer epochs trains runs of its own and reports those, never the longer runs under the shorter budget."""
     from jazbat_jax.train import trainer
     from jazbat_jax.train.loop import FitOptions
 
     out = tmp_path / "out"
     settings = accuracy_cost.Settings(archs=("jazbat_net",), seeds=(0,), root="bundled", window=32, step=64,
                                       max_windows=200, epochs=2)
-    folder = accuracy_cost.run_folder(out, "jazbat_net", 0)
-    config = accuracy_cost.run_config(settings, "jazbat_net", 0)
-    trainer.pretrain(config, folder, options=FitOptions(progress=False, plots=False, stop_after_epoch=1))
-    assert not accuracy_cost.finished(folder, config)
+    (job,) = accuracy_cost.plan(settings)
+    trainer.pretrain(accuracy_cost.run_config(settings, "jazbat_net", 0, job.settings["data_root"]),
+                     job.folder(out) / "run", options=FitOptions(progress=False, plots=False, stop_after_epoch=1))
+    assert not job.done(out)
     args = ["accuracy-cost", "--out", str(out), "--archs", "jazbat_net", *TINY, "--epochs", "2", "--no-latency"]
     assert main(args) == 0
-    assert json.loads((folder / "trained_by.json").read_text())["resumed"] is True
-    epochs = [json.loads(line)["epoch"] for line in (folder / "metrics.jsonl").read_text().splitlines()]
-    assert epochs == [1, 2] and accuracy_cost.finished(folder, config)
+    assert json.loads((job.folder(out) / "result.json").read_text())["resumed"] is True
+    epochs = [json.loads(line)["epoch"] for line in (job.folder(out) / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2] and job.done(out)
     assert "No latency profile" in (out / "report.md").read_text()
     assert [m["arch"] for m in json.loads((out / "accuracy_cost.json").read_text())["models"]] == ["jazbat_net"]
-    capsys.readouterr()
-    assert main([*args, "--lr", "0.01"]) == 1
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("jazbat accuracy-cost: error: cannot resume") and "learning_rate" in err
-    assert len(err.splitlines()) == 1
+    assert main([*args[:-3], "--epochs", "1", "--no-latency"]) == 0  # args end with --epochs 2 --no-latency
+    (shorter,) = json.loads((out / "accuracy_cost.json").read_text())["runs"]
+    assert shorter["job"] != job.id and shorter["epochs_trained"] == 1
+    assert "at most 1 epoch," in (out / "report.md").read_text()
+    assert len(list((out / "runs").glob("jazbat_net-s0-*"))) == 2  # the 2-epoch run is kept, not overwritten
 
 
 def test_bad_options_are_one_line_errors(tmp_path, capsys):

@@ -11,12 +11,14 @@ activation memory and latency of its exported files.
 S-754 (``sota_surrogate``) is a complexity-matched surrogate of the previous state of the art [9]:
 built to have [9]'s published parameter and MAC counts, not [9]'s network (whose layers are not public).
 
-Output folder::
+Every run is a job of the experiment pipeline (``jobs.Job`` of kind ``accuracy_cost``, run by
+``grid.run_plan`` on Ray like the grid's jobs), named by what it computes. Output folder::
 
-    runs/<arch>-s<seed>/      a run folder of ``trainer.pretrain``; skipped once finished, resumed if killed
-    runs/<arch>-s<seed>/trained_by.json   the invocation that finished it: command, time, load, machine
+    config.json               the settings and the data label of the latest invocation
+    runs/<arch>-s<seed>-<hash>/run/          a run folder of ``trainer.pretrain``; resumed if killed
+    runs/<arch>-s<seed>-<hash>/result.json   written last: the run is finished (test report, wall time)
     profile/profile.json      the exported files' profile (the latency profiler's output, or a copy of --profile)
-    invocations.jsonl         one line per invocation: command, time, machine, load, runs trained / skipped
+    invocations.jsonl         one line per invocation: command, time, machine, load, jobs run / skipped
     accuracy_cost.json        every number of the report
     report.md, pareto.png
 """
@@ -26,15 +28,14 @@ import dataclasses
 import datetime
 import json
 import statistics
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 from tabulate import tabulate
-from tqdm.auto import tqdm
 
 from jazbat_jax.data.config import BUNDLED, ConfigError, DataConfig, SplitConfig
+from jazbat_jax.experiments.jobs import Job
 from jazbat_jax.files import PREDICTIONS_FILE, write_atomically, write_json
 from jazbat_jax.machine import busy, load_average, machine_info
 from jazbat_jax.model import ARCHITECTURES
@@ -81,30 +82,57 @@ class Settings:
         run_config(self, self.archs[0], self.seeds[0])  # the data and training values are checked there
 
 
-def data_config(s: Settings) -> DataConfig:
-    """The one data configuration of every run: WISDM watch |a|, subject split with a fixed seed."""
-    return DataConfig(dataset="wisdm", root=s.root, input_kind="1d", window=s.window, step=s.step, device="watch",
-                      max_windows=s.max_windows, split=SplitConfig("subject", seed=s.split_seed))
+def data_config(s: Settings, root: str | None = None) -> DataConfig:
+    """The one data configuration of every run: WISDM watch |a|, subject split with a fixed seed.
+    ``root``: the data label the jobs name the data by (default: where ``s.root`` says the data are)."""
+    return DataConfig(dataset="wisdm", root=root or s.root, input_kind="1d", window=s.window, step=s.step,
+                      device="watch", max_windows=s.max_windows, split=SplitConfig("subject", seed=s.split_seed))
 
 
-def run_config(s: Settings, arch: str, seed: int) -> RunConfig:
+def data_folder(s: Settings) -> Path:
+    """The WISDM folder this machine reads for ``s.root`` (a data root's ``wisdm2019`` folder, or the folder)."""
+    from jazbat_jax.data.config import DATASET_FOLDERS, resolve_root
+
+    folder = resolve_root(data_config(s))
+    sub = folder / DATASET_FOLDERS["wisdm"]
+    return sub if sub.is_dir() else folder
+
+
+def data_label(s: Settings) -> str:
+    from jazbat_jax.data.fingerprint import label, register_root
+
+    folder = data_folder(s)
+    register_root(folder)
+    return label("wisdm", folder)
+
+
+def run_config(s: Settings, arch: str, seed: int, root: str | None = None) -> RunConfig:
     """A run's configuration. Jazbat-Net's reduction width is K = C = 18 (the paper's WISDM pretraining)."""
-    return RunConfig(data=data_config(s), model=ModelConfig(arch, None),
+    return RunConfig(data=data_config(s, root), model=ModelConfig(arch, None),
                      train=TrainConfig(epochs=s.epochs, batch_size=s.batch_size, learning_rate=s.learning_rate,
                                        seed=seed, patience=s.patience, keep_last=1))
 
 
-def run_folder(out: Path, arch: str, seed: int) -> Path:
-    return Path(out) / "runs" / f"{arch}-s{seed}"
+def job(s: Settings, arch: str, seed: int, label: str) -> Job:
+    """One architecture × seed: a WISDM run named by its settings and its data's fingerprint."""
+    run = run_config(s, arch, seed, label)
+    return Job("accuracy_cost", f"{arch}-s{seed}", {"kind": "accuracy_cost", "arch": arch, "seed": seed,
+                                                    "data_root": label, "epochs": s.epochs, "run": run.to_dict()})
 
 
-def finished(folder: Path, config: RunConfig) -> bool:
-    """Whether ``folder`` holds a finished run of exactly ``config`` (its test evaluation written). A run
-    of other settings is not finished: training it resumes it, or refuses with the settings that differ."""
-    if not all((folder / f).exists() for f in ("final_eval.json", PREDICTIONS_FILE, "config.json")):
-        return False
-    stored = json.loads((folder / "config.json").read_text()).get("run")
-    return stored == json.loads(json.dumps(config.to_dict()))
+def plan(s: Settings, label: str | None = None) -> list[Job]:
+    """Every run of the comparison; ``label``: the data label to name them by (default: this machine's data)."""
+    label = label or data_label(s)
+    return [job(s, arch, seed, label) for arch in s.archs for seed in s.seeds]
+
+
+def recorded_label(out: Path) -> str | None:
+    """The data label an earlier invocation recorded in ``out/config.json``: what the report plans with
+    on a machine without those data."""
+    try:
+        return json.loads((Path(out) / "config.json").read_text()).get("data_label")
+    except (OSError, json.JSONDecodeError):
+        return None
 
 
 def _now() -> str:
@@ -112,47 +140,18 @@ def _now() -> str:
 
 
 # ---------------------------------------------------------------- training
-def train_runs(s: Settings, out: Path, command: str, progress: bool = True, together: bool = False,
-               log: Callable[[str], None] = print) -> dict[str, list[str]]:
-    """Train every run of ``s`` not yet finished in ``out`` (resuming killed ones); the runs trained and skipped.
+def train_runs(s: Settings, out: Path, command: str, progress: bool = True, ray_options=None,
+               in_process: bool = False, log: Callable[[str], None] = print) -> dict:
+    """Train every run of ``s`` not yet finished in ``out`` (resuming killed ones) on the experiment
+    pipeline; this invocation's line of ``out/invocations.jsonl``."""
+    from jazbat_jax.experiments import grid
 
-    ``together``: train an architecture's unfinished seeds in one multi-run program (``trainer.train_many``);
-    off by default, since on XLA:CPU one run at a time was measured faster (docs/training.md)."""
-    from jazbat_jax.data.config import load_windows
-    from jazbat_jax.train import trainer
-    from jazbat_jax.train.loop import FitOptions
-
-    plan = [(arch, seed) for arch in s.archs for seed in s.seeds]
-    todo = [(a, sd) for a, sd in plan if not finished(run_folder(out, a, sd), run_config(s, a, sd))]
-    skipped = [run_folder(out, a, sd).name for a, sd in plan if (a, sd) not in todo]
-    log(f"accuracy-cost: {len(plan)} runs, {len(skipped)} already finished, {len(todo)} to train; results in {out}")
-    if not todo:
-        return {"trained": [], "skipped": skipped}
-    windows = load_windows(data_config(s))  # loaded once: every run has the same data configuration
-    options = FitOptions(progress=progress)
-    groups = [[(a, sd) for a, sd in todo if a == arch] for arch in s.archs] if together else [[r] for r in todo]
-    bar = tqdm(total=len(todo), desc="accuracy-cost", unit="run", disable=not progress, dynamic_ncols=True)
-    trained = []
-    for group in (g for g in groups if g):
-        configs = [run_config(s, a, sd) for a, sd in group]
-        folders = [run_folder(out, a, sd) for a, sd in group]
-        bar.set_postfix_str(", ".join(f.name for f in folders))
-        resumed = [(f / "checkpoints").exists() for f in folders]
-        load_start, t0 = load_average(), time.perf_counter()
-        log(f"\n=== {', '.join(f.name for f in folders)}")
-        if len(group) == 1:
-            trainer.pretrain(configs[0], folders[0], windows=windows, options=options)
-        else:
-            trainer.train_many(configs, folders, [windows] * len(group), options)
-        record = {"command": command, "finished_utc": _now(), "wall_s": round(time.perf_counter() - t0, 1),
-                  "runs_in_program": len(group), "load_average_start": load_start,
-                  "load_average_end": load_average(), "machine": machine_info()}
-        for folder, was_resumed in zip(folders, resumed):
-            write_json(folder / "trained_by.json", {**record, "resumed": was_resumed})
-            trained.append(folder.name)
-        bar.update(len(group))
-    bar.close()
-    return {"trained": trained, "skipped": skipped}
+    out = Path(out).resolve()
+    label = data_label(s)
+    write_json(out / "config.json", {"settings": dataclasses.asdict(s), "data_label": label})
+    return grid.run_plan(plan(s, label), out, (str(data_folder(s).resolve()),), "accuracy-cost",
+                         {"command": command}, progress=progress, log=log, ray_options=ray_options,
+                         in_process=in_process)
 
 
 # ---------------------------------------------------------------- latency profile
@@ -190,8 +189,9 @@ def latency_profile(s: Settings, out: Path, given: Path | None = None, enabled: 
     if profiler is None:
         log("note: no latency profiler is installed (pip install -e '.[export]'); the report has no latency table")
         return None
-    folders = [run_folder(out, arch, s.seeds[0]) for arch in s.archs]
-    if not all(finished(f, run_config(s, a, s.seeds[0])) for f, a in zip(folders, s.archs)):
+    firsts = [j for j in plan(s, recorded_label(out)) if j.settings["seed"] == s.seeds[0]]
+    folders = [j.folder(out) / "run" for j in firsts]
+    if not all(j.done(out) for j in firsts):
         log("note: not every model has a finished run yet; the latency profile waits for them")
         return None
     log("\n=== latency profile: exporting the trained models and timing JAX, TFLite and ONNX Runtime (minutes)")
@@ -199,7 +199,20 @@ def latency_profile(s: Settings, out: Path, given: Path | None = None, enabled: 
 
 
 # ---------------------------------------------------------------- collecting the numbers
-def _read_run(folder: Path) -> dict[str, Any]:
+def _trained_by(result: dict, invocations: list[dict]) -> dict:
+    """What finished a run: the invocation that ran it (command, machine, load) and the run's own times."""
+    inv = next((i for i in reversed(invocations) if result["job"] in i.get("ran", [])), {})
+    return {"command": inv.get("command"), "finished_utc": result.get("finished_at"), "resumed": result.get("resumed"),
+            "wall_s": result.get("wall_s"), "machine": inv.get("machine"),
+            "load_average_start": inv.get("load_average_start"), "load_average_end": inv.get("load_average_end")}
+
+
+def _invocations(out: Path) -> list[dict]:
+    path = Path(out) / "invocations.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def _read_run(folder: Path, result: dict, invocations: list[dict]) -> dict[str, Any]:
     from jazbat_jax.experiments.stats import RUN_KEYS
 
     final = json.loads((folder / "final_eval.json").read_text())
@@ -207,9 +220,8 @@ def _read_run(folder: Path) -> dict[str, Any]:
     history = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
     with np.load(folder / PREDICTIONS_FILE) as z:
         predictions = {k: z[k] for k in RUN_KEYS}
-    by = folder / "trained_by.json"
     return {"final": final, "meta": meta, "history": history, "predictions": predictions,
-            "trained_by": json.loads(by.read_text()) if by.exists() else None}
+            "trained_by": _trained_by(result, invocations)}
 
 
 def _profile_row(profile: dict, arch: str) -> dict[str, Any] | None:
@@ -236,30 +248,31 @@ def _mean_sd(values: list[float]) -> dict[str, float | None]:
 def collect(s: Settings, out: Path, profile_path: Path | None = None) -> dict[str, Any]:
     """Every number of the report, from the run folders and the profile (JSON-serialisable)."""
     from jazbat_jax import complexity
-    from jazbat_jax.data.config import resolve_root
     from jazbat_jax.experiments import stats
     from jazbat_jax.model import model_from_config
 
     runs, missing, predictions = [], [], {}
-    for arch in s.archs:
-        for seed in s.seeds:
-            folder = run_folder(out, arch, seed)
-            if not finished(folder, run_config(s, arch, seed)):
-                missing.append(folder.name)
-                continue
-            r = _read_run(folder)
-            rep, hist = r["final"]["report"], r["history"]
-            predictions.setdefault(arch, []).append(r["predictions"])
-            runs.append({
-                "run": folder.name, "arch": arch, "seed": seed, "accuracy": rep["accuracy"],
-                "macro_f1": rep["macro"]["f1"], "n_test": rep["n"], "checkpoint_epoch": r["final"]["checkpoint_epoch"],
-                "epochs_trained": hist[-1]["epoch"], "early_stopped": r["final"].get("early_stopped"),
-                "train_seconds": round(sum(h["train_seconds"] for h in hist), 1),
-                # the median epoch's rate: the first epoch also compiles
-                "train_windows_per_s": statistics.median(h["windows_per_s"] for h in hist),
-                "model_config": r["meta"]["model"], "class_names": r["meta"]["class_names"],
-                "split_summary": r["meta"]["split_summary"], "trained_by": r["trained_by"],
-            })
+    invocations = _invocations(out)
+    jobs = plan(s, recorded_label(out))
+    for j in jobs:
+        arch, seed = j.settings["arch"], j.settings["seed"]
+        result = j.result(out)
+        if result is None:
+            missing.append(j.name)
+            continue
+        r = _read_run(j.folder(out) / "run", result, invocations)
+        rep, hist = r["final"]["report"], r["history"]
+        predictions.setdefault(arch, []).append(r["predictions"])
+        runs.append({
+            "run": j.name, "job": j.id, "arch": arch, "seed": seed, "accuracy": rep["accuracy"],
+            "macro_f1": rep["macro"]["f1"], "n_test": rep["n"], "checkpoint_epoch": r["final"]["checkpoint_epoch"],
+            "epochs_trained": hist[-1]["epoch"], "early_stopped": r["final"].get("early_stopped"),
+            "train_seconds": round(sum(h["train_seconds"] for h in hist), 1),
+            # the median epoch's rate: the first epoch also compiles
+            "train_windows_per_s": statistics.median(h["windows_per_s"] for h in hist),
+            "model_config": r["meta"]["model"], "class_names": r["meta"]["class_names"],
+            "split_summary": r["meta"]["split_summary"], "trained_by": r["trained_by"],
+        })
     profile = json.loads(Path(profile_path).read_text()) if profile_path else None
     models = []
     for arch in s.archs:
@@ -278,11 +291,12 @@ def collect(s: Settings, out: Path, profile_path: Path | None = None) -> dict[st
         })
     split = runs[0]["split_summary"] if runs else None
     return {
-        "created_utc": _now(), "out": str(out), "settings": dataclasses.asdict(s), "data_config": data_config(s).to_dict(),
-        "data_folder": str(resolve_root(data_config(s))), "split": split, "runs": runs, "missing": missing,
+        "created_utc": _now(), "settings": dataclasses.asdict(s), "data_config": data_config(s).to_dict(),
+        "data": jobs[0].settings["data_root"], "split": split, "runs": runs, "missing": missing,
         "models": models, "n_boot": N_BOOT,
         "profile": None if profile is None else {
-            "path": str(profile_path), "command": profile.get("command"), "created_utc": profile.get("created_utc"),
+            "path": "profile/profile.json" if Path(profile_path).parent.name == "profile" else str(profile_path),
+            "command": profile.get("command"), "created_utc": profile.get("created_utc"),
             "machine": profile.get("machine"), "protocol": profile.get("protocol"),
             "load_average_start": profile.get("load_average_start"), "load_average_end": profile.get("load_average_end")},
     }
@@ -328,12 +342,12 @@ def _when(record: dict, start: str = "load_average_start", end: str = "load_aver
 
 def _setup_lines(result: dict) -> list[str]:
     s, split = result["settings"], result["split"]
-    sample = result["data_config"]["root"] == BUNDLED or "sample_data" in result["data_folder"]
+    sample = result["data_config"]["root"] == BUNDLED
     lines = [
         f"- **Task**: WISDM 2019 activity recognition, {len(result['runs'][0]['class_names']) if result['runs'] else 18} "
         f"activities, watch accelerometer magnitude |a| (1D), windows of {s['window']} samples, step {s['step']}"
         + (f", a seeded subset of {s['max_windows']:,} windows" if s["max_windows"] else "")
-        + f"; data from `{result['data_folder']}`."
+        + f"; data `{result['data']}` (dataset @ fingerprint of its files)."
         + (" **This is the small sample bundled with the package: a functional check, not a result.**" if sample else ""),
     ]
     if split:
@@ -412,7 +426,8 @@ def _deployment_table(result: dict) -> list[str]:
              "XLA `memory_analysis()` temp bytes; ONNX Runtime's arena peak during a run; the C heap's growth across "
              "TFLite's `allocate_tensors()` with XNNPACK (docs/export.md, deployment profile)."]
     if mismatch:
-        folders = " ".join(f"{result['out']}/runs/{m['arch']}-s{m['seeds'][0]}" for m in result["models"])
+        folders = " ".join(f"OUT/runs/{next(r['job'] for r in result['runs'] if r['arch'] == m['arch'])}/run"
+                           for m in result["models"])
         lines += ["", f"**The profiled model differs from the trained one** for {', '.join(mismatch)} (parameters or "
                   "MACs above): the profile timed another configuration (e.g. `jazbat profile`'s 6-class defaults), "
                   "and the figure's latency panel shows those times. For figures of the trained models, profile their "
@@ -426,17 +441,13 @@ def _provenance_lines(result: dict, command: str, load_now: list[float] | None, 
              f"{result['created_utc']}, {_machine(machine)}; load average (1/5/15 min) {_loads(load_now)}."]
     by_command: dict[str, list[dict]] = {}
     for r in result["runs"]:
-        if r["trained_by"]:
-            by_command.setdefault(r["trained_by"]["command"], []).append(r)
+        by_command.setdefault(r["trained_by"]["command"] or "an earlier invocation", []).append(r)
     for cmd, rs in by_command.items():
         for r in rs:
             t = r["trained_by"]
             lines.append(f"- **{r['run']}** (accuracy, macro-F1, epochs, training time): finished by `{cmd}` at "
-                         f"{t['finished_utc']}{' (resumed)' if t.get('resumed') else ''}, {t['wall_s'] / 60:.1f} min "
-                         f"in that invocation, {_machine(t.get('machine'))}; {_when(t)}.")
-    untracked = [r["run"] for r in result["runs"] if not r["trained_by"]]
-    if untracked:
-        lines.append(f"- {', '.join(untracked)}: finished outside `jazbat accuracy-cost` (no trained_by.json).")
+                         f"{t['finished_utc']}{' (resumed)' if t.get('resumed') else ''}, {(t['wall_s'] or 0) / 60:.1f} "
+                         f"min, {_machine(t.get('machine'))}; {_when(t)}.")
     prof = result["profile"]
     if prof:
         lines.append(f"- **Exported files** (sizes, activation memory, latency): `{prof['command']}`, "
@@ -529,18 +540,13 @@ def write_report(s: Settings, out: Path, command: str, profile_path: Path | None
     return write_atomically(out / "report.md", render(result, command, load_now, machine))
 
 
-def run(s: Settings, out: str | Path, command: str, progress: bool = True, together: bool = False,
-        profile: Path | None = None, latency: bool = True, latency_runs: int = 100, latency_warmup: int = 5,
-        report_only: bool = False, log: Callable[[str], None] = print) -> Path:
+def run(s: Settings, out: str | Path, command: str, progress: bool = True, profile: Path | None = None,
+        latency: bool = True, latency_runs: int = 100, latency_warmup: int = 5, report_only: bool = False,
+        ray_options=None, in_process: bool = False, log: Callable[[str], None] = print) -> Path:
     """Train what is missing, profile the exported models, write the report; the report's path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    started, load_start, t0 = _now(), load_average(), time.perf_counter()
-    done = {"trained": [], "skipped": []} if report_only else train_runs(s, out, command, progress, together, log)
+    if not report_only:
+        train_runs(s, out, command, progress, ray_options, in_process, log)
     profile_path = latency_profile(s, out, profile, latency and not report_only, latency_runs, latency_warmup, log)
-    path = write_report(s, out, command, profile_path)
-    with open(out / "invocations.jsonl", "a") as f:
-        f.write(json.dumps({"command": command, "started_utc": started, "finished_utc": _now(),
-                            "wall_s": round(time.perf_counter() - t0, 1), **done, "machine": machine_info(),
-                            "load_average_start": load_start, "load_average_end": load_average()}) + "\n")
-    return path
+    return write_report(s, out, command, profile_path)

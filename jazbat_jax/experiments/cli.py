@@ -81,15 +81,19 @@ def _command_line(args: argparse.Namespace) -> str:
         parts += ["--results", str(args.results)]
     if args.report_only:
         parts.append("--report-only")
-    if args.address:
-        parts += ["--address", args.address]
+    return " ".join(shlex.quote(p) for p in parts + _ray_parts(args))
+
+
+def _ray_parts(args: argparse.Namespace) -> list[str]:
+    """Where the jobs ran, as options (recorded with the command)."""
+    parts = ["--address", args.address] if args.address else []
     if args.workers:
         parts += ["--workers", str(args.workers)]
     if args.gpus_per_job:
         parts += ["--gpus-per-job", str(args.gpus_per_job)]
     if args.in_process:
         parts.append("--in-process")
-    return " ".join(shlex.quote(p) for p in parts)
+    return parts
 
 
 def cmd_experiments(args: argparse.Namespace) -> int:
@@ -144,7 +148,8 @@ EPILOG_ACCURACY_COST = """examples:
   jazbat accuracy-cost --profile runs/profile/profile.json           # sizes and latency from `jazbat profile`
   jazbat accuracy-cost --report-only                     # rebuild report.md and pareto.png from OUT
 
-Writes OUT/runs/<arch>-s<seed>/ (run folders of `jazbat pretrain`: resumable, skipped once finished),
+Every run is a job of the experiment pipeline (a Ray task, like `jazbat experiments`): OUT/runs/<arch>-s<seed>-<hash>/
+holds its run folder (`run/`, resumable) and, once finished, its result.json. Also OUT/config.json,
 OUT/profile/profile.json, OUT/report.md, OUT/pareto.png, OUT/accuracy_cost.json and OUT/invocations.jsonl.
 """
 
@@ -211,9 +216,6 @@ def register_accuracy_cost(subparsers: argparse._SubParsersAction) -> None:
                       help="train every run for all --epochs")
     t.add_argument("--batch-size", type=positive_int, default=32, help="batch size")
     t.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
-    t.add_argument("--together", action="store_true",
-                   help="train an architecture's seeds together in one program (measured slower than one at a time "
-                        "on XLA:CPU, see docs/training.md)")
     lat = p.add_argument_group("exported files")
     lat.add_argument("--profile", type=profile_json, default=None, metavar="PROFILE_JSON",
                      help="a `jazbat profile` result to report (copied to OUT/profile/); without it, the installed "
@@ -223,6 +225,7 @@ def register_accuracy_cost(subparsers: argparse._SubParsersAction) -> None:
     lat.add_argument("--latency-warmup", type=non_negative_int, default=5, help="untimed warm-up runs")
     p.add_argument("--report-only", action="store_true", help="do not train or profile: rebuild the report from OUT")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_ray_arguments(p)
     p.set_defaults(func=cmd_accuracy_cost)
 
 
@@ -240,8 +243,6 @@ def _accuracy_cost_command(args: argparse.Namespace) -> str:
     parts += ["--split-seed", str(args.split_seed), "--epochs", str(args.epochs)]
     parts += ["--patience", str(args.patience)] if args.patience else ["--no-early-stopping"]
     parts += ["--batch-size", str(args.batch_size), "--lr", str(args.lr)]
-    if args.together:
-        parts.append("--together")
     if args.profile:
         parts += ["--profile", str(args.profile)]
     if args.no_latency:
@@ -250,7 +251,7 @@ def _accuracy_cost_command(args: argparse.Namespace) -> str:
         parts += ["--latency-runs", str(args.latency_runs), "--latency-warmup", str(args.latency_warmup)]
     if args.report_only:
         parts.append("--report-only")
-    return " ".join(shlex.quote(p) for p in parts)
+    return " ".join(shlex.quote(p) for p in parts + _ray_parts(args))
 
 
 def cmd_accuracy_cost(args: argparse.Namespace) -> int:
@@ -263,8 +264,8 @@ def cmd_accuracy_cost(args: argparse.Namespace) -> int:
         max_windows=args.max_windows, split_seed=args.split_seed, epochs=args.epochs, patience=args.patience,
         batch_size=args.batch_size, learning_rate=args.lr)
     path = accuracy_cost.run(settings, args.out, _accuracy_cost_command(args), progress=not args.no_progress,
-                             together=args.together, profile=args.profile, latency=not args.no_latency,
+                             profile=args.profile, latency=not args.no_latency,
                              latency_runs=args.latency_runs, latency_warmup=args.latency_warmup,
-                             report_only=args.report_only)
+                             report_only=args.report_only, ray_options=ray_options(args), in_process=args.in_process)
     print(f"report: {path}; figure: {path.with_name('pareto.png')}")
     return 0

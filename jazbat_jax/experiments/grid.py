@@ -167,7 +167,7 @@ def _train(job: Job, results: Path, data: DataCache) -> tuple[dict, float]:
 
     config = run_config(job, results)
     t0 = time.perf_counter()
-    train = trainer.pretrain if job.kind == "pretrain" else trainer.finetune
+    train = trainer.finetune if job.kind == "deep" else trainer.pretrain  # a trunk, or an accuracy-cost run
     out = train(config, job.folder(results) / "run", windows=data.windows(config.data),
                 options=FitOptions(progress=False, plots=False))
     return out, round(time.perf_counter() - t0, 2)
@@ -259,7 +259,8 @@ def _permutation_summary(ws) -> dict:
 
 
 RUNNERS: dict[str, Callable] = {"pretrain": run_pretrain, "deep": run_deep, "baseline": run_baseline,
-                                "personal": personal.run_personal}
+                                "personal": personal.run_personal,
+                                "accuracy_cost": run_pretrain}  # a WISDM run like a trunk, of any architecture
 
 
 def enable_compilation_cache(results: Path) -> None:
@@ -299,7 +300,7 @@ def windows_trained(result: dict) -> int:
     resumed run's earlier epochs excluded): the numerator of the grid's windows/s."""
     epochs = result.get("stopped_epoch") or result["settings"].get("epochs") or 0
     return int(result.get("n_train", 0)) * max(0, int(epochs) - int(result.get("resumed_at_epoch") or 0)) \
-        if result["kind"] in ("pretrain", "deep") else 0
+        if result["kind"] in ("pretrain", "deep", "accuracy_cost") else 0
 
 
 def _done_line(job: Job, result: dict) -> str:
@@ -328,30 +329,49 @@ def unfinished(jobs: list[Job], results: Path, log: Callable[[str], None] = prin
 def run_grid(cfg: dict, results: str | Path, progress: bool = True, log: Callable[[str], None] = print,
              stop_after: int | None = None, command: str | None = None, compilation_cache: bool = True,
              ray_options: runner.RayOptions | None = None, in_process: bool = False) -> dict:
-    """Run every job of ``cfg`` not yet finished in ``results``; return a summary of this invocation.
+    """Run every job of ``cfg`` not yet finished in ``results``, then the latency profile; return a
+    summary of this invocation (see ``run_plan``)."""
+    results = Path(results).resolve()
+    cfg = with_data_labels(cfg)
+    results.mkdir(parents=True, exist_ok=True)
+    write_json(results / "config.json", cfg)
+
+    def profile() -> None:  # every job done: profile the exported models once
+        if cfg.get("latency", {}).get("enabled") and not (results / "profile" / "profile.json").exists():
+            log("\n=== latency profile: exporting the models and timing JAX, TFLite and ONNX Runtime (a few minutes)")
+        run_latency_profile(cfg, results)
+
+    return run_plan(plan(cfg), results, tuple(data_roots(cfg)), f"experiments ({cfg['profile']})",
+                    {"profile": cfg["profile"], "command": command}, progress=progress, log=log,
+                    stop_after=stop_after, compilation_cache=compilation_cache, ray_options=ray_options,
+                    in_process=in_process, after=profile)
+
+
+def run_plan(jobs: list[Job], results: Path, roots: tuple[str, ...], title: str, about: dict,
+             progress: bool = True, log: Callable[[str], None] = print, stop_after: int | None = None,
+             compilation_cache: bool = True, ray_options: runner.RayOptions | None = None, in_process: bool = False,
+             after: Callable[[], None] | None = None) -> dict:
+    """Run the jobs of a plan not yet finished in ``results`` (``jazbat experiments`` and ``jazbat
+    accuracy-cost`` alike); append this invocation's line to ``results/invocations.jsonl`` (with ``about``)
+    and return it.
 
     The jobs run as Ray tasks (``experiments/runner.py``; ``ray_options``: a local Ray by default, or a
     cluster). ``in_process``: run them one after another in this process instead (no Ray: debugging,
-    and the reference the tests compare Ray's results with).
+    and the reference the tests compare Ray's results with). ``roots``: where this machine keeps the data
+    the jobs name. ``after``: called once every job is finished.
     ``stop_after``: stop after that many jobs were run (not skipped); used by the tests.
     ``compilation_cache``: set JAX's persistent cache to ``results/.jax_cache`` (in process it is a
     process-wide setting: the tests turn it off so that it does not leak into other tests).
     """
-    results = Path(results).resolve()
-    cfg = with_data_labels(cfg)
-    jobs = plan(cfg)
-    results.mkdir(parents=True, exist_ok=True)
-    write_json(results / "config.json", cfg)
     todo = unfinished(jobs, results, log)
     where = "in this process" if in_process else _where(ray_options or runner.RayOptions())
-    log(f"experiments ({cfg['profile']}): {len(jobs)} jobs, {len(jobs) - len(todo)} already done, "
-        f"{len(todo)} to run {where}; results in {results}")
-    roots = tuple(data_roots(cfg))
+    log(f"{title}: {len(jobs)} jobs, {len(jobs) - len(todo)} already done, {len(todo)} to run {where}; "
+        f"results in {results}")
     t_start, load_start = time.perf_counter(), load_average()
     ran: list[str] = []
     nodes: dict[str, str] = {}
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    bar = tqdm(total=len(todo), desc="grid", unit="job", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=len(todo), desc=title.split()[0], unit="job", disable=not progress, dynamic_ncols=True)
     windows = [0]
 
     def on_done(job: Job, result: dict, node: str = "this process") -> None:
@@ -364,7 +384,7 @@ def run_grid(cfg: dict, results: str | Path, progress: bool = True, log: Callabl
 
     def record(stopped: str | None = None) -> dict:
         """One line of RESULTS/invocations.jsonl: what this invocation ran, and why it stopped early."""
-        summary = {"started": started, "command": command, "profile": cfg["profile"], "machine": machine_info(),
+        summary = {"started": started, **about, "machine": machine_info(),
                    "runner": "in process" if in_process else "ray", "jobs": len(jobs),
                    "jobs_per_node": dict(collections.Counter(nodes.values())),
                    "skipped_done": len(jobs) - len(todo), "ran": ran,
@@ -394,10 +414,8 @@ def run_grid(cfg: dict, results: str | Path, progress: bool = True, log: Callabl
         raise
     finally:
         bar.close()
-    if stop_after is None or len(ran) < stop_after:  # every job done: profile the exported models once
-        if cfg.get("latency", {}).get("enabled") and not (results / "profile" / "profile.json").exists():
-            log("\n=== latency profile: exporting the models and timing JAX, TFLite and ONNX Runtime (a few minutes)")
-        run_latency_profile(cfg, results)
+    if after is not None and (stop_after is None or len(ran) < stop_after):
+        after()
     return record()
 
 

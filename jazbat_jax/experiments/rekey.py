@@ -1,4 +1,5 @@
-"""Re-key a results folder made before jobs named their data by fingerprint (``jobs.IDENTITY`` 1 → 2).
+"""Re-key a results folder made before jobs named their data by fingerprint (``jobs.IDENTITY`` 1 → 2),
+and move an accuracy-cost folder of the earlier layout onto the pipeline's jobs.
 
 Version 1 put the data folder (``/some/where/shared/data`` or ``bundled``) into every job's settings,
 so the same job had another id on another machine and the results named a machine's folders. This
@@ -111,12 +112,60 @@ def rekey(results: Path, data_root: Path | None = None, log=print) -> dict[str, 
     return changed
 
 
+def rekey_accuracy_cost(out: Path, data_root: Path | None = None, log=print) -> dict[str, str]:
+    """Move an accuracy-cost folder of the earlier layout (``runs/<arch>-s<seed>/`` run folders with a
+    ``trained_by.json``) to jobs of the pipeline: ``runs/<id>/run/`` and a ``result.json`` made from the
+    run's own ``final_eval.json`` and ``trained_by.json``; what finished each run becomes its line of
+    ``invocations.jsonl`` (marked ``from_trained_by``). {old name: new id}."""
+    from jazbat_jax.experiments import accuracy_cost
+
+    out = Path(out)
+    saved = json.loads((out / "accuracy_cost.json").read_text())["settings"]
+    settings = accuracy_cost.Settings(**{**saved, "root": str(data_root) if data_root else saved["root"]})
+    data = accuracy_cost.data_label(settings)
+    settings = accuracy_cost.Settings(**saved)
+    moved, lines = {}, []
+    for old in sorted(p for p in (out / "runs").iterdir() if (p / "final_eval.json").exists()):
+        arch, _, seed = old.name.rpartition("-s")
+        job = accuracy_cost.job(settings, arch, int(seed), data)
+        final = json.loads((old / "final_eval.json").read_text())
+        meta = relabel(json.loads((old / "config.json").read_text()), data_root)
+        write_json(old / "config.json", meta)
+        by_path = old / "trained_by.json"
+        by = json.loads(by_path.read_text()) if by_path.exists() else {}
+        new = job.folder(out)
+        new.mkdir(parents=True)
+        old.rename(new / "run")
+        by_path = new / "run" / "trained_by.json"
+        by_path.unlink(missing_ok=True)
+        write_json(new / "result.json", {
+            "job": job.id, "kind": job.kind, "settings": job.settings,
+            "n_train": meta["split_summary"]["train"]["windows"], "report": final["report"],
+            "checkpoint_epoch": final["checkpoint_epoch"],
+            **{k: final[k] for k in ("stopped_epoch", "early_stopped") if k in final},
+            "wall_s": by.get("wall_s"), "finished_at": by.get("finished_utc"), "resumed": by.get("resumed")})
+        if by:
+            lines.append({"started": None, "command": by["command"], "machine": by.get("machine"), "ran": [job.id],
+                          "wall_s": by.get("wall_s"), "load_average_start": by.get("load_average_start"),
+                          "load_average_end": by.get("load_average_end"), "from_trained_by": True})
+        moved[old.name] = job.id
+    inv = out / "invocations.jsonl"
+    earlier = [json.loads(line) for line in inv.read_text().splitlines() if line.strip()] if inv.exists() else []
+    inv.write_text("".join(json.dumps(x) + "\n" for x in lines + earlier))
+    write_json(out / "config.json", {"settings": saved, "data_label": data})
+    log(f"{out}: {len(moved)} accuracy-cost runs moved to pipeline jobs")
+    return moved
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jazbat_jax.experiments.rekey", description=__doc__.split("\n\n")[0])
-    p.add_argument("results", type=Path, nargs="+", help="results folders of `jazbat experiments`")
+    p.add_argument("results", type=Path, nargs="+", help="results folders of `jazbat experiments` or `jazbat accuracy-cost`")
     p.add_argument("--data-root", type=Path, default=None, help="where the data the results were made from are")
     args = p.parse_args(argv)
     for folder in args.results:
+        if (folder / "accuracy_cost.json").exists():
+            rekey_accuracy_cost(folder, args.data_root)
+            continue
         if not (folder / "config.json").exists():
             print(f"error: {folder} is not a results folder of `jazbat experiments` (no config.json)", file=sys.stderr)
             return 1
