@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from conversion import deployment, onnx_native, runtime, tflite
-from conversion.source import ExportSource, fresh_source, perturbed
+from conversion.source import ExportSource, fresh_source, load_source, perturbed
 from jazbat_jax.machine import machine_info
 
 KIND = {1: "1d", 3: "3d", 6: "6d"}
@@ -120,8 +120,6 @@ def source_of(spec: str) -> ExportSource:
     """The model a profile spec names: a checkpoint path (run folder, its checkpoints/ or an epoch's
     folder; the best checkpoint, as trained), or "arch:input" (e.g. "jazbat_net:1d") freshly initialised."""
     if Path(spec).exists():
-        from conversion.cli import load_source
-
         return load_source(spec)
     arch, _, kind = spec.partition(":")
     # A fresh init has zero biases and identity BatchNorm, which the TFLite converter folds

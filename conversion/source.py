@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 from typing import Any, Callable
 
 import jax
@@ -184,3 +185,48 @@ def _find(tree: dict, key: str):
             yield from _find(v, key)
 
 
+# ---------------------------------------------------------------- a trained checkpoint
+INPUT_KIND = {1: "1d", 3: "3d", 6: "6d"}
+
+
+def load_source(path: str | Path, kind: str = "best") -> ExportSource:
+    """An ``ExportSource`` from a training checkpoint (run folder, checkpoints/ folder or epoch folder)."""
+    from jazbat_jax.model import ARCHITECTURE_OF_CLASS
+    from jazbat_jax.train.checkpoint import load_checkpoint
+
+    model, variables, meta = load_checkpoint(path, kind)
+    architecture = ARCHITECTURE_OF_CLASS[type(model).__name__]
+    source = ExportSource(
+        model=model,
+        variables={k: v for k, v in variables.items() if k in ("params", "batch_stats")},
+        class_names=tuple(meta["class_names"]),
+        standardizer=Standardizer.from_dict(meta["standardizer"]),
+        name=f"{architecture}_{INPUT_KIND.get(int(model.input_dim), f'{model.input_dim}ch')}",
+        origin=f"{meta['checkpoint']} (epoch {meta['epoch']})",
+        input_spec=meta.get("input"),
+    )
+    source.test_windows = checkpoint_test_windows(source, meta)
+    return source
+
+
+def checkpoint_test_windows(source: ExportSource, meta: dict) -> RealWindows | None:
+    """The checkpoint's held-out test split (its stored data configuration, rebuilt), in raw sensor
+    values; None, with a note, when the data cannot be found on this machine (the gates then use the
+    bundled sample)."""
+    import sys
+
+    from jazbat_jax.data.config import load_split
+    from jazbat_jax.train.config import RunConfig
+
+    data = RunConfig.from_dict(meta["run"]).data
+    try:
+        ws, split = load_split(data)
+    except (OSError, ValueError) as e:
+        print(f"note: the checkpoint's test split could not be rebuilt here ({e}); the gates use the bundled sample",
+              file=sys.stderr)
+        return None
+    if tuple(ws.class_names) != source.class_names or len(split.test) == 0:
+        return None
+    x = np.asarray(ws.x[split.test], np.float32)
+    return RealWindows(x, np.asarray(ws.y[split.test]), tuple(ws.class_names),
+                       f"checkpoint test split: {data.dataset} ({split.protocol}), {len(x)} windows")

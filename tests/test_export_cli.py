@@ -35,10 +35,11 @@ def test_export_needs_exactly_one_source(tmp_path):
 
 
 def test_load_source_reports_a_missing_checkpoint(tmp_path):
+    from conversion.source import load_source
     from jazbat_jax.train.checkpoint import CheckpointError
 
     with pytest.raises(CheckpointError, match="no checkpoint"):
-        cli.load_source(tmp_path / "nothing-here")
+        load_source(tmp_path / "nothing-here")
 
 
 def test_profile_small(tmp_path):

@@ -35,7 +35,6 @@ import numpy as np
 
 from jazbat_jax.data.core import WindowSet
 
-from jazbat_jax.experiments.config import PERSONAL_DEEP_MODELS as DEEP_MODELS
 from jazbat_jax.experiments.config import PERSONAL_SPLITS as SPLITS
 from jazbat_jax.experiments.jobs import Job, data_label, pretrain_job
 ALPHA = 0.05  # the level at which a participant counts as above chance (after Holm)
