@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -141,10 +142,18 @@ def filter_native_stderr(noise: tuple[bytes, ...] = NATIVE_NOISE) -> None:
     os.close(write_end)
 
     def pump() -> None:
-        with os.fdopen(read_end, "rb") as lines:
-            for line in lines:
-                if not any(n in line for n in noise):
-                    os.write(original, line)
+        # Pass each piece on as soon as it ends, at a newline or at a carriage return: a progress bar
+        # redraws itself with "\r" and no newline, and must show while it runs, not when the command ends.
+        pending = b""
+        while chunk := os.read(read_end, 65536):
+            pieces = re.split(rb"(?<=[\r\n])", pending + chunk)
+            pending = pieces.pop()  # after the last "\r" or "\n": not ended yet
+            for piece in pieces:
+                if not any(n in piece for n in noise):
+                    os.write(original, piece)
+        if pending and not any(n in pending for n in noise):
+            os.write(original, pending)
+        os.close(read_end)
 
     thread = threading.Thread(target=pump, name="stderr-filter", daemon=True)
     thread.start()

@@ -171,3 +171,27 @@ def test_help_imports_no_heavy_library():
                               text=True, timeout=60)
         assert proc.returncode == 0 and "usage:" in proc.stdout, (command, proc.stderr)
         assert proc.stderr.strip().splitlines()[-1] == "IMPORTED:", (command, proc.stderr)
+
+
+def test_the_stderr_filter_passes_a_progress_bar_on_while_it_runs():
+    """tqdm redraws with "\\r" and no newline: through the filter of native noise, each redraw must show when it
+    is drawn, not when the next newline (or the end of the command) comes."""
+    import os
+    import time
+
+    code = ("import os, sys, time\n"
+            "from jazbat_jax.cli import filter_native_stderr\n"
+            "filter_native_stderr()\n"
+            "print('ready', flush=True)\n"
+            "os.write(2, b'grid 1/2\\r')\n"
+            "time.sleep(5)\n"
+            "os.write(2, b'grid 2/2\\nAll log messages before absl::InitializeLog() is called\\ndone\\n')\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline() == b"ready\n"
+    t0 = time.monotonic()
+    first = os.read(proc.stderr.fileno(), 100)
+    waited = time.monotonic() - t0
+    rest = proc.stderr.read()
+    proc.wait(timeout=30)
+    assert first == b"grid 1/2\r" and waited < 4, (first, waited)
+    assert rest == b"grid 2/2\ndone\n"  # the native noise line is still dropped
