@@ -171,3 +171,27 @@ def test_help_imports_no_heavy_library():
                               text=True, timeout=60)
         assert proc.returncode == 0 and "usage:" in proc.stdout, (command, proc.stderr)
         assert proc.stderr.strip().splitlines()[-1] == "IMPORTED:", (command, proc.stderr)
+
+
+def test_ctrl_c_says_that_rerunning_resumes(tmp_path):
+    """Ctrl-C (SIGINT) during a real `jazbat pretrain`: exit 130 and one line that says rerunning resumes; the
+    same command then does resume."""
+    import os
+    import signal
+
+    argv = [sys.executable, "-m", "jazbat_jax.cli", "pretrain", "--sample", "--window", "64", "--step", "64",
+            "--max-windows", "200", "--epochs", "3", "--batch-size", "32", "--run-dir", str(tmp_path / "run"),
+            "--no-progress", "--no-plots"]
+    env = {k: v for k, v in os.environ.items() if k != "JAZBAT_DEBUG"}
+    # A process started in the background by a shell may inherit SIGINT ignored; a terminal's Ctrl-C does not.
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    for line in proc.stdout:
+        if line.startswith("epoch   1/3"):
+            proc.send_signal(signal.SIGINT)
+            break
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err == "jazbat pretrain: interrupted; rerun the same command to resume after the last completed epoch\n"
+    again = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0 and "resumed from" in again.stdout, again.stderr
