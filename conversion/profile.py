@@ -276,18 +276,22 @@ RUNTIMES = {"jax": ("JAX jit", "#4c72b0"), "onnx": ("ONNX Runtime", "#dd8452"),
             "tflite": ("TFLite FP32", "#55a868"), "tflite_dynamic_int8": ("TFLite dyn-INT8", "#b5dfbf")}
 
 
-def plot(report: dict[str, Any], path: Path) -> Path:
-    import matplotlib
+def plot(report: dict[str, Any], path: Path) -> list[Path]:
+    """profile.png (200 dpi) and profile.svg beside it."""
+    from jazbat_jax.figures import save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    return save_figure(figure(report), path)
 
-    plain = FuncFormatter(lambda v, _: f"{v:g}")  # 0.4, 2, 1000 instead of 4×10⁻¹
+
+def figure(report: dict[str, Any]):
+    """Latency and file size per model and runtime on linear axes from 0, each bar labelled with its value (a log
+    axis had to start somewhere, and where it started decided how small the 98 KB INT8 bar looked), and, with
+    --ops, where the time goes per layer."""
+    from matplotlib.figure import Figure
 
     models = [r.get("display_name") or display_name(r["name"]) for r in report["models"]]
     with_ops = [r for r in report["models"] if (r.get("ops") or {}).get("onnxruntime")]
-    fig = plt.figure(figsize=(13, 9.5 if with_ops else 4.8))
+    fig = Figure(figsize=(13, 9.5 if with_ops else 4.8))
     grid = fig.add_gridspec(2 if with_ops else 1, 2, height_ratios=[1, 1.1] if with_ops else [1])
     ax1, ax2 = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
     runtimes = sorted({t["runtime"] for r in report["models"] for t in r["latency"] if t["batch"] == 1})
@@ -296,25 +300,24 @@ def plot(report: dict[str, Any], path: Path) -> Path:
         values = [next((t["median_ms"] for t in r["latency"] if t["runtime"] == rt and t["batch"] == 1), 0)
                   for r in report["models"]]
         label, colour = RUNTIMES.get(rt, (rt, None))
-        ax1.bar([j + i * width for j in range(len(models))], values, width, label=label, color=colour)
+        bars = ax1.bar([j + i * width for j in range(len(models))], values, width, label=label, color=colour)
+        ax1.bar_label(bars, [f"{v:.2f}" for v in values], fontsize=6, padding=1, rotation=90)
     ax1.set_xticks([j + 0.4 - width / 2 for j in range(len(models))], models, rotation=15, ha="right")
     ax1.set_ylabel("median latency, batch 1 (ms)")
-    ax1.set_yscale("log")
-    ax1.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))  # 0.2, 0.5, 1, 2, 5, 10 ms
-    ax1.yaxis.set_major_formatter(plain)
-    ax1.yaxis.set_minor_formatter(NullFormatter())
+    ax1.set_ylim(0, ax1.get_ylim()[1] * 1.15)  # room for the labels
     ax1.set_title("Latency (batch 1)", fontsize=10)
     ax1.legend(fontsize=8, loc="upper left")
     kinds = [("tflite_fp32", "tflite"), ("tflite_dynamic_int8", "tflite_dynamic_int8"), ("onnx", "onnx")]
     width = 0.8 / len(kinds)
     for i, (k, rt) in enumerate(kinds):
         label, colour = RUNTIMES[rt]
-        ax2.bar([j + i * width for j in range(len(models))], [r["artifact_bytes"][k] / 1e3 for r in report["models"]],
-                width, label=label.replace("ONNX Runtime", "ONNX"), color=colour)
+        values = [r["artifact_bytes"][k] / 1e3 for r in report["models"]]
+        bars = ax2.bar([j + i * width for j in range(len(models))], values, width,
+                       label=label.replace("ONNX Runtime", "ONNX"), color=colour)
+        ax2.bar_label(bars, [f"{v:,.0f}" for v in values], fontsize=6, padding=1, rotation=90)
     ax2.set_xticks([j + 0.4 - width / 2 for j in range(len(models))], models, rotation=15, ha="right")
-    ax2.set_ylabel("artifact size (KB)")
-    ax2.set_yscale("log")
-    ax2.yaxis.set_major_formatter(plain)
+    ax2.set_ylabel("file size (KB = 1,000 bytes)")
+    ax2.set_ylim(0, ax2.get_ylim()[1] * 1.15)
     ax2.set_title("File size", fontsize=10)
     ax2.legend(fontsize=8, loc="upper left")
     if with_ops:
@@ -323,9 +326,7 @@ def plot(report: dict[str, Any], path: Path) -> Path:
     fig.suptitle(f"{report['machine']['host_cpu']} ({report['machine']['cpu_count']} cores), {report['created_utc']}"
                  + (f", load average {load[0]:.2f} (shared machine)" if load else ""), fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def _plot_ops(ax, models: list[dict[str, Any]]) -> None:
@@ -361,5 +362,5 @@ def write(report: dict[str, Any], out_dir: str | Path) -> list[Path]:
     md, js = out_dir / "profile.md", out_dir / "profile.json"
     md.write_text(render_markdown(report) + "\n")
     js.write_text(json.dumps(report, indent=2) + "\n")
-    return [md, js, plot(report, out_dir / "profile.png")]
+    return [md, js, *plot(report, out_dir / "profile.png")]
 

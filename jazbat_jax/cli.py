@@ -24,6 +24,16 @@ SUBCOMMAND_MODULES: list[str] = [
 # Commands that train: they re-execute themselves with huge-page malloc (see machine.py).
 TRAINING_COMMANDS = {"pretrain", "finetune", "experiments", "accuracy-cost"}
 EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 2, 1, 130
+# What rerunning an interrupted command does, for the commands that resume (every epoch is committed by its
+# checkpoint; the experiment grids skip finished jobs).
+RESUMES = {
+    "pretrain": "rerun the same command to resume after the last completed epoch",
+    "finetune": "rerun the same command to resume after the last completed epoch",
+    "experiments": "rerun the same command to resume: finished jobs are skipped, an interrupted one resumes after "
+                   "its last completed epoch",
+    "accuracy-cost": "rerun the same command to resume: finished runs are skipped, an interrupted one resumes "
+                     "after its last completed epoch",
+}
 
 
 def add_summary(subparsers) -> None:
@@ -105,6 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def interrupted_advice(args: argparse.Namespace) -> str:
+    """What to do after Ctrl-C: for a command that resumes, that rerunning it does."""
+    advice = RESUMES.get(args.command)
+    if advice is None:
+        return ""
+    if getattr(args, "no_resume", False):
+        return "; rerun it without --no-resume to resume after the last completed epoch"
+    return f"; {advice}"
+
+
 def error_line(e: BaseException) -> str:
     """One line for an exception: its message's lines joined, without a traceback."""
     text = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
@@ -183,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         if debug:
             raise
-        print(f"jazbat {args.command}: interrupted", file=sys.stderr)
+        print(f"jazbat {args.command}: interrupted" + interrupted_advice(args), file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as e:  # noqa: BLE001 - the one place that turns every error into one line
         if debug:

@@ -195,3 +195,27 @@ def test_the_stderr_filter_passes_a_progress_bar_on_while_it_runs():
     proc.wait(timeout=30)
     assert first == b"grid 1/2\r" and waited < 4, (first, waited)
     assert rest == b"grid 2/2\ndone\n"  # the native noise line is still dropped
+
+
+def test_ctrl_c_says_that_rerunning_resumes(tmp_path):
+    """Ctrl-C (SIGINT) during a real `jazbat pretrain`: exit 130 and one line that says rerunning resumes; the
+    same command then does resume."""
+    import os
+    import signal
+
+    argv = [sys.executable, "-m", "jazbat_jax.cli", "pretrain", "--sample", "--window", "64", "--step", "64",
+            "--max-windows", "200", "--epochs", "3", "--batch-size", "32", "--run-dir", str(tmp_path / "run"),
+            "--no-progress", "--no-plots"]
+    env = {k: v for k, v in os.environ.items() if k != "JAZBAT_DEBUG"}
+    # A process started in the background by a shell may inherit SIGINT ignored; a terminal's Ctrl-C does not.
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    for line in proc.stdout:
+        if line.startswith("epoch   1/3"):
+            proc.send_signal(signal.SIGINT)
+            break
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err == "jazbat pretrain: interrupted; rerun the same command to resume after the last completed epoch\n"
+    again = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0 and "resumed from" in again.stdout, again.stderr

@@ -136,6 +136,15 @@ def _readme_predict() -> list[str]:
     return [predict[0], str(example_recording()), *predict[2:]]
 
 
+def test_readme_says_the_sample_models_prediction_is_expected_to_be_wrong():
+    """The README's example predicts a happy walk with a model of 3 epochs on the sample: a reader seeing
+    'predicted sad' must learn from the README that this is expected."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    after = readme[readme.index("The example recording is one real walk"):]
+    paragraph = after[:after.index("\n\n")]
+    assert "expected to be wrong" in paragraph and "predicted sad" in paragraph
+
+
 def test_readme_predict_command_runs_on_a_quiroz_run(quiroz_run, capsys):
     """The README's `predict` line as written, its checkpoint swapped for a tiny Quiroz run."""
     argv = _readme_predict()

@@ -1,5 +1,6 @@
 """Run figures: accuracy / loss curves (paper Fig. 11), confusion matrix (Fig. 4),
-per-class precision / recall / F1 bars (Fig. 6). Written as PNG files with matplotlib."""
+per-class precision / recall / F1 bars (Fig. 6). Each is written as a PNG (200 dpi) and an SVG beside it
+(``figures.save_figure``)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,27 +8,34 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure  # figures drawn straight to files: no pyplot, no display backend
 
+from jazbat_jax.figures import save_figure
+
 
 def plot_curves(history: list[dict], path: Path, num_classes: int | None = None) -> None:
-    """Training and validation accuracy and loss per epoch; with ``num_classes``, the chance accuracy."""
+    save_figure(curves_figure(history, num_classes), path)
+
+
+def curves_figure(history: list[dict], num_classes: int | None = None) -> Figure:
+    """Training and validation accuracy (%) and loss per epoch; with ``num_classes``, the chance accuracy."""
     epochs = [h["epoch"] for h in history]
     fig = Figure(figsize=(10, 4.2), layout="constrained")
     (ax_acc, ax_loss) = fig.subplots(1, 2)
     for k, split in enumerate(("train", "val")):
         if all(f"{split}_accuracy" in h for h in history):
             label = "training" if split == "train" else "validation"
-            ax_acc.plot(epochs, [h[f"{split}_accuracy"] for h in history], marker=".", color=f"C{k}", label=label)
+            ax_acc.plot(epochs, [100 * h[f"{split}_accuracy"] for h in history], marker=".", color=f"C{k}",
+                        label=label)
             ax_loss.plot(epochs, [h[f"{split}_loss"] for h in history], marker=".", color=f"C{k}")
     if num_classes:
-        ax_acc.axhline(1 / num_classes, color="0.45", ls="--", lw=1, label=f"chance (1/{num_classes})")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
+        ax_acc.axhline(100 / num_classes, color="0.45", ls="--", lw=1, label=f"chance (1/{num_classes})")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
     for ax in (ax_acc, ax_loss):
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)  # epochs are whole numbers
     # Below the panels, so that it covers no curve.
     fig.legend(*ax_acc.get_legend_handles_labels(), loc="outside lower center", ncol=3, frameon=False)
-    fig.savefig(path, dpi=120)
+    return fig
 
 
 def plot_confusion(report: dict, path: Path, title: str = "Confusion matrix (row %)") -> None:
@@ -47,7 +55,7 @@ def plot_confusion(report: dict, path: Path, title: str = "Confusion matrix (row
                 ax.text(j, i, f"{pct[i, j]:.0f}%\n{counts[i, j]}", ha="center", va="center", fontsize=7,
                         color="white" if pct[i, j] > 50 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046, label="% of the true class")
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
 
 
 def plot_per_class(report: dict, path: Path) -> None:
@@ -62,4 +70,4 @@ def plot_per_class(report: dict, path: Path) -> None:
     ax.grid(axis="y", alpha=0.3)
     # Above the bars, outside the axes: a score of 1.0 would otherwise hide under it.
     fig.legend(*ax.get_legend_handles_labels(), loc="outside upper center", ncol=3, fontsize=8, frameon=False)
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
