@@ -156,6 +156,7 @@ def test_report_tables_figures_and_gaps(done, tmp_path):
     for fig in ("best_confusion.png", "best_per_class.png", "curves_subject.png", "curves_random.png", "pretrain_curves.png",
                 "accuracy_with_control.png", "per_participant.png"):
         assert (results / "figures" / fig).stat().st_size > 1000
+        assert (results / "figures" / fig).with_suffix(".svg").read_text().lstrip().startswith("<?xml")
     # the table's numbers are the results' numbers: one run per cell, so mean = that run
     rs = grid.load_results(results, cfg)
     rf = next(r for r in rs if r["kind"] == "baseline" and r["settings"]["split"]["protocol"] == "subject")

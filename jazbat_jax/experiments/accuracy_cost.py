@@ -36,6 +36,7 @@ from tabulate import tabulate
 
 from jazbat_jax.data.config import BUNDLED, ConfigError, DataConfig, SplitConfig
 from jazbat_jax.experiments.jobs import Job
+from jazbat_jax.figures import save_figure
 from jazbat_jax.files import PREDICTIONS_FILE, write_atomically, write_json
 from jazbat_jax.machine import busy, load_average, machine_info
 from jazbat_jax.model import ARCHITECTURES
@@ -524,7 +525,7 @@ def plot(result: dict, path: Path) -> Path:
                  "error bars: 95% bootstrap interval over test participants; S-754 is a complexity-matched "
                  "surrogate of [9], not [9]'s network", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     return path
 
 

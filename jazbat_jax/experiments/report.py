@@ -16,6 +16,7 @@ from tabulate import tabulate
 from jazbat_jax import paper
 from jazbat_jax.experiments import config as cfgmod
 from jazbat_jax.experiments import grid
+from jazbat_jax.figures import save_figure
 from jazbat_jax.machine import busy
 
 PAPER_TABLE_VI = paper.TABLE_VI
@@ -259,7 +260,7 @@ def _save_dot_plot(fig, ax, path: Path, title: str, legend_columns: int) -> bool
     ax.set_title(title, fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     fig.legend(loc="outside lower center", ncol=legend_columns, fontsize=8, frameon=False)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     return True
 
 
@@ -282,7 +283,8 @@ def _plot_meaning(meaning: dict, classes: int, path: Path) -> bool:
                                                                   [100 * (high - summary["accuracy"])]],
                         fmt="o", color=color, capsize=3, label=label if i == 0 else None)
     ax.axhline(100 / classes, color="0.45", ls="--", lw=1, label=f"chance (1/{classes})")
-    names = [f"{inp.upper()} {'RF' if pre == 'rf' else PRETRAIN_LABEL[pre]}\n{protocol} st{step}"
+    names = [f"{inp.upper()} {'random forest' if pre == 'rf' else PRETRAIN_LABEL[pre]}\n"
+             f"{'subject split' if protocol == 'subject' else 'random split'}, window step {step}"
              for (protocol, step, inp, pre), _ in items]
     ax.set_xticks(range(len(items)), names, fontsize=7, rotation=30, ha="right")
     ax.set(ylabel="test accuracy (%), pooled", ylim=(0, 100))
@@ -313,7 +315,7 @@ def _plot_participants(meaning: dict, classes: int, path: Path) -> bool:
     ax.title.set_fontsize(9)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, frameon=False, loc="upper right")
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     return True
 
 
@@ -357,20 +359,22 @@ def _plot_curves(results: Path, rows: list[dict], path: Path, title: str) -> boo
             vals = np.array([[h[i][key] for i in range(n)] for h in hs if key in h[0]])
             if not len(vals):
                 continue
+            if key.endswith("accuracy"):
+                vals = 100 * vals
             mean = vals.mean(axis=0)
             ax.plot(ep, mean, style, marker=".", color=color)
             if key.startswith("val") and len(vals) > 1:
                 sd = vals.std(axis=0, ddof=1)
                 ax.fill_between(ep, mean - sd, mean + sd, color=color, alpha=0.15, lw=0)
-    ax_acc.axhline(1 / classes, color="0.45", ls="--", lw=1)
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
+    ax_acc.axhline(100 / classes, color="0.45", ls="--", lw=1)
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
     for ax in (ax_acc, ax_loss):
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
     _style_legend(fig, configs, classes, "validation: mean, band ± 1 SD over runs", "training: mean")
     fig.suptitle(f"{title}; mean over folds × seeds", fontsize=10)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     return True
 
 
@@ -410,17 +414,17 @@ def _plot_pretrain_curves(results: Path, pretrain: list[dict], path: Path) -> bo
             classes = len(r["report"]["class_names"])
             configs.append((f"C{k}", f"{s['device']} {s['input'].upper()} (one run)"))
             ep = [h["epoch"] for h in hist]
-            ax.plot(ep, [h["train_accuracy"] for h in hist], ":", marker=".", color=f"C{k}")
+            ax.plot(ep, [100 * h["train_accuracy"] for h in hist], ":", marker=".", color=f"C{k}")
             if "val_accuracy" in hist[0]:
-                ax.plot(ep, [h["val_accuracy"] for h in hist], "-", marker=".", color=f"C{k}")
+                ax.plot(ep, [100 * h["val_accuracy"] for h in hist], "-", marker=".", color=f"C{k}")
     if classes:
-        ax.axhline(1 / classes, color="0.45", ls="--", lw=1)
+        ax.axhline(100 / classes, color="0.45", ls="--", lw=1)
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set(xlabel="epoch", ylabel="accuracy", ylim=(0, None),
+    ax.set(xlabel="epoch", ylabel="accuracy (%)", ylim=(0, None),
            title=f"Pretraining on WISDM ({classes} activities)" if classes else "Pretraining on WISDM")
     ax.grid(alpha=0.3)
     _style_legend(fig, configs, classes, "validation", "training")
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     return True
 
 
