@@ -100,7 +100,7 @@ def run_export(args) -> int:
     unroll = args.gru_unroll or tflite.DEFAULT_TFLITE_UNROLL
     try:
         manifest = export(source, args.out, formats, batch_size=args.batch_size, gru_unroll=unroll,
-                          fold_standardizer=not args.bare_model)
+                          fold_standardizer=not args.bare_model, log=lambda line: print(line, flush=True))
     except ParityError as e:
         raise ParityError(f"{e} Nothing was written to {args.out}.") from None
     print(f"exported {source.name} ({source.origin}) to {args.out}; the files take "

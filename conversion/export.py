@@ -9,8 +9,9 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import tempfile
+import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -53,6 +54,7 @@ def export(
     parity_windows: int = 64,
     real: parity.RealWindows | None | bool = True,
     fold_standardizer: bool = True,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Write the artifacts of ``formats`` and ``manifest.json`` into ``out_dir``; return the manifest.
 
@@ -61,6 +63,8 @@ def export(
     ``parity_windows`` windows of the bundled sample).
     fold_standardizer: True (default): the artifacts standardise their input and take raw sensor
     values; False: the bare model, which takes standardised windows.
+    log: told of each phase as it starts ("[2/4] ONNX ...") and how long the previous one took, so that a
+    user sees where a minutes-long export is.
     Raises ``parity.ParityError`` if an FP32 artifact disagrees with the JAX model.
     """
     source = dataclasses.replace(source, fold_standardizer=fold_standardizer)
@@ -74,6 +78,17 @@ def export(
                  "values": source.input_values}
     staging = Path(tempfile.mkdtemp(prefix=".export-staging-", dir=out_dir))
     entries: list[tuple[Path, dict[str, Any]]] = []
+    phases = [f for f in ("tflite", "tflite-int8", "tflite-full-int8", "onnx", "onnx-tf2onnx", "saved_model")
+              if f in formats]
+    clock = {"t": time.perf_counter()}
+
+    def phase(fmt: str, what: str) -> None:
+        if log is not None:
+            now = time.perf_counter()
+            took = f" (previous step {now - clock['t']:.0f} s)" if phases.index(fmt) else ""
+            log(f"[{phases.index(fmt) + 1}/{len(phases)}] {what}{took}")
+            clock["t"] = now
+
     try:
         def gate(runner, label: str, exact: bool) -> list[dict]:
             results = parity.check(source, runner, label, exact=exact, n=parity_windows, real=real)
@@ -85,6 +100,7 @@ def export(
             return path
 
         if "tflite" in formats:
+            phase("tflite", "TFLite FP32: jax2tf conversion, then the parity gate")
             path = stage_bytes(f"{stem}.tflite", tflite.to_tflite_bytes(source, batch_size, "fp32", gru_unroll=gru_unroll))
             data = path.read_bytes()
             entries.append((path, {
@@ -97,6 +113,8 @@ def export(
         if quants:
             reps, reps_origin = representative_windows(source) if "int8" in quants else (None, None)
             for quant in quants:
+                phase("tflite-int8" if quant == "dynamic_int8" else "tflite-full-int8",
+                      f"TFLite {'dynamic-range' if quant == 'dynamic_int8' else 'full'} INT8: conversion, then agreement")
                 data = tflite.to_tflite_bytes(source, batch_size, quant, reps if quant == "int8" else None, gru_unroll)
                 path = stage_bytes(f"{stem}.{quant}.tflite", data)
                 data = path.read_bytes()
@@ -109,6 +127,7 @@ def export(
                     "parity": gate(tflite.TFLiteRunner(data), path.name, exact=False),
                 }))
         if "onnx" in formats:
+            phase("onnx", "ONNX: the graph from the parameter tree, then the parity gate")
             path = stage_bytes(f"{stem}.onnx", onnx_native.to_onnx_bytes(source))
             entries.append((path, {
                 "format": "onnx", "exporter": "onnx_native (parameter tree, native GRU op)", "opset": onnx_native.OPSET,
@@ -117,6 +136,7 @@ def export(
                 "parity": gate(onnx_native.OnnxRunner(path.read_bytes()), path.name, exact=True),
             }))
         if "onnx-tf2onnx" in formats:
+            phase("onnx-tf2onnx", "ONNX through tf2onnx (the slow path: minutes), then the parity gate")
             path = stage_bytes(f"{stem}.tf2onnx.onnx", tf2onnx_path.to_onnx_bytes(source, batch_size))
             entries.append((path, {
                 "format": "onnx", "exporter": "jax2tf -> fully unrolled TFLite -> tf2onnx", "opset": tf2onnx_path.OPSET,
@@ -125,6 +145,7 @@ def export(
                 "parity": gate(onnx_native.OnnxRunner(path.read_bytes()), path.name, exact=True),
             }))
         if "saved_model" in formats:
+            phase("saved_model", "TensorFlow SavedModel: jax2tf, then the parity gate")
             path = staging / f"{stem}.saved_model"
             tflite.to_saved_model(source, str(path), batch_size, gru_unroll)
             entries.append((path, {
@@ -136,6 +157,8 @@ def export(
                 "parity": gate(_saved_model_runner(path, batch_size), path.name, exact=True),
             }))
 
+        if log is not None:
+            log(f"every file passed its gate (last step {time.perf_counter() - clock['t']:.0f} s); writing them")
         # Every gate passed: move into place, manifest last (an old manifest goes first).
         (out_dir / manifest_mod.MANIFEST).unlink(missing_ok=True)
         rows = []

@@ -23,7 +23,11 @@ def test_export_fresh_onnx(tmp_path, capsys):
     (entry,) = manifest["artifacts"]
     assert entry["file"] == "jazbat_net_3d.onnx"
     assert entry["input_signature"]["shape"] == ["batch", 256, 3]
-    assert "jazbat_net_3d.onnx" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "jazbat_net_3d.onnx" in out
+    # each phase is announced as it starts, so a long export shows where it is
+    assert "[1/1] ONNX: the graph from the parameter tree, then the parity gate" in out
+    assert "every file passed its gate (last step" in out
 
 
 def test_export_needs_exactly_one_source(tmp_path):
