@@ -288,3 +288,18 @@ def test_grid_runs_work_with_every_command(done, tmp_path, capsys):
     assert main(["export", str(run), "--format", "onnx", "--out", str(out)]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert any("checkpoint test split" in r["origin"] for a in manifest["artifacts"] for r in a["parity"])
+
+
+def test_collect_gives_one_table_row_per_finished_cell(done):
+    """The report's single input: a DataFrame with a row per deep run and forest, their numbers the results'."""
+    from jazbat_jax.experiments.collect import collect
+
+    cfg, results, *_ = done
+    c = collect(results, cfg)
+    cells = [r for r in grid.load_results(results, cfg) if r["kind"] in ("deep", "baseline")]
+    assert len(c.table) == len(cells) == 14 and list(c.table["job"]) == [r["job"] for r in cells]
+    assert list(c.table["acc"]) == [r["report"]["accuracy"] for r in cells]
+    assert set(c.table["protocol"]) == {"subject", "random"} and set(c.table["labels"]) == {"true", "permuted"}
+    probes = c.rows(predict="participant")
+    assert len(probes) == 1 and probes[0]["pretraining"] == "rf" and probes[0]["protocol"] == "random"
+    assert [p["job"] for p in c.pretrain] == [grid.plan(cfg)[0].id] and c.missing == []
