@@ -127,6 +127,7 @@ def run_jobs(jobs: list[Job], results: Path, execute: Callable[[Job, str], dict]
     # A plain `kill` of this process must stop its jobs too (the `finally` below), not orphan them.
     previous = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() \
         else None
+    next_check = time.monotonic()
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
@@ -144,6 +145,9 @@ def run_jobs(jobs: list[Job], results: Path, execute: Callable[[Job, str], dict]
                 on_done(by_id[job_id], result["result"], result["node"])
                 if stop_after is not None and len(finished) >= stop_after:
                     return finished
+            if time.monotonic() < next_check:
+                continue
+            next_check = time.monotonic() + HEARTBEAT_S  # one look at the heartbeats per period, not per poll
             for job_id in _hung(pending, by_id, results, opts.hang_timeout_s):
                 log(f"job {job_id}: no sign of life for {opts.hang_timeout_s:.0f} s; killing its worker and "
                     "running it again (it resumes from its last checkpoint)")
