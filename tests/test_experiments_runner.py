@@ -53,7 +53,12 @@ def in_process(tmp_path_factory):
     path.write_text(json.dumps(TINY))
     cfg = config.load_config("quick", path)
     results = tmp_path_factory.mktemp("in-process")
-    grid.run_grid(cfg, results, progress=False, compilation_cache=False, in_process=True, log=lambda _: None)
+    # in a process of its own with XLA on one thread, as `jazbat experiments --in-process` runs it (JAX reads
+    # its flags once, and this test process loaded it long ago)
+    script = ("import json, sys; from jazbat_jax.experiments import grid; "
+              "grid.run_grid(json.loads(sys.argv[1]), sys.argv[2], progress=False, in_process=True, log=lambda _: None)")
+    subprocess.run([sys.executable, "-c", script, json.dumps(cfg), str(results)], check=True, capture_output=True,
+                   env={**os.environ, "XLA_FLAGS": runner.single_thread_xla_flags()}, timeout=900)
     return results, _numbers(results, cfg)
 
 

@@ -58,14 +58,20 @@ def add_ray_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--hang-timeout", type=positive_float, default=600.0, metavar="S",
                    help="restart a job whose worker has shown no sign of life for S seconds")
     r.add_argument("--in-process", action="store_true",
-                   help="no Ray: run the jobs one after another in this process (debugging)")
+                   help="no Ray: run the jobs one after another in this process, XLA on one thread like a Ray worker "
+                        "(debugging; the same numbers)")
 
 
 def ray_options(args: argparse.Namespace):
-    from jazbat_jax.experiments.runner import RayOptions
+    import os
+    import sys
+
+    from jazbat_jax.experiments.runner import RayOptions, single_thread_xla_flags
 
     if args.in_process and (args.address or args.workers):
         raise ValueError("--in-process runs the jobs in this process: leave out --address and --workers")
+    if args.in_process and not args.report_only and "jax" not in sys.modules:
+        os.environ["XLA_FLAGS"] = single_thread_xla_flags()  # the numbers of a Ray worker, which runs one thread
     return RayOptions(address=args.address, workers=args.workers, gpus_per_job=args.gpus_per_job,
                       hang_timeout_s=args.hang_timeout, verbose=getattr(args, "verbose", False))
 
@@ -97,6 +103,7 @@ def _ray_parts(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_experiments(args: argparse.Namespace) -> int:
+    options = ray_options(args)  # first: --in-process sets XLA's flags, which JAX reads when it loads
     from jazbat_jax.experiments import config, grid, report
     from jazbat_jax.experiments.jobs import results_data_labels
 
@@ -115,7 +122,7 @@ def cmd_experiments(args: argparse.Namespace) -> int:
             print(f"\n=== input variant {name!r}: {folder}")
         if not args.report_only:
             grid.run_grid(vcfg, folder, progress=not args.no_progress, command=command,
-                          ray_options=ray_options(args), in_process=args.in_process)
+                          ray_options=options, in_process=args.in_process)
         print("\n=== report: tables and figures from the results folder")
         path = report.build_report(folder, results_data_labels(vcfg, folder), command=command)
         print(f"report: {path} ({time.perf_counter() - t0:.0f} s)")
@@ -255,6 +262,7 @@ def _accuracy_cost_command(args: argparse.Namespace) -> str:
 
 
 def cmd_accuracy_cost(args: argparse.Namespace) -> int:
+    options = ray_options(args)  # first: --in-process sets XLA's flags, which JAX reads when it loads
     from jazbat_jax.data.config import BUNDLED
     from jazbat_jax.experiments import accuracy_cost
 
@@ -266,6 +274,6 @@ def cmd_accuracy_cost(args: argparse.Namespace) -> int:
     path = accuracy_cost.run(settings, args.out, _accuracy_cost_command(args), progress=not args.no_progress,
                              profile=args.profile, latency=not args.no_latency,
                              latency_runs=args.latency_runs, latency_warmup=args.latency_warmup,
-                             report_only=args.report_only, ray_options=ray_options(args), in_process=args.in_process)
+                             report_only=args.report_only, ray_options=options, in_process=args.in_process)
     print(f"report: {path}; figure: {path.with_name('pareto.png')}")
     return 0

@@ -26,11 +26,19 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from jazbat_jax.experiments.jobs import Job
+if TYPE_CHECKING:  # the runner itself imports nothing of JAX: the CLI sets XLA's flags before JAX loads
+    from jazbat_jax.experiments.jobs import Job
 
 SINGLE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+
+def single_thread_xla_flags() -> str:
+    """``XLA_FLAGS`` for one XLA:CPU thread. Every job of the pipeline runs so, on Ray and in process alike:
+    XLA's multi-threaded matrix products sum in another order, so a job trained with more threads ends with
+    other numbers under the same id. Set before JAX is imported (it reads the flags once)."""
+    return f"{os.environ.get('XLA_FLAGS', '')} {SINGLE_THREAD_XLA}".strip()
 HEARTBEAT = ".heartbeat"
 HEARTBEAT_S = 5.0
 POLL_S = 1.0
@@ -83,7 +91,7 @@ def connect(opts: RayOptions) -> dict:
     """Start (or join) Ray; the resources it offers."""
     import ray
 
-    env = {} if opts.gpus_per_job else {"XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {SINGLE_THREAD_XLA}".strip()}
+    env = {} if opts.gpus_per_job else {"XLA_FLAGS": single_thread_xla_flags()}
     for name in ("JAZBAT_DATA_ROOT", "JAZBAT_KERNELS"):
         if name in os.environ:
             env[name] = os.environ[name]
