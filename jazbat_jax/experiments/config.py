@@ -87,7 +87,7 @@ PERSONAL_DEEP_MODELS = ("none", "watch", "phone")  # Jazbat-Net from scratch, or
 TARGETS = ("quiroz", "seecs")
 
 # The quick profile: the bundled sample (identical on every machine, no download), 1D only,
-# short training, 3 folds, 1 seed. Sized to finish in well under 10 minutes on 2 CPU cores.
+# short training, 3 folds, 1 seed: every section of the report, sized to a few minutes on 2 CPU cores.
 QUICK: dict[str, Any] = {
     "profile": "quick",
     "data_root": "bundled",
@@ -99,21 +99,21 @@ QUICK: dict[str, Any] = {
         "activities": ALL_ACTIVITIES, "watch_subjects": None, "phone_subjects": None,
         "test_fraction": 0.2, "val_fraction": 0.1, "seed": 0, "seeds": None, "patience": None, "gravity": "as_recorded",
     },
-    "finetune": {"epochs": 5, "batch_size": 32, "learning_rate": 1e-3, "val_fraction": 0.1, "patience": None},
+    "finetune": {"epochs": 4, "batch_size": 32, "learning_rate": 1e-3, "val_fraction": 0.1, "patience": None},
     "grid": {
         "inputs": ["1d"], "pretraining": ["none", "watch"], "protocols": ["subject", "random"],
         "n_folds": 3, "folds": None, "seeds": [0], "split_seed": 0,
         "labels": ["true", "permuted"], "random_steps": None, "identity_probes": True, "input_variants": None,
     },
     "baseline": {"enabled": True, "n_estimators": 200, "max_depth": None, "fit_on": "train"},
-    # The study's personal models: the forest on the full protocol (10 folds, one repeat), Jazbat-Net on
-    # the first fold of four participants only (each personal network is a run of its own).
+    # The study's personal models: the forest on the full protocol (10 folds, one repeat; 50 trees), Jazbat-Net
+    # on the first fold of two participants only (each personal network is a run of its own).
     "personal": {
         "enabled": True, "classes": ["happy", "sad"], "inputs": ["1d"], "splits": ["shuffled", "time_block"],
         "labels": ["true", "permuted"], "n_folds": 10, "repeats": 1, "seed": 0, "participants": None,
-        "forest_window": 25, "forest_step": 12, "forest_trees": 100,
+        "forest_window": 25, "forest_step": 12, "forest_trees": 50,
         "deep_models": ["none", "watch"], "deep_epochs": 3, "deep_step": 32, "deep_batch_size": 32,
-        "deep_learning_rate": 1e-3, "deep_folds": [0], "deep_participants": [2, 3, 4, 5],
+        "deep_learning_rate": 1e-3, "deep_folds": [0], "deep_participants": [2, 3],
     },
     # `jazbat profile` of the exported models (sizes, latency of JAX / TFLite / ONNX at batch 1)
     "latency": {"enabled": True, "models": ["jazbat_net:1d", "sota_surrogate:1d"], "runs": 100, "warmup": 5},
