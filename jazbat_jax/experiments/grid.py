@@ -372,6 +372,8 @@ def run_plan(jobs: list[Job], results: Path, roots: tuple[str, ...], title: str,
     nodes: dict[str, str] = {}
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     bar = tqdm(total=len(todo), desc=title.split()[0], unit="job", disable=not progress, dynamic_ncols=True)
+    if progress and log is print:  # a line printed under a live bar would break it: tqdm lifts the bar first
+        log = tqdm.write
     windows = [0]
 
     def on_done(job: Job, result: dict, node: str = "this process") -> None:
