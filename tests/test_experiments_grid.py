@@ -11,6 +11,8 @@ import pytest
 
 from jazbat_jax.cli import main
 from jazbat_jax.experiments import config, grid, report
+from jazbat_jax.experiments.collect import wall_cell
+from jazbat_jax.experiments.report import common
 
 pytestmark = pytest.mark.slow  # a whole tiny grid: pretraining, transfer cells, forests, report, export
 
@@ -136,8 +138,8 @@ def test_killed_cell_resumes_to_the_uninterrupted_result(done, tmp_path):
     assert result["report"]["confusion"] == reference["report"]["confusion"]
     # the result says it was resumed, and counts the training time of the epoch trained before
     assert result["resumed_at_epoch"] == 1 and result["earlier_train_s"] == round(hist[0]["train_seconds"], 2)
-    assert report._wall(result) == f"{result['wall_s']:.0f} s + {result['earlier_train_s']:.0f} s before resuming at epoch 1"
-    assert "resumed_at_epoch" not in reference and report._wall(reference) == f"{reference['wall_s']:.0f} s"
+    assert wall_cell(result) == f"{result['wall_s']:.0f} s + {result['earlier_train_s']:.0f} s before resuming at epoch 1"
+    assert "resumed_at_epoch" not in reference and wall_cell(reference) == f"{reference['wall_s']:.0f} s"
 
 
 def test_report_tables_figures_and_gaps(done, tmp_path):
@@ -176,12 +178,12 @@ def test_report_tables_figures_and_gaps(done, tmp_path):
 
 
 def test_mean_sd_and_pooled_confusion():
-    assert report._mean_sd([0.5]) == "50.0"
-    assert report._mean_sd([0.4, 0.6]) == "50.0 ± 14.1"
-    assert report._mean_sd([]) == "—"
+    assert common._mean_sd([0.5]) == "50.0"
+    assert common._mean_sd([0.4, 0.6]) == "50.0 ± 14.1"
+    assert common._mean_sd([]) == "—"
     rows = [{"report": {"class_names": ["a", "b"], "confusion": [[3, 1], [0, 4]]}},
             {"report": {"class_names": ["a", "b"], "confusion": [[2, 0], [1, 1]]}}]
-    comb = report._combined_report(rows)
+    comb = common._combined_report(rows)
     assert comb["confusion"] == [[5, 1], [1, 5]] and comb["accuracy"] == pytest.approx(10 / 12)
 
 
