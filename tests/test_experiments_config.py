@@ -117,12 +117,17 @@ def test_input_variants(tmp_path):
             config.load_config(None, p)
 
 
-def test_input_variants_get_a_folder_and_report_each(tmp_path):
+def test_input_variants_get_a_folder_and_report_each(tmp_path, capsys):
     from jazbat_jax.cli import main
+    from jazbat_jax.experiments import report
 
     p = tmp_path / "v.toml"
     p.write_text('[grid]\ninput_variants = ["paper", "matched"]\n')
-    assert main(["experiments", "--config", str(p), "--results", str(tmp_path / "r"), "--report-only"]) == 0
+    # nothing ran yet: --report-only names the first variant's folder it looked for
+    assert main(["experiments", "--config", str(p), "--results", str(tmp_path / "r"), "--report-only"]) == 1
+    assert f"no results folder {tmp_path / 'r' / 'paper'} to report" in capsys.readouterr().err
+    for name, vcfg in config.input_variants(config.load_config(None, p)):
+        report.build_report(tmp_path / "r" / name, vcfg)
     paper, matched = ((tmp_path / "r" / v / "report.md").read_text() for v in ("paper", "matched"))
     assert "**Inputs**: WISDM acceleration as recorded (with gravity); the target as recorded." in paper
     assert "with gravity removed (zero-phase Butterworth high-pass, order 4 at 0.3 Hz" in matched
