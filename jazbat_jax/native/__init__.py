@@ -213,8 +213,8 @@ def _loop_over_batch(primitive):
     """Batching rule: one call per batch member (each exactly the unbatched call), stacked."""
 
     def rule(args, dims, **params):
-        size = next(a.shape[d] for a, d in zip(args, dims) if d is not batching.not_mapped)
-        outs = [primitive.bind(*(a if d is batching.not_mapped else jax.lax.index_in_dim(a, i, d, keepdims=False)
+        size = next(a.shape[d] for a, d in zip(args, dims) if d is not None)  # None: not batched
+        outs = [primitive.bind(*(a if d is None else jax.lax.index_in_dim(a, i, d, keepdims=False)
                                  for a, d in zip(args, dims)), **params) for i in range(size)]
         return [jnp.stack(o) for o in zip(*outs)], [0] * len(outs[0])
 
@@ -237,11 +237,18 @@ backward_p = _primitive("jazbat_gru_backward", _backward_abstract, _backward_low
                         lambda *a, reverse_mask: list(plain_backward(*a, reverse_mask=reverse_mask)))
 
 
+def _require() -> None:
+    if not available():
+        raise RuntimeError(unavailable_reason())
+
+
 def gru_forward(x, kernel, bias, rk, reverse_mask: int, save: bool):
     """Native forward: hs (B, T, D*H), plus gates (D, B, T, 4H) when ``save`` (the gradient's residuals)."""
+    _require()
     return forward_p.bind(x, kernel, bias, rk, reverse_mask=int(reverse_mask), save=bool(save))
 
 
 def gru_backward(x, kernel, bias, rk, hs, gates, d_hs, reverse_mask: int):
     """Native gradient: (dx, d_kernel, d_bias, d_recurrent_kernel) from the forward's hs and gates."""
+    _require()
     return backward_p.bind(x, kernel, bias, rk, hs, gates, d_hs, reverse_mask=int(reverse_mask))
