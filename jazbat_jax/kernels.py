@@ -143,12 +143,12 @@ def native_gru(x, kernel, bias, recurrent_kernel, reverse_mask):
     kernel (D, F, 3h), bias (D, 2, 3h), recurrent_kernel (D, h, 3h); direction d runs backwards in time
     when bit d of ``reverse_mask`` is set. Returns (B, T, D * h): the directions' states side by side,
     time-aligned (Keras' ``Bidirectional(merge_mode='concat')``)."""
-    return native.gru_forward(x, kernel, bias, recurrent_kernel, reverse_mask, save=False)[0]
+    return native.gru_forward(x, kernel, bias, recurrent_kernel, reverse_mask)
 
 
 def _native_gru_fwd(x, kernel, bias, recurrent_kernel, reverse_mask):
-    hs, gates = native.gru_forward(x, kernel, bias, recurrent_kernel, reverse_mask, save=True)
-    return hs, (x, kernel, bias, recurrent_kernel, hs, gates)
+    hs = native.gru_forward(x, kernel, bias, recurrent_kernel, reverse_mask)
+    return hs, (x, kernel, bias, recurrent_kernel, hs)
 
 
 def _native_gru_bwd(reverse_mask, residuals, d_hs):

@@ -42,7 +42,6 @@ from jax.interpreters import batching, mlir
 SOURCE = Path(__file__).with_name("bigru.cc")
 TARGETS = {  # XLA custom-call name -> symbol in the library
     "jazbat_gru_forward": "JazbatGruForward",
-    "jazbat_gru_infer": "JazbatGruInfer",
     "jazbat_gru_backward": "JazbatGruBackward",
 }
 
@@ -149,64 +148,50 @@ def unavailable_reason() -> str:
 # What the primitives compute, in JAX: their lowering for export and for other platforms than the CPU.
 
 
-def _plain_direction(x, kernel, bias, rk, reverse):
-    """One direction: states (T, B, H) and gates (T, B, 4H) of x (T, B, F), as ``kernels.gru_gates`` computes them."""
+def plain_forward(x, kernel, bias, rk, *, reverse_mask: int):
+    """hs (B, T, D*H) of x (B, T, F) with stacked (D, ...) Keras weights (see bigru.cc), as
+    ``kernels.gru_step`` computes it."""
     from jazbat_jax.kernels import gru_step
 
-    def step(h, x_t):
-        h, (z, r, n, rh) = gru_step(x_t, h, kernel, bias, rk)
-        return h, (h, jnp.concatenate([z, r, n, rh], axis=-1))
+    def direction(d):
+        def step(h, x_t):
+            h, _ = gru_step(x_t, h, kernel[d], bias[d], rk[d])
+            return h, h
 
-    h0 = jnp.zeros((x.shape[1], rk.shape[0]), x.dtype)
-    return jax.lax.scan(step, h0, x, reverse=reverse)[1]
+        h0 = jnp.zeros((x.shape[0], rk.shape[1]), x.dtype)
+        return jnp.swapaxes(jax.lax.scan(step, h0, jnp.swapaxes(x, 0, 1), reverse=bool(reverse_mask >> d & 1))[1], 0, 1)
 
-
-def plain_forward(x, kernel, bias, rk, *, reverse_mask: int):
-    """hs (B, T, D*H) and gates (D, B, T, 4H) of x (B, T, F) with stacked (D, ...) weights (see bigru.cc)."""
-    x_t = jnp.swapaxes(x, 0, 1)
-    outs = [_plain_direction(x_t, kernel[d], bias[d], rk[d], bool(reverse_mask >> d & 1)) for d in range(kernel.shape[0])]
-    hs = jnp.concatenate([jnp.swapaxes(h, 0, 1) for h, _ in outs], axis=-1)
-    gates = jnp.stack([jnp.swapaxes(g, 0, 1) for _, g in outs])
-    return hs, gates
+    return jnp.concatenate([direction(d) for d in range(kernel.shape[0])], axis=-1)
 
 
-def plain_backward(x, kernel, bias, rk, hs, gates, d_hs, *, reverse_mask: int):
-    del hs, gates  # recomputed: this path only serves export and other platforms
-    _, vjp = jax.vjp(lambda *w: plain_forward(*w, reverse_mask=reverse_mask)[0], x, kernel, bias, rk)
-    return vjp(d_hs)
+def plain_backward(x, kernel, bias, rk, hs, d_hs, *, reverse_mask: int):
+    del hs  # recomputed: this path only serves export and other platforms
+    _, vjp = jax.vjp(lambda *w: plain_forward(*w, reverse_mask=reverse_mask), x, kernel, bias, rk)
+    return list(vjp(d_hs))
 
 
 # ---------------------------------------------------------------- primitives
 
 
-def _forward_abstract(x, kernel, bias, rk, *, reverse_mask, save):
-    b, t, _ = x.shape
-    d, h = rk.shape[0], rk.shape[1]
-    hs = jax.core.ShapedArray((b, t, d * h), x.dtype)
-    return [hs, jax.core.ShapedArray((d, b, t, 4 * h), x.dtype)] if save else [hs]
+def _forward_abstract(x, kernel, bias, rk, *, reverse_mask):
+    return [jax.core.ShapedArray((x.shape[0], x.shape[1], rk.shape[0] * rk.shape[1]), x.dtype)]
 
 
-def _backward_abstract(x, kernel, bias, rk, hs, gates, d_hs, *, reverse_mask):
+def _backward_abstract(x, kernel, bias, rk, hs, d_hs, *, reverse_mask):
     return [jax.core.ShapedArray(a.shape, a.dtype) for a in (x, kernel, bias, rk)]
 
 
-def _plain_forward_saved(*args, reverse_mask, save):
-    hs, gates = plain_forward(*args, reverse_mask=reverse_mask)
-    return [hs, gates] if save else [hs]
+def _plain_forward(*args, reverse_mask):
+    return [plain_forward(*args, reverse_mask=reverse_mask)]
 
 
-def _forward_lowering(ctx, *args, reverse_mask, save):
-    if ctx.module_context.lowering_parameters.for_export:
-        return mlir.lower_fun(_plain_forward_saved, multiple_results=True)(ctx, *args, reverse_mask=reverse_mask, save=save)
-    target = "jazbat_gru_forward" if save else "jazbat_gru_infer"
-    return jax.ffi.ffi_lowering(target)(ctx, *args, reverse_mask=np.int64(reverse_mask))
+def _lowering(target, plain):
+    def rule(ctx, *args, reverse_mask):
+        if ctx.module_context.lowering_parameters.for_export:
+            return mlir.lower_fun(plain, multiple_results=True)(ctx, *args, reverse_mask=reverse_mask)
+        return jax.ffi.ffi_lowering(target)(ctx, *args, reverse_mask=np.int64(reverse_mask))
 
-
-def _backward_lowering(ctx, *args, reverse_mask):
-    if ctx.module_context.lowering_parameters.for_export:
-        return mlir.lower_fun(lambda *a: list(plain_backward(*a, reverse_mask=reverse_mask)),
-                              multiple_results=True)(ctx, *args)
-    return jax.ffi.ffi_lowering("jazbat_gru_backward")(ctx, *args, reverse_mask=np.int64(reverse_mask))
+    return rule
 
 
 def _loop_over_batch(primitive):
@@ -221,20 +206,19 @@ def _loop_over_batch(primitive):
     return rule
 
 
-def _primitive(name, abstract, lowering, plain):
-    p = Primitive(name)
+def _primitive(target, abstract, plain):
+    p = Primitive(target)
     p.multiple_results = True
     p.def_abstract_eval(abstract)
     p.def_impl(lambda *args, **params: jax.jit(functools.partial(p.bind, **params))(*args))
     mlir.register_lowering(p, mlir.lower_fun(plain, multiple_results=True))  # every platform but the CPU
-    mlir.register_lowering(p, lowering, platform="cpu")
+    mlir.register_lowering(p, _lowering(target, plain), platform="cpu")
     batching.primitive_batchers[p] = _loop_over_batch(p)
     return p
 
 
-forward_p = _primitive("jazbat_gru_forward", _forward_abstract, _forward_lowering, _plain_forward_saved)
-backward_p = _primitive("jazbat_gru_backward", _backward_abstract, _backward_lowering,
-                        lambda *a, reverse_mask: list(plain_backward(*a, reverse_mask=reverse_mask)))
+forward_p = _primitive("jazbat_gru_forward", _forward_abstract, _plain_forward)
+backward_p = _primitive("jazbat_gru_backward", _backward_abstract, plain_backward)
 
 
 def _require() -> None:
@@ -242,13 +226,13 @@ def _require() -> None:
         raise RuntimeError(unavailable_reason())
 
 
-def gru_forward(x, kernel, bias, rk, reverse_mask: int, save: bool):
-    """Native forward: hs (B, T, D*H), plus gates (D, B, T, 4H) when ``save`` (the gradient's residuals)."""
+def gru_forward(x, kernel, bias, rk, reverse_mask: int):
+    """Native forward: the states hs (B, T, D*H) (also what the gradient needs)."""
     _require()
-    return forward_p.bind(x, kernel, bias, rk, reverse_mask=int(reverse_mask), save=bool(save))
+    return forward_p.bind(x, kernel, bias, rk, reverse_mask=int(reverse_mask))[0]
 
 
-def gru_backward(x, kernel, bias, rk, hs, gates, d_hs, reverse_mask: int):
-    """Native gradient: (dx, d_kernel, d_bias, d_recurrent_kernel) from the forward's hs and gates."""
+def gru_backward(x, kernel, bias, rk, hs, d_hs, reverse_mask: int):
+    """Native gradient: (dx, d_kernel, d_bias, d_recurrent_kernel) from the forward's states hs."""
     _require()
-    return backward_p.bind(x, kernel, bias, rk, hs, gates, d_hs, reverse_mask=int(reverse_mask))
+    return backward_p.bind(x, kernel, bias, rk, hs, d_hs, reverse_mask=int(reverse_mask))

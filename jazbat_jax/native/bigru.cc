@@ -13,9 +13,7 @@
 //   bias      (D, 2, 3H)        Keras bias: [input bias, recurrent bias]
 //   rk        (D, H, 3H)        Keras recurrent_kernel
 //   hs        (B, T, D*H)       every state, time-aligned for the reversed direction too (Keras'
-//                               Bidirectional concat); the state step t wrote
-//   gates     (D, B, T, 4H)     what the gradient needs per step: z, r, n and
-//                               rh = h_prev @ rk[:, 2H:] + bias[1, 2H:]
+//                               Bidirectional concat): the forward's output and the gradient's input
 // A direction d runs backwards in time when bit d of `reverse_mask` is set.
 //
 // Built by jazbat_jax/native/__init__.py with g++ -O3; every hot function is compiled for several
@@ -88,161 +86,306 @@ struct Shape {
   bool reversed(int64_t d) const { return (reverse_mask >> d) & 1; }
 };
 
-// ---------------------------------------------------------------- forward
 
-// One unit: rows [b0, b1) of direction d. HC is H when known at compile time (0: use s.H), so that
-// the gate loops have constant trip counts.
+// ---------------------------------------------------------------- small matrix products
+// For the common widths (H = 16, 32, 64: 3H a multiple of 16) the per-step matrix products keep their
+// accumulators in registers across the whole reduction, a block of rows at a time, so that each row of
+// the weight matrix is loaded once per block (a plain loop keeps them in memory: a load and store per
+// multiply-add). The vector type is 16 floats; on a CPU without AVX-512 the compiler splits it.
+
+typedef float vf __attribute__((vector_size(64)));
+typedef float vf_unaligned __attribute__((vector_size(64), aligned(4), may_alias));
+constexpr int kLanes = 16;
+
+JAZBAT_INLINE vf load(const float* p) { return *reinterpret_cast<const vf_unaligned*>(p); }
+JAZBAT_INLINE void store(float* p, vf v) { *reinterpret_cast<vf_unaligned*>(p) = v; }
+
+// out[r] = init[r] + a[r] @ M for rows r < R: a[r] has n entries, M is (n, NV * 16). init may be out.
+template <int NV, int R>
+JAZBAT_INLINE void rows_times_matrix(const float* const* a, int64_t n, const float* __restrict M,
+                                     const float* const* init, float* const* out) {
+  vf acc[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = load(init[r] + v * kLanes);
+  for (int64_t k = 0; k < n; ++k) {
+    vf m[NV];
+    for (int v = 0; v < NV; ++v) m[v] = load(M + (k * NV + v) * kLanes);
+    for (int r = 0; r < R; ++r) {
+      const float ak = a[r][k];
+      for (int v = 0; v < NV; ++v) acc[r][v] += ak * m[v];
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) store(out[r] + v * kLanes, acc[r][v]);
+}
+
+// The same for `rows` rows (a multiple of 4) and M of `width` columns: NV = width / 16 when known at
+// compile time, else 0 (plain loops). init may be out.
+template <int NV>
+JAZBAT_INLINE void block_times_matrix(int64_t rows, const float* const* a, int64_t n, const float* __restrict M,
+                                      int64_t width, const float* const* init, float* const* out) {
+  if constexpr (NV > 0) {
+    constexpr int R = NV <= 6 ? 4 : NV <= 12 ? 2 : 1;
+    for (int64_t r = 0; r < rows; r += R) rows_times_matrix<NV, R>(a + r, n, M, init + r, out + r);
+  } else {
+    for (int64_t r = 0; r < rows; ++r) {
+      float* __restrict o = out[r];
+      if (o != init[r]) std::copy(init[r], init[r] + width, o);
+      for (int64_t k = 0; k < n; ++k) {
+        const float ak = a[r][k];
+        const float* __restrict Mk = M + k * width;
+        for (int64_t j = 0; j < width; ++j) o[j] += ak * Mk[j];
+      }
+    }
+  }
+}
+
+// The gate nonlinearities on 16 lanes at once, the same arithmetic as exp_f, sigmoid_f and tanh_f:
+// written on vector types because the auto-vectoriser gives up on some of the loops that call them.
+typedef int32_t vi __attribute__((vector_size(64)));
+
+JAZBAT_INLINE vf splat(float a) { return vf{} + a; }
+
+JAZBAT_INLINE vf exp_v(vf x) {
+  x = x < splat(-87.0f) ? splat(-87.0f) : x;
+  x = x > splat(88.0f) ? splat(88.0f) : x;
+  const vf n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  vf r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  vf p = splat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const vf y = p * r * r + r + 1.0f;
+  const vi bits = (__builtin_convertvector(n, vi) + 127) << 23;
+  return y * reinterpret_cast<const vf&>(bits);
+}
+
+JAZBAT_INLINE vf sigmoid_v(vf x) { return 1.0f / (1.0f + exp_v(-x)); }
+
+JAZBAT_INLINE vf tanh_v(vf x) {
+  const vi xi = reinterpret_cast<const vi&>(x);
+  const vi ai = xi & 0x7fffffff;
+  const vf a = reinterpret_cast<const vf&>(ai);
+  const vf z = x * x;
+  const vf small =
+      ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z + 1.33314422036e-1f) * z -
+       3.33332819422e-1f) * z * x + x;
+  const vf big_abs = 1.0f - 2.0f / (exp_v(2.0f * a) + 1.0f);
+  const vi big_i = reinterpret_cast<const vi&>(big_abs) | (xi & static_cast<int32_t>(0x80000000u));
+  const vf big = reinterpret_cast<const vf&>(big_i);
+  return a < splat(0.625f) ? small : big;
+}
+
+// z, r and n of one row from its projections xp = x @ kernel + bias[0] and rec = h @ rk + bias[1].
+template <int NVH>
+JAZBAT_INLINE void row_gates(int64_t H, const float* __restrict xp, const float* __restrict rec, float* __restrict z,
+                             float* __restrict r, float* __restrict n) {
+  if constexpr (NVH > 0) {
+    for (int v = 0; v < NVH; ++v) {
+      const int64_t j = v * kLanes;
+      const vf rr = sigmoid_v(load(xp + H + j) + load(rec + H + j));
+      store(z + j, sigmoid_v(load(xp + j) + load(rec + j)));
+      store(r + j, rr);
+      store(n + j, tanh_v(load(xp + 2 * H + j) + rr * load(rec + 2 * H + j)));
+    }
+  } else {
+    for (int64_t j = 0; j < H; ++j) {
+      const float rr = sigmoid_f(xp[H + j] + rec[H + j]);
+      z[j] = sigmoid_f(xp[j] + rec[j]);
+      r[j] = rr;
+      n[j] = tanh_f(xp[2 * H + j] + rr * rec[2 * H + j]);
+    }
+  }
+}
+
+// One row's step of the gradient, from its gates (z, r, n), rh = rec[2H:], the state before the step hp
+// and dh (in: the gradient flowing into the state the step wrote, without this step's output cotangent
+// dout; out: dh * z, the part that flows on to the previous state without the recurrent kernel).
+// din: gradient of the input projection x @ kernel + bias[0]; drec: of h_prev @ rk + bias[1].
+template <int NVH>
+JAZBAT_INLINE void row_grads(int64_t H, const float* __restrict z, const float* __restrict r,
+                             const float* __restrict n, const float* __restrict rh, const float* __restrict hp,
+                             const float* __restrict dout, float* __restrict dh, float* __restrict din,
+                             float* __restrict drec) {
+  if constexpr (NVH > 0) {
+    for (int v = 0; v < NVH; ++v) {
+      const int64_t j = v * kLanes;
+      const vf zj = load(z + j), rj = load(r + j), nj = load(n + j);
+      const vf g = load(dh + j) + load(dout + j);
+      const vf dz = g * (load(hp + j) - nj) * zj * (1.0f - zj);  // through the sigmoid
+      const vf dn = g * (1.0f - zj) * (1.0f - nj * nj);          // through the tanh
+      const vf dr = dn * load(rh + j) * rj * (1.0f - rj);
+      store(din + j, dz);
+      store(din + H + j, dr);
+      store(din + 2 * H + j, dn);
+      store(drec + j, dz);
+      store(drec + H + j, dr);
+      store(drec + 2 * H + j, dn * rj);
+      store(dh + j, g * zj);
+    }
+  } else {
+    for (int64_t j = 0; j < H; ++j) {
+      const float g = dh[j] + dout[j];
+      const float dz = g * (hp[j] - n[j]) * z[j] * (1.0f - z[j]);
+      const float dn = g * (1.0f - z[j]) * (1.0f - n[j] * n[j]);
+      const float dr = dn * rh[j] * r[j] * (1.0f - r[j]);
+      din[j] = dz;
+      din[H + j] = dr;
+      din[2 * H + j] = dn;
+      drec[j] = dz;
+      drec[H + j] = dr;
+      drec[2 * H + j] = dn * r[j];
+      dh[j] = g * z[j];
+    }
+  }
+}
+
+// ---------------------------------------------------------------- one unit of work
+// Rows [b0, b1) of direction d, stepped kGroup rows at a time through time (independent work in each
+// step); a short last block runs on zero rows whose results are dropped. HC is H when it is known at
+// compile time (0: s.H), so that the loops over gates have constant trip counts.
+
 template <int HC>
-JAZBAT_INLINE void forward_unit_impl(const Shape& s, int64_t d, int64_t b0, int64_t b1,
-                                     const float* __restrict x, const float* __restrict kernel,
-                                     const float* __restrict bias, const float* __restrict rk,
-                                     float* __restrict hs, float* __restrict gates) {
-  const int64_t H = HC ? HC : s.H, G = 3 * H, T = s.T, F = s.F, DH = s.D * H;
-  const float* __restrict K = kernel + d * F * G;
-  const float* __restrict b_in = bias + d * 2 * G;
-  const float* __restrict b_rec = b_in + G;
-  const float* __restrict W = rk + d * H * G;
-  const bool rev = s.reversed(d);
-  std::vector<float> buf(kGroup * (H + 2 * G));
-  float* __restrict h = buf.data();
-  float* __restrict xp = h + kGroup * H;
-  float* __restrict rec = xp + kGroup * G;
+struct Unit {
+  static constexpr int NVG = HC > 0 && (3 * HC) % kLanes == 0 ? 3 * HC / kLanes : 0;
+  static constexpr int NVH = NVG > 0 && HC % kLanes == 0 ? HC / kLanes : 0;
 
+  const Shape& s;
+  const int64_t d, H, G, T, F, DH;
+  const bool rev;
+  const float* K;      // (F, 3H) this direction's kernel
+  const float* b_in;   // (3H) input bias
+  const float* b_rec;  // (3H) recurrent bias
+  const float* W;      // (H, 3H) recurrent kernel
+  std::vector<float> buf;
+  float *xp, *rec, *zeros;
+  std::vector<const float*> x_rows, h_rows, in_bias, rec_bias;
+  std::vector<float*> xp_rows, rec_rows;
+
+  Unit(const Shape& s_, int64_t d_, const float* kernel, const float* bias, const float* rk)
+      : s(s_), d(d_), H(HC ? HC : s_.H), G(3 * H), T(s_.T), F(s_.F), DH(s_.D * H), rev(s_.reversed(d_)),
+        K(kernel + d_ * F * G), b_in(bias + d_ * 2 * G), b_rec(b_in + G), W(rk + d_ * H * G),
+        buf(kGroup * 2 * G + std::max(F, H), 0.0f), x_rows(kGroup), h_rows(kGroup), in_bias(kGroup, b_in),
+        rec_bias(kGroup, b_rec), xp_rows(kGroup), rec_rows(kGroup) {
+    xp = buf.data();
+    rec = xp + kGroup * G;
+    zeros = rec + kGroup * G;  // stands for the rows past the end of a block, and for the initial state
+    for (int r = 0; r < kGroup; ++r) {
+      xp_rows[r] = xp + r * G;
+      rec_rows[r] = rec + r * G;
+    }
+  }
+
+  // The input and recurrent projections of one step for the block's rows (x_rows, h_rows set).
+  JAZBAT_INLINE void project() {
+    block_times_matrix<NVG>(kGroup, x_rows.data(), F, K, G, in_bias.data(), xp_rows.data());
+    block_times_matrix<NVG>(kGroup, h_rows.data(), H, W, G, rec_bias.data(), rec_rows.data());
+  }
+
+};
+
+// Forward: hs of rows [b0, b1) of direction d.
+template <int HC>
+JAZBAT_INLINE void forward_unit_impl(const Shape& s, int64_t d, int64_t b0, int64_t b1, const float* __restrict x,
+                                     const float* kernel, const float* bias, const float* rk, float* __restrict hs) {
+  Unit<HC> u(s, d, kernel, bias, rk);
+  const int64_t H = u.H, T = u.T, F = u.F, DH = u.DH;
+  std::vector<float> h(kGroup * H), gate_buf(3 * H);
+  float* __restrict gz = gate_buf.data();
+  float* __restrict gr = gz + H;
+  float* __restrict gn = gr + H;
+  for (int r = 0; r < kGroup; ++r) u.h_rows[r] = h.data() + r * H;
   for (int64_t g0 = b0; g0 < b1; g0 += kGroup) {
     const int64_t R = std::min(kGroup, b1 - g0);
-    std::fill(h, h + kGroup * H, 0.0f);
+    std::fill(h.begin(), h.end(), 0.0f);
     for (int64_t step = 0; step < T; ++step) {
-      const int64_t t = rev ? T - 1 - step : step;
+      const int64_t t = u.rev ? T - 1 - step : step;
+      for (int64_t r = 0; r < kGroup; ++r) u.x_rows[r] = r < R ? x + ((g0 + r) * T + t) * F : u.zeros;
+      u.project();
       for (int64_t r = 0; r < R; ++r) {
-        const float* __restrict xt = x + ((g0 + r) * T + t) * F;
-        float* __restrict xpr = xp + r * G;
-        float* __restrict recr = rec + r * G;
-        for (int64_t j = 0; j < G; ++j) xpr[j] = b_in[j];
-        for (int64_t j = 0; j < G; ++j) recr[j] = b_rec[j];
-        for (int64_t f = 0; f < F; ++f) {
-          const float xf = xt[f];
-          const float* __restrict Kf = K + f * G;
-          for (int64_t j = 0; j < G; ++j) xpr[j] += xf * Kf[j];
-        }
-        const float* __restrict hr = h + r * H;
-        for (int64_t k = 0; k < H; ++k) {
-          const float hk = hr[k];
-          const float* __restrict Wk = W + k * G;
-          for (int64_t j = 0; j < G; ++j) recr[j] += hk * Wk[j];
-        }
-      }
-      for (int64_t r = 0; r < R; ++r) {
-        const int64_t b = g0 + r;
-        const float* __restrict xpr = xp + r * G;
-        const float* __restrict recr = rec + r * G;
-        float* __restrict hr = h + r * H;
-        float* __restrict out = hs + (b * T + t) * DH + d * H;
-        if (gates) {
-          float* __restrict gt = gates + ((d * s.B + b) * T + t) * 4 * H;
-          for (int64_t j = 0; j < H; ++j) {
-            const float z = sigmoid_f(xpr[j] + recr[j]);
-            const float rr = sigmoid_f(xpr[H + j] + recr[H + j]);
-            const float rh = recr[2 * H + j];
-            const float n = tanh_f(xpr[2 * H + j] + rr * rh);
-            const float hn = z * hr[j] + (1.0f - z) * n;
-            hr[j] = hn;
-            out[j] = hn;
-            gt[j] = z;
-            gt[H + j] = rr;
-            gt[2 * H + j] = n;
-            gt[3 * H + j] = rh;
-          }
-        } else {
-          for (int64_t j = 0; j < H; ++j) {
-            const float z = sigmoid_f(xpr[j] + recr[j]);
-            const float rr = sigmoid_f(xpr[H + j] + recr[H + j]);
-            const float n = tanh_f(xpr[2 * H + j] + rr * recr[2 * H + j]);
-            const float hn = z * hr[j] + (1.0f - z) * n;
-            hr[j] = hn;
-            out[j] = hn;
-          }
+        const float* __restrict xpr = u.xp_rows[r];
+        const float* __restrict recr = u.rec_rows[r];
+        float* __restrict hr = h.data() + r * H;
+        float* __restrict out = hs + ((g0 + r) * T + t) * DH + d * H;
+        row_gates<Unit<HC>::NVH>(H, xpr, recr, gz, gr, gn);
+        for (int64_t j = 0; j < H; ++j) {
+          const float hn = gz[j] * hr[j] + (1.0f - gz[j]) * gn[j];
+          hr[j] = hn;
+          out[j] = hn;
         }
       }
     }
   }
 }
 
-JAZBAT_CLONES void forward_unit(const Shape& s, int64_t d, int64_t b0, int64_t b1, const float* x,
-                                const float* kernel, const float* bias, const float* rk, float* hs,
-                                float* gates) {
-  switch (s.H) {
-    case 16: return forward_unit_impl<16>(s, d, b0, b1, x, kernel, bias, rk, hs, gates);
-    case 32: return forward_unit_impl<32>(s, d, b0, b1, x, kernel, bias, rk, hs, gates);
-    case 64: return forward_unit_impl<64>(s, d, b0, b1, x, kernel, bias, rk, hs, gates);
-    default: return forward_unit_impl<0>(s, d, b0, b1, x, kernel, bias, rk, hs, gates);
-  }
-}
-
-// ---------------------------------------------------------------- backward
-
-struct WeightGrads {  // one unit's sums, added up per direction in unit order at the end
-  std::vector<float> kernel, bias, rk;
-};
-
+// Gradient of rows [b0, b1) of direction d. Each step's gates are recomputed from the saved states
+// (one more projection per step) rather than saved by the forward: at batch 256 writing and reading
+// four (B, T, H) gate arrays per direction cost more than recomputing them, and the memory is halved.
+// The weight gradients are added to this unit's own sums (d_kernel, d_bias, d_rk).
 template <int HC>
-JAZBAT_INLINE void backward_unit_impl(const Shape& s, int64_t d, int64_t b0, int64_t b1,
-                                      const float* __restrict x, const float* __restrict kernel,
+JAZBAT_INLINE void backward_unit_impl(const Shape& s, int64_t d, int64_t b0, int64_t b1, const float* __restrict x,
+                                      const float* kernel, const float* bias, const float* rk,
                                       const float* __restrict rk_t, const float* __restrict hs,
-                                      const float* __restrict gates, const float* __restrict d_hs,
-                                      float* __restrict dx, float* __restrict d_kernel,
+                                      const float* __restrict d_hs, float* __restrict dx, float* __restrict d_kernel,
                                       float* __restrict d_bias, float* __restrict d_rk) {
-  const int64_t H = HC ? HC : s.H, G = 3 * H, T = s.T, F = s.F, DH = s.D * H;
-  const float* __restrict K = kernel + d * F * G;
-  const float* __restrict WT = rk_t + d * G * H;  // (3H, H): rows of rk's transpose
-  const bool rev = s.reversed(d);
-  std::vector<float> buf(kGroup * (H + 2 * G) + H, 0.0f);
+  Unit<HC> u(s, d, kernel, bias, rk);
+  constexpr int NVG = Unit<HC>::NVG, NVH = Unit<HC>::NVH;
+  const int64_t H = u.H, G = u.G, T = u.T, F = u.F, DH = u.DH;
+  const float* __restrict K = u.K;
+  const float* __restrict WT = rk_t + d * G * H;  // (3H, H)
+  // din and drec of rows past the end of a short block stay zero, so they add nothing.
+  std::vector<float> buf(kGroup * (H + 2 * G) + H * kGroup, 0.0f);
   float* __restrict dh = buf.data();
   float* __restrict din = dh + kGroup * H;
   float* __restrict drec = din + kGroup * G;
-  const float* __restrict zeros = drec + kGroup * G;  // the state before the first step
+  float* __restrict hp_t = drec + kGroup * G;  // (H, kGroup): the block's previous states, transposed
+  std::vector<float> gate_buf(3 * H);
+  float* __restrict gz = gate_buf.data();
+  float* __restrict gr = gz + H;
+  float* __restrict gn = gr + H;
   float* __restrict db_in = d_bias;
   float* __restrict db_rec = d_bias + G;
+  std::vector<const float*> dh_rows(kGroup), drec_rows(kGroup), hp_rows(H), dw_rows(H);
+  std::vector<float*> dh_out(kGroup), dw_out(H);
+  for (int r = 0; r < kGroup; ++r) {
+    dh_rows[r] = dh_out[r] = dh + r * H;
+    drec_rows[r] = drec + r * G;
+  }
+  for (int64_t k = 0; k < H; ++k) {
+    hp_rows[k] = hp_t + k * kGroup;
+    dw_rows[k] = dw_out[k] = d_rk + k * G;
+  }
 
   for (int64_t g0 = b0; g0 < b1; g0 += kGroup) {
     const int64_t R = std::min(kGroup, b1 - g0);
     std::fill(dh, dh + kGroup * H, 0.0f);
     // Backwards through the direction's own order of time.
     for (int64_t step = 0; step < T; ++step) {
-      const int64_t t = rev ? step : T - 1 - step;
-      const bool first = rev ? t == T - 1 : t == 0;  // the step that started from the zero state
-      const int64_t t_prev = rev ? t + 1 : t - 1;
+      const int64_t t = u.rev ? step : T - 1 - step;
+      const bool first = u.rev ? t == T - 1 : t == 0;  // the step that started from the zero state
+      const int64_t t_prev = u.rev ? t + 1 : t - 1;
+      for (int64_t r = 0; r < kGroup; ++r) {
+        u.x_rows[r] = r < R ? x + ((g0 + r) * T + t) * F : u.zeros;
+        u.h_rows[r] = r < R && !first ? hs + ((g0 + r) * T + t_prev) * DH + d * H : u.zeros;
+      }
+      u.project();
       for (int64_t r = 0; r < R; ++r) {
         const int64_t b = g0 + r;
-        const float* __restrict gt = gates + ((d * s.B + b) * T + t) * 4 * H;
-        const float* __restrict z = gt;
-        const float* __restrict rr = gt + H;
-        const float* __restrict n = gt + 2 * H;
-        const float* __restrict rh = gt + 3 * H;
-        const float* __restrict hp = first ? zeros : hs + (b * T + t_prev) * DH + d * H;
+        const float* __restrict xpr = u.xp_rows[r];
+        const float* __restrict recr = u.rec_rows[r];
+        const float* __restrict hp = u.h_rows[r];
         const float* __restrict dout = d_hs + (b * T + t) * DH + d * H;
         float* __restrict dhr = dh + r * H;
         float* __restrict dinr = din + r * G;
         float* __restrict drecr = drec + r * G;
-        for (int64_t j = 0; j < H; ++j) {
-          const float g = dhr[j] + dout[j];
-          const float dz = g * (hp[j] - n[j]) * z[j] * (1.0f - z[j]);  // through the sigmoid
-          const float dn = g * (1.0f - z[j]) * (1.0f - n[j] * n[j]);  // through the tanh
-          const float dr = dn * rh[j] * rr[j] * (1.0f - rr[j]);
-          dinr[j] = dz;
-          dinr[H + j] = dr;
-          dinr[2 * H + j] = dn;
-          drecr[j] = dz;
-          drecr[H + j] = dr;
-          drecr[2 * H + j] = dn * rr[j];
-          dhr[j] = g * z[j];
-        }
-        for (int64_t j = 0; j < G; ++j) {  // dh_prev += d_rec @ rk.T
-          const float c = drecr[j];
-          const float* __restrict WTj = WT + j * H;
-          for (int64_t k = 0; k < H; ++k) dhr[k] += c * WTj[k];
-        }
+        row_gates<NVH>(H, xpr, recr, gz, gr, gn);
+        row_grads<NVH>(H, gz, gr, gn, recr + 2 * H, hp, dout, dhr, dinr, drecr);
+        for (int64_t k = 0; k < H; ++k) hp_t[k * kGroup + r] = hp[k];
         float* __restrict dxt = dx + (b * T + t) * F;
-        const float* __restrict xt = x + (b * T + t) * F;
+        const float* __restrict xt = u.x_rows[r];
         for (int64_t f = 0; f < F; ++f) {
           const float* __restrict Kf = K + f * G;
           float acc = 0.0f;
@@ -254,27 +397,37 @@ JAZBAT_INLINE void backward_unit_impl(const Shape& s, int64_t d, int64_t b0, int
         }
         for (int64_t j = 0; j < G; ++j) db_in[j] += dinr[j];
         for (int64_t j = 0; j < G; ++j) db_rec[j] += drecr[j];
-        if (!first) {
-          for (int64_t k = 0; k < H; ++k) {
-            const float hk = hp[k];
-            float* __restrict dWk = d_rk + k * G;
-            for (int64_t j = 0; j < G; ++j) dWk[j] += hk * drecr[j];
-          }
-        }
       }
+      // dh_prev += d_rec @ rk.T; d_rk += h_prev.T @ d_rec (nothing at the first step: h_prev = 0)
+      block_times_matrix<NVH>(kGroup, drec_rows.data(), G, WT, H, dh_rows.data(), dh_out.data());
+      if (!first) block_times_matrix<NVG>(H, hp_rows.data(), kGroup, drec, G, dw_rows.data(), dw_out.data());
     }
   }
 }
 
-JAZBAT_CLONES void backward_unit(const Shape& s, int64_t d, int64_t b0, int64_t b1, const float* x,
-                                 const float* kernel, const float* rk_t, const float* hs, const float* gates,
-                                 const float* d_hs, float* dx, float* d_kernel, float* d_bias, float* d_rk) {
+JAZBAT_CLONES void forward_unit(const Shape& s, int64_t d, int64_t b0, int64_t b1, const float* x,
+                                const float* kernel, const float* bias, const float* rk, float* hs) {
   switch (s.H) {
-    case 16: return backward_unit_impl<16>(s, d, b0, b1, x, kernel, rk_t, hs, gates, d_hs, dx, d_kernel, d_bias, d_rk);
-    case 32: return backward_unit_impl<32>(s, d, b0, b1, x, kernel, rk_t, hs, gates, d_hs, dx, d_kernel, d_bias, d_rk);
-    case 64: return backward_unit_impl<64>(s, d, b0, b1, x, kernel, rk_t, hs, gates, d_hs, dx, d_kernel, d_bias, d_rk);
-    default: return backward_unit_impl<0>(s, d, b0, b1, x, kernel, rk_t, hs, gates, d_hs, dx, d_kernel, d_bias, d_rk);
+    case 16: return forward_unit_impl<16>(s, d, b0, b1, x, kernel, bias, rk, hs);
+    case 32: return forward_unit_impl<32>(s, d, b0, b1, x, kernel, bias, rk, hs);
+    case 64: return forward_unit_impl<64>(s, d, b0, b1, x, kernel, bias, rk, hs);
+    default: return forward_unit_impl<0>(s, d, b0, b1, x, kernel, bias, rk, hs);
   }
+}
+
+JAZBAT_CLONES void backward_unit(const Shape& s, int64_t d, int64_t b0, int64_t b1, const float* x,
+                                 const float* kernel, const float* bias, const float* rk, const float* rk_t,
+                                 const float* hs, const float* d_hs, float* dx, float* d_kernel, float* d_bias,
+                                 float* d_rk) {
+#define JAZBAT_BACKWARD(HC) \
+  backward_unit_impl<HC>(s, d, b0, b1, x, kernel, bias, rk, rk_t, hs, d_hs, dx, d_kernel, d_bias, d_rk)
+  switch (s.H) {
+    case 16: return JAZBAT_BACKWARD(16);
+    case 32: return JAZBAT_BACKWARD(32);
+    case 64: return JAZBAT_BACKWARD(64);
+    default: return JAZBAT_BACKWARD(0);
+  }
+#undef JAZBAT_BACKWARD
 }
 
 // ---------------------------------------------------------------- threads
@@ -335,37 +488,25 @@ Shape shape_of(ffi::Buffer<ffi::F32>& x, ffi::Buffer<ffi::F32>& rk, int64_t reve
 
 int64_t units_per_direction(const Shape& s) { return (s.B + kRowsPerUnit - 1) / kRowsPerUnit; }
 
-ffi::Error forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
-                   ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::F32> rk, int64_t reverse_mask, float* hs,
-                   float* gates) {
+ffi::Error ForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
+                       ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::F32> rk, int64_t reverse_mask,
+                       ffi::ResultBuffer<ffi::F32> hs) {
   const Shape s = shape_of(x, rk, reverse_mask);
   if (ffi::Error e = check_shapes(s, x, kernel, bias, rk); e.failure()) return e;
   const int64_t per_dir = units_per_direction(s);
   parallel_units(pool, s.D * per_dir, [&](int64_t u) {
     const int64_t d = u / per_dir, b0 = (u % per_dir) * kRowsPerUnit;
     forward_unit(s, d, b0, std::min(s.B, b0 + kRowsPerUnit), x.typed_data(), kernel.typed_data(),
-                 bias.typed_data(), rk.typed_data(), hs, gates);
+                 bias.typed_data(), rk.typed_data(), hs->typed_data());
   });
   return ffi::Error::Success();
 }
 
-ffi::Error ForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
-                       ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::F32> rk, int64_t reverse_mask,
-                       ffi::ResultBuffer<ffi::F32> hs, ffi::ResultBuffer<ffi::F32> gates) {
-  return forward(pool, x, kernel, bias, rk, reverse_mask, hs->typed_data(), gates->typed_data());
-}
-
-ffi::Error InferImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
-                     ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::F32> rk, int64_t reverse_mask,
-                     ffi::ResultBuffer<ffi::F32> hs) {
-  return forward(pool, x, kernel, bias, rk, reverse_mask, hs->typed_data(), nullptr);
-}
-
 ffi::Error BackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
                         ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::F32> rk, ffi::Buffer<ffi::F32> hs,
-                        ffi::Buffer<ffi::F32> gates, ffi::Buffer<ffi::F32> d_hs, int64_t reverse_mask,
-                        ffi::ResultBuffer<ffi::F32> dx, ffi::ResultBuffer<ffi::F32> d_kernel,
-                        ffi::ResultBuffer<ffi::F32> d_bias, ffi::ResultBuffer<ffi::F32> d_rk) {
+                        ffi::Buffer<ffi::F32> d_hs, int64_t reverse_mask, ffi::ResultBuffer<ffi::F32> dx,
+                        ffi::ResultBuffer<ffi::F32> d_kernel, ffi::ResultBuffer<ffi::F32> d_bias,
+                        ffi::ResultBuffer<ffi::F32> d_rk) {
   const Shape s = shape_of(x, rk, reverse_mask);
   if (ffi::Error e = check_shapes(s, x, kernel, bias, rk); e.failure()) return e;
   const int64_t H = s.H, G = 3 * H, F = s.F, BTF = s.B * s.T * F;
@@ -386,9 +527,9 @@ ffi::Error BackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buff
   parallel_units(pool, n_units, [&](int64_t u) {
     const int64_t d = u / per_dir, b0 = (u % per_dir) * kRowsPerUnit;
     float* acc = sums.data() + u * per_unit;
-    backward_unit(s, d, b0, std::min(s.B, b0 + kRowsPerUnit), x.typed_data(), kernel.typed_data(), rk_t.data(),
-                  hs.typed_data(), gates.typed_data(), d_hs.typed_data(), d == 0 ? dx->typed_data() : dx_second.data(),
-                  acc, acc + F * G, acc + F * G + 2 * G);
+    backward_unit(s, d, b0, std::min(s.B, b0 + kRowsPerUnit), x.typed_data(), kernel.typed_data(),
+                  bias.typed_data(), rk.typed_data(), rk_t.data(), hs.typed_data(), d_hs.typed_data(),
+                  d == 0 ? dx->typed_data() : dx_second.data(), acc, acc + F * G, acc + F * G + 2 * G);
   });
 
   float* dxo = dx->typed_data();
@@ -418,18 +559,6 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JazbatGruForward, ForwardImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()  // recurrent kernel
                                   .Attr<int64_t>("reverse_mask")
                                   .Ret<ffi::Buffer<ffi::F32>>()  // hs
-                                  .Ret<ffi::Buffer<ffi::F32>>()  // gates
-);
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JazbatGruInfer, InferImpl,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Attr<int64_t>("reverse_mask")
-                                  .Ret<ffi::Buffer<ffi::F32>>()  // hs
 );
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JazbatGruBackward, BackwardImpl,
@@ -437,10 +566,9 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JazbatGruBackward, BackwardImpl,
                                   .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::F32>>()  // x
                                   .Arg<ffi::Buffer<ffi::F32>>()  // kernel
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // bias (unused: shapes only)
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // bias
                                   .Arg<ffi::Buffer<ffi::F32>>()  // recurrent kernel
                                   .Arg<ffi::Buffer<ffi::F32>>()  // hs
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // gates
                                   .Arg<ffi::Buffer<ffi::F32>>()  // cotangent of hs
                                   .Attr<int64_t>("reverse_mask")
                                   .Ret<ffi::Buffer<ffi::F32>>()  // dx
