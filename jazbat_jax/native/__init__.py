@@ -109,7 +109,8 @@ def build(cxx: str) -> Path:
             done = subprocess.run([cxx, *compile_flags(), str(SOURCE), "-o", tmp], capture_output=True, text=True,
                                   timeout=600)
             if done.returncode != 0:
-                detail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                lines = done.stderr.strip().splitlines() or ["no output"]
+                detail = next((line for line in lines if "error" in line), lines[-1]).strip()
                 raise RuntimeError(f"{Path(cxx).name} failed to build {SOURCE.name}: {detail}")
             os.replace(tmp, path)  # atomic: a reader sees no library or a whole one
         finally:

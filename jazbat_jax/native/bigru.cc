@@ -119,14 +119,16 @@ JAZBAT_INLINE void rows_times_matrix(const float* const* a, int64_t n, const flo
     for (int v = 0; v < NV; ++v) store(out[r] + v * kLanes, acc[r][v]);
 }
 
-// The same for `rows` rows (a multiple of 4) and M of `width` columns: NV = width / 16 when known at
-// compile time, else 0 (plain loops). init may be out.
+// The same for any number of rows and M of `width` columns: NV = width / 16 when known at compile
+// time, else 0 (plain loops). init may be out.
 template <int NV>
 JAZBAT_INLINE void block_times_matrix(int64_t rows, const float* const* a, int64_t n, const float* __restrict M,
                                       int64_t width, const float* const* init, float* const* out) {
   if constexpr (NV > 0) {
-    constexpr int R = NV <= 6 ? 4 : NV <= 12 ? 2 : 1;
-    for (int64_t r = 0; r < rows; r += R) rows_times_matrix<NV, R>(a + r, n, M, init + r, out + r);
+    constexpr int R = NV <= 6 ? 4 : NV <= 12 ? 2 : 1;  // as many rows as the registers hold
+    int64_t r = 0;
+    for (; r + R <= rows; r += R) rows_times_matrix<NV, R>(a + r, n, M, init + r, out + r);
+    for (; r < rows; ++r) rows_times_matrix<NV, 1>(a + r, n, M, init + r, out + r);
   } else {
     for (int64_t r = 0; r < rows; ++r) {
       float* __restrict o = out[r];
@@ -243,9 +245,28 @@ JAZBAT_INLINE void row_grads(int64_t H, const float* __restrict z, const float* 
   }
 }
 
+// a . b over n entries (NV = n / 16 when known at compile time). Summed in 16 partial sums, then a tree:
+// a plain loop must add in order (no -ffast-math), one dependent scalar add per entry.
+template <int NV>
+JAZBAT_INLINE float dot(const float* __restrict a, const float* __restrict b, int64_t n) {
+  if constexpr (NV > 0) {
+    vf acc = load(a) * load(b);
+    for (int v = 1; v < NV; ++v) acc += load(a + v * kLanes) * load(b + v * kLanes);
+    float lanes[kLanes];
+    std::memcpy(lanes, &acc, sizeof(lanes));
+    for (int width = kLanes / 2; width >= 1; width /= 2)
+      for (int i = 0; i < width; ++i) lanes[i] += lanes[i + width];
+    return lanes[0];
+  } else {
+    float acc = 0.0f;
+    for (int64_t j = 0; j < n; ++j) acc += a[j] * b[j];
+    return acc;
+  }
+}
+
 // ---------------------------------------------------------------- one unit of work
 // Rows [b0, b1) of direction d, stepped kGroup rows at a time through time (independent work in each
-// step); a short last block runs on zero rows whose results are dropped. HC is H when it is known at
+// step). HC is H when it is known at
 // compile time (0: s.H), so that the loops over gates have constant trip counts.
 
 template <int HC>
@@ -279,10 +300,10 @@ struct Unit {
     }
   }
 
-  // The input and recurrent projections of one step for the block's rows (x_rows, h_rows set).
-  JAZBAT_INLINE void project() {
-    block_times_matrix<NVG>(kGroup, x_rows.data(), F, K, G, in_bias.data(), xp_rows.data());
-    block_times_matrix<NVG>(kGroup, h_rows.data(), H, W, G, rec_bias.data(), rec_rows.data());
+  // The input and recurrent projections of one step for the block's first `rows` rows (x_rows, h_rows set).
+  JAZBAT_INLINE void project(int64_t rows) {
+    block_times_matrix<NVG>(rows, x_rows.data(), F, K, G, in_bias.data(), xp_rows.data());
+    block_times_matrix<NVG>(rows, h_rows.data(), H, W, G, rec_bias.data(), rec_rows.data());
   }
 
 };
@@ -304,7 +325,7 @@ JAZBAT_INLINE void forward_unit_impl(const Shape& s, int64_t d, int64_t b0, int6
     for (int64_t step = 0; step < T; ++step) {
       const int64_t t = u.rev ? T - 1 - step : step;
       for (int64_t r = 0; r < kGroup; ++r) u.x_rows[r] = r < R ? x + ((g0 + r) * T + t) * F : u.zeros;
-      u.project();
+      u.project(R);
       for (int64_t r = 0; r < R; ++r) {
         const float* __restrict xpr = u.xp_rows[r];
         const float* __restrict recr = u.rec_rows[r];
@@ -336,7 +357,6 @@ JAZBAT_INLINE void backward_unit_impl(const Shape& s, int64_t d, int64_t b0, int
   const int64_t H = u.H, G = u.G, T = u.T, F = u.F, DH = u.DH;
   const float* __restrict K = u.K;
   const float* __restrict WT = rk_t + d * G * H;  // (3H, H)
-  // din and drec of rows past the end of a short block stay zero, so they add nothing.
   std::vector<float> buf(kGroup * (H + 2 * G) + H * kGroup, 0.0f);
   float* __restrict dh = buf.data();
   float* __restrict din = dh + kGroup * H;
@@ -361,7 +381,8 @@ JAZBAT_INLINE void backward_unit_impl(const Shape& s, int64_t d, int64_t b0, int
 
   for (int64_t g0 = b0; g0 < b1; g0 += kGroup) {
     const int64_t R = std::min(kGroup, b1 - g0);
-    std::fill(dh, dh + kGroup * H, 0.0f);
+    // Zero rows past the end of a short block add nothing to d_rk (a product over all kGroup rows).
+    std::fill(buf.begin(), buf.end(), 0.0f);
     // Backwards through the direction's own order of time.
     for (int64_t step = 0; step < T; ++step) {
       const int64_t t = u.rev ? step : T - 1 - step;
@@ -371,7 +392,7 @@ JAZBAT_INLINE void backward_unit_impl(const Shape& s, int64_t d, int64_t b0, int
         u.x_rows[r] = r < R ? x + ((g0 + r) * T + t) * F : u.zeros;
         u.h_rows[r] = r < R && !first ? hs + ((g0 + r) * T + t_prev) * DH + d * H : u.zeros;
       }
-      u.project();
+      u.project(R);
       for (int64_t r = 0; r < R; ++r) {
         const int64_t b = g0 + r;
         const float* __restrict xpr = u.xp_rows[r];
@@ -388,9 +409,7 @@ JAZBAT_INLINE void backward_unit_impl(const Shape& s, int64_t d, int64_t b0, int
         const float* __restrict xt = u.x_rows[r];
         for (int64_t f = 0; f < F; ++f) {
           const float* __restrict Kf = K + f * G;
-          float acc = 0.0f;
-          for (int64_t j = 0; j < G; ++j) acc += dinr[j] * Kf[j];
-          dxt[f] = acc;
+          dxt[f] = dot<NVG>(dinr, Kf, G);
           const float xf = xt[f];
           float* __restrict dKf = d_kernel + f * G;
           for (int64_t j = 0; j < G; ++j) dKf[j] += xf * dinr[j];
@@ -399,7 +418,7 @@ JAZBAT_INLINE void backward_unit_impl(const Shape& s, int64_t d, int64_t b0, int
         for (int64_t j = 0; j < G; ++j) db_rec[j] += drecr[j];
       }
       // dh_prev += d_rec @ rk.T; d_rk += h_prev.T @ d_rec (nothing at the first step: h_prev = 0)
-      block_times_matrix<NVH>(kGroup, drec_rows.data(), G, WT, H, dh_rows.data(), dh_out.data());
+      block_times_matrix<NVH>(R, drec_rows.data(), G, WT, H, dh_rows.data(), dh_out.data());
       if (!first) block_times_matrix<NVG>(H, hp_rows.data(), kGroup, drec, G, dw_rows.data(), dw_out.data());
     }
   }
@@ -436,9 +455,13 @@ JAZBAT_CLONES void backward_unit(const Shape& s, int64_t d, int64_t b0, int64_t 
 // shared counter, so the caller never waits for a task that has not started: it does every unit no
 // pool thread has taken (no deadlock when the pool is busy), then waits only for units in progress.
 // Tasks that start after all units are claimed touch nothing but the shared counters.
+// row_steps is the call's size (rows x steps x directions): below kMinParallelWork, handing units to other threads costs
+// more than it saves (a batch-1 forward of 256 steps is a few tens of microseconds).
+constexpr int64_t kMinParallelWork = 8192;
+
 template <typename Fn>
-void parallel_units(ffi::ThreadPool& pool, int64_t n, const Fn& fn) {
-  const int64_t threads = pool.num_threads();
+void parallel_units(ffi::ThreadPool& pool, int64_t n, int64_t row_steps, const Fn& fn) {
+  const int64_t threads = row_steps < kMinParallelWork ? 1 : pool.num_threads();
   if (threads <= 1 || n <= 1) {
     for (int64_t u = 0; u < n; ++u) fn(u);
     return;
@@ -494,7 +517,7 @@ ffi::Error ForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffe
   const Shape s = shape_of(x, rk, reverse_mask);
   if (ffi::Error e = check_shapes(s, x, kernel, bias, rk); e.failure()) return e;
   const int64_t per_dir = units_per_direction(s);
-  parallel_units(pool, s.D * per_dir, [&](int64_t u) {
+  parallel_units(pool, s.D * per_dir, s.D * s.B * s.T, [&](int64_t u) {
     const int64_t d = u / per_dir, b0 = (u % per_dir) * kRowsPerUnit;
     forward_unit(s, d, b0, std::min(s.B, b0 + kRowsPerUnit), x.typed_data(), kernel.typed_data(),
                  bias.typed_data(), rk.typed_data(), hs->typed_data());
@@ -524,7 +547,7 @@ ffi::Error BackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buff
   const int64_t per_unit = F * G + 2 * G + H * G;
   std::vector<float> sums(n_units * per_unit, 0.0f);
 
-  parallel_units(pool, n_units, [&](int64_t u) {
+  parallel_units(pool, n_units, s.D * s.B * s.T, [&](int64_t u) {
     const int64_t d = u / per_dir, b0 = (u % per_dir) * kRowsPerUnit;
     float* acc = sums.data() + u * per_unit;
     backward_unit(s, d, b0, std::min(s.B, b0 + kRowsPerUnit), x.typed_data(), kernel.typed_data(),
