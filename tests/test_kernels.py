@@ -212,7 +212,7 @@ def _assert_close_to(ours, reference, tol=NATIVE_TOLERANCE):
 
 
 @needs_compiler
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batch=st.integers(1, 300), steps=st.integers(1, 300), width=st.integers(1, 8),
        units=st.one_of(st.sampled_from([16, 32, 64]), st.integers(1, 64)),  # the widths with vector code, and any
        reverses=st.sampled_from([(False,), (True,), (False, True), (True, False)]), seed=st.integers(0, 2**16))
