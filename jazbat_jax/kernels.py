@@ -171,7 +171,10 @@ def gru_scan(x, kernel, bias, recurrent_kernel, reverse=False, unroll=1):
 def bigru(x, forward, backward, unroll=1):
     """Keras ``Bidirectional(GRU(return_sequences=True), merge_mode='concat')`` of x (B, T, d): forward and
     backward are each a direction's Keras weights {kernel, bias, recurrent_kernel}. Returns (B, T, 2h).
-    Natively both directions are one call; otherwise two ``gru_scan_xla`` loops."""
+    Natively both directions are one call; otherwise two ``gru_scan_xla`` loops.
+
+    ``model.BiGRU`` does not call this: it runs each direction as its own ``KerasGRU`` module (one native
+    call each), because complexity accounting (``complexity.count``) reads every GRU module's output shape."""
     if native_selected(x.dtype):
         stacked = [jnp.stack([forward[name], backward[name]]) for name in ("kernel", "bias", "recurrent_kernel")]
         return native_gru(x, *stacked, 0b10)

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from jazbat_jax.data.inputs import INPUT_WIDTH as INPUT_WIDTHS  # the one table of input kinds
-from jazbat_jax.kernels import bigru, conv1d_same, gru_gates, gru_scan
+from jazbat_jax.kernels import conv1d_same, gru_gates, gru_scan
 
 # Keras defaults, so that training behaves like the paper's Keras model.
 glorot_uniform = nn.initializers.glorot_uniform()
@@ -87,17 +87,13 @@ class KerasGRU(nn.Module):
     unroll: int = 1  # an export/inference setting; 1 is fastest for training on CPU
 
     @nn.compact
-    def __call__(self, x: jax.Array, weights_only: bool = False) -> jax.Array | dict:
-        """States (B, T, h) of x (B, T, d); with ``weights_only``, only the weights (BiGRU runs both
-        directions in one kernel)."""
+    def __call__(self, x: jax.Array) -> jax.Array:
         d = x.shape[-1]
         params = {
             "kernel": self.param("kernel", glorot_uniform, (d, 3 * self.units)),
             "recurrent_kernel": self.param("recurrent_kernel", orthogonal, (self.units, 3 * self.units)),
             "bias": self.param("bias", zeros, (2, 3 * self.units)),
         }
-        if weights_only:
-            return params
         hs = gru_scan(jnp.swapaxes(x, 0, 1), params["kernel"], params["bias"], params["recurrent_kernel"],
                       self.reverse, self.unroll)
         return jnp.swapaxes(hs, 0, 1)  # (B, T, h); outputs stay time-aligned for reverse=True too
@@ -111,9 +107,9 @@ class BiGRU(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        fwd = KerasGRU(self.units, reverse=False, unroll=self.unroll, name="forward")(x, weights_only=True)
-        bwd = KerasGRU(self.units, reverse=True, unroll=self.unroll, name="backward")(x, weights_only=True)
-        return bigru(x, fwd, bwd, self.unroll)
+        fwd = KerasGRU(self.units, reverse=False, unroll=self.unroll, name="forward")(x)
+        bwd = KerasGRU(self.units, reverse=True, unroll=self.unroll, name="backward")(x)
+        return jnp.concatenate([fwd, bwd], axis=-1)
 
 
 class Conv1D(nn.Module):
