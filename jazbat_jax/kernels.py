@@ -27,6 +27,8 @@ about twice as fast that way on XLA:CPU (docs/training.md); ``RUN_LOOP`` switche
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import os
 import sys
@@ -114,6 +116,22 @@ def _zero_state(x, recurrent_kernel):
 KERNELS_ENV = "JAZBAT_KERNELS"  # "xla": the pure-JAX kernels below (the default); "native": jazbat_jax/native
 
 
+# Set by ``pure_jax()``: forces the pure-JAX kernels whatever JAZBAT_KERNELS says.
+_FORCE_PURE_JAX: contextvars.ContextVar[bool] = contextvars.ContextVar("jazbat_force_pure_jax", default=False)
+
+
+@contextlib.contextmanager
+def pure_jax():
+    """Trace with the pure-JAX kernels inside this block, whatever JAZBAT_KERNELS asks for: for analyses of
+    the XLA program itself (``complexity.xla_crosscheck`` reads XLA's flop count, which cannot see inside a
+    custom call)."""
+    token = _FORCE_PURE_JAX.set(True)
+    try:
+        yield
+    finally:
+        _FORCE_PURE_JAX.reset(token)
+
+
 @functools.cache
 def _note(message: str) -> None:
     print(message, file=sys.stderr)
@@ -126,7 +144,7 @@ def native_selected(dtype=jnp.float32) -> bool:
     traced with. Export (jax2tf, ``jax.export``) always gets the pure-JAX formulation, whatever this says
     (``jazbat_jax.native`` lowers to it)."""
     mode = os.environ.get(KERNELS_ENV, "").strip().lower() or "xla"
-    if mode == "xla":
+    if mode == "xla" or _FORCE_PURE_JAX.get():
         return False
     if mode != "native":
         raise ValueError(f"{KERNELS_ENV}={mode!r} is not a kernel choice; use 'xla' (pure JAX) or 'native'")
