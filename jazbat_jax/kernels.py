@@ -24,6 +24,11 @@ batched matmuls. The operations that touch a run's weights are instead ``per_run
 the gradient kernels: batched over runs they loop over the runs (unrolled), each run's call exactly the
 single-run call, while everything elementwise stays batched across runs. A multi-run train step is
 about twice as fast that way on XLA:CPU (docs/training.md); ``RUN_LOOP`` switches back for measuring.
+
+``JAZBAT_KERNELS=native`` runs the GRU recurrence and its gradient as native XLA FFI custom calls instead
+(``jazbat_jax.native``, C++ built with the system compiler on first use), on a single CPU device only;
+the default, ``xla``, is the pure-JAX code here. Export (jax2tf, ``jax.export``) always gets the pure-JAX
+formulation, and without a compiler ``native`` falls back to it with a one-line note (docs/training.md).
 """
 from __future__ import annotations
 
