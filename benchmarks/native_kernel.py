@@ -1,6 +1,7 @@
 """The native BiGRU kernels (``JAZBAT_KERNELS=native``) against the pure-JAX ones (``JAZBAT_KERNELS=xla``).
 
     python benchmarks/native_kernel.py [--rounds 4] [--steps 6] [--repeats 3] [--cases batch32,batch256,batch1]
+    python benchmarks/native_kernel.py --bigru     # the BiGRU alone, one core
 
 prints one JSON line per case and a summary line. Three cases, as Jazbat-Net is trained and used:
 
@@ -58,6 +59,46 @@ def forward_block(calls: int):
             jax.block_until_ready(forward(x))
 
     return run
+
+
+def bigru_only(batches=(1, 32, 256), calls: int = 10) -> list[dict]:
+    """The BiGRU alone (T = 256, h = 32, F = 1), both kernel choices in this process: CPU time of the jitted
+    forward and of the jitted forward + gradient (its parameters' and input's), minimum over ``calls`` calls.
+    CPU time (all threads) leaves out what other processes take from this one on a shared machine; run it
+    pinned to one core with XLA on one thread (``--bigru`` does) to compare single-thread work."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jazbat_jax import kernels
+
+    rng = np.random.default_rng(0)
+    h, window = 32, 256
+
+    def timed(fn, *args):
+        jax.block_until_ready(fn(*args))
+        times = []
+        for _ in range(calls):
+            t0 = time.process_time()
+            jax.block_until_ready(fn(*args))
+            times.append(time.process_time() - t0)
+        return round(min(times) * 1e3, 3)
+
+    rows = []
+    for batch in batches:
+        x = jnp.asarray(rng.normal(size=(batch, window, 1)).astype(np.float32))
+        weights = [{"kernel": jnp.asarray(rng.normal(size=(1, 3 * h)).astype(np.float32)),
+                    "bias": jnp.asarray(rng.normal(scale=0.1, size=(2, 3 * h)).astype(np.float32)),
+                    "recurrent_kernel": jnp.asarray(rng.normal(scale=h ** -0.5, size=(h, 3 * h)).astype(np.float32))}
+                   for _ in range(2)]
+        for choice in ("xla", "native"):
+            os.environ["JAZBAT_KERNELS"] = choice
+            jax.clear_caches()  # retrace with this choice
+            forward = jax.jit(lambda x, w: kernels.bigru(x, w[0], w[1]))
+            grad = jax.jit(jax.grad(lambda w, x: jnp.sum(kernels.bigru(x, w[0], w[1]) ** 2), argnums=(0, 1)))
+            rows.append({"batch": batch, "kernels": choice, "native": kernels.native_selected(),
+                         "forward_ms": timed(forward, x, weights), "forward_and_gradient_ms": timed(grad, weights, x)})
+    return rows
 
 
 def child(case: str, steps: int, repeats: int) -> dict:
@@ -120,8 +161,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=6, help="train steps per timed block (x50 forwards for batch1)")
     parser.add_argument("--repeats", type=int, default=3, help="timed blocks per measurement")
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated, of: " + ", ".join(CASES))
+    parser.add_argument("--bigru", action="store_true",
+                        help="instead: time the BiGRU alone in one process, pinned to one core with XLA on one thread")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.bigru and args.child is None:
+        env = {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {SINGLE_THREAD}".strip(),
+               "GLIBC_TUNABLES": ":".join(t for t in (os.environ.get("GLIBC_TUNABLES"), HUGEPAGE_TUNABLE) if t)}
+        cpu = str(max(os.sched_getaffinity(0)))
+        load_before = os.getloadavg()
+        done = subprocess.run(["taskset", "-c", cpu, sys.executable, __file__, "--child", "bigru"], env=env,
+                              capture_output=True, text=True)
+        if done.returncode:
+            tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise RuntimeError(f"the BiGRU measurement failed (exit {done.returncode}): {tail}")
+        print(done.stdout.strip().splitlines()[-1])
+        print(json.dumps({"load_before": [round(v, 2) for v in load_before],
+                          "load_after": [round(v, 2) for v in os.getloadavg()],
+                          "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}))
+        return 0
+    if args.child == "bigru":
+        print(json.dumps(bigru_only()))
+        return 0
     if args.child:
         print(json.dumps(child(args.child, args.steps, args.repeats)))
         return 0
