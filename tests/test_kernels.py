@@ -299,3 +299,18 @@ def test_training_with_native_kernels_ends_with_the_same_metrics(native_kernels,
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-4)
     # Not bit-identical: the native run did run other arithmetic (the kernel choice reached the train step).
     assert any(not np.array_equal(a, b) for a, b in zip(*params))
+
+
+@needs_compiler
+def test_jax2tf_converts_the_native_path_to_the_pure_jax_formulation(native_kernels):
+    """jax2tf of a function that runs the native kernels when jitted converts (no custom call of ours
+    reaches TensorFlow), and the TensorFlow function computes the same values."""
+    tf = pytest.importorskip("tensorflow")
+    from jax.experimental import jax2tf
+
+    x = _random((3, 11, 2), 0)
+    fwd, bwd = _directions(2, 4, 2, 1)
+    fn = lambda x: kernels.bigru(x, fwd, bwd)
+    assert "jazbat_gru_forward" in jax.jit(fn).lower(x).as_text()
+    converted = tf.function(jax2tf.convert(fn, with_gradient=False), autograph=False)
+    _assert_close_to(np.asarray(converted(np.asarray(x))), fn(x))
