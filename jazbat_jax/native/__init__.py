@@ -103,6 +103,7 @@ def build(cxx: str) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one build; the others wait for it and load its result
         if path.exists():
             return path
+        print(f"jazbat: building the native GRU kernels into {path.parent} (once; {Path(cxx).name})", file=sys.stderr)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
         os.close(fd)
         try:
