@@ -3,8 +3,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from jazbat_jax import kernels
+from jazbat_jax import kernels, native
 from jazbat_jax.kernels import _conv, conv1d_same, gru_scan
 from jazbat_jax.model import keras_gru_step
 
@@ -149,10 +150,6 @@ def test_conv1d_same_gradients_batch_over_runs_both_ways(run_loop, k):
 
 
 # ---------------------------------------------------------------- the native kernels (jazbat_jax/native)
-
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
-
-from jazbat_jax import native  # noqa: E402
 
 needs_compiler = pytest.mark.skipif(native.compiler() is None, reason="no C++ compiler (g++, c++ or $CXX) to build "
                                     "the native GRU kernels; the pure-JAX kernels are used instead")
