@@ -1,4 +1,5 @@
-"""The hand-written gradients in ``jazbat_jax.kernels`` equal autodiff of the plain formulation."""
+"""The hand-written gradients in ``jazbat_jax.kernels`` equal autodiff of the plain formulation, and the native
+GRU kernels (``jazbat_jax.native``, ``JAZBAT_KERNELS=native``) equal both."""
 import jax
 import jax.numpy as jnp
 import numpy as np
