@@ -16,9 +16,13 @@
 //                               Bidirectional concat): the forward's output and the gradient's input
 // A direction d runs backwards in time when bit d of `reverse_mask` is set.
 //
+// The gradient recomputes each step's gates from hs (see backward_unit_impl) rather than having the
+// forward save them.
+//
 // Built by jazbat_jax/native/__init__.py with g++ -O3; every hot function is compiled for several
 // instruction sets (target_clones) and the loader picks one when the library is loaded, so the
-// shared library runs on any x86-64 and uses AVX-512 or AVX2+FMA where the CPU has them.
+// shared library runs on any x86-64 and uses AVX-512 or AVX2+FMA where the CPU has them (other
+// compilers and architectures get one portable build).
 
 #include <algorithm>
 #include <atomic>
