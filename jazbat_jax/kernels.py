@@ -24,14 +24,25 @@ batched matmuls. The operations that touch a run's weights are instead ``per_run
 the gradient kernels: batched over runs they loop over the runs (unrolled), each run's call exactly the
 single-run call, while everything elementwise stays batched across runs. A multi-run train step is
 about twice as fast that way on XLA:CPU (docs/training.md); ``RUN_LOOP`` switches back for measuring.
+
+``JAZBAT_KERNELS=native`` runs the GRU recurrence and its gradient as native XLA FFI custom calls instead
+(``jazbat_jax.native``, C++ built with the system compiler on first use), on a single CPU device only;
+the default, ``xla``, is the pure-JAX code here. Export (jax2tf, ``jax.export``) always gets the pure-JAX
+formulation, and without a compiler ``native`` falls back to it with a one-line note (docs/training.md).
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
+import os
+import sys
 
 import jax
 import jax.numpy as jnp
 from jax import custom_batching
+
+from jazbat_jax import native
 
 _CONV_DIMS = ("NWC", "WIO", "NWC")  # (batch, time, channels), Keras Conv1D kernel layout (k, in, out)
 
@@ -107,10 +118,98 @@ def _zero_state(x, recurrent_kernel):
     return jnp.zeros((x.shape[1], recurrent_kernel.shape[0]), x.dtype)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
+KERNELS_ENV = "JAZBAT_KERNELS"  # "xla": the pure-JAX kernels below (the default); "native": jazbat_jax/native
+
+
+# Set by ``pure_jax()``: forces the pure-JAX kernels whatever JAZBAT_KERNELS says.
+_FORCE_PURE_JAX: contextvars.ContextVar[bool] = contextvars.ContextVar("jazbat_force_pure_jax", default=False)
+
+
+@contextlib.contextmanager
+def pure_jax():
+    """Trace with the pure-JAX kernels inside this block, whatever JAZBAT_KERNELS asks for: for analyses of
+    the XLA program itself (``complexity.xla_crosscheck`` reads XLA's flop count, which cannot see inside a
+    custom call)."""
+    token = _FORCE_PURE_JAX.set(True)
+    try:
+        yield
+    finally:
+        _FORCE_PURE_JAX.reset(token)
+
+
+@functools.cache
+def _note(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def native_selected(dtype=jnp.float32) -> bool:
+    """Whether the GRU runs as the native custom calls (``jazbat_jax.native``): only when
+    ``JAZBAT_KERNELS=native`` asks for them, they could be built, the computation is float32 on a
+    single CPU device. Read when a function is traced: a jitted function keeps the choice it was
+    traced with. Export (jax2tf, ``jax.export``) always gets the pure-JAX formulation, whatever this says
+    (``jazbat_jax.native`` lowers to it)."""
+    mode = os.environ.get(KERNELS_ENV, "").strip().lower() or "xla"
+    if mode == "xla" or _FORCE_PURE_JAX.get():
+        return False
+    if mode != "native":
+        raise ValueError(f"{KERNELS_ENV}={mode!r} is not a kernel choice; use 'xla' (pure JAX) or 'native'")
+    if not native.available():
+        _note(f"jazbat: {native.unavailable_reason()}; using the pure-JAX GRU kernels")
+        return False
+    # Several devices: a custom call is not partitioned, XLA would gather the split batch onto each device.
+    return dtype == jnp.float32 and jax.default_backend() == "cpu" and jax.device_count() == 1
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+def native_gru(x, kernel, bias, recurrent_kernel, reverse_mask):
+    """D Keras GRU directions over x (B, T, F) batch-major, with the weights of each direction stacked:
+    kernel (D, F, 3h), bias (D, 2, 3h), recurrent_kernel (D, h, 3h); direction d runs backwards in time
+    when bit d of ``reverse_mask`` is set. Returns (B, T, D * h): the directions' states side by side,
+    time-aligned (Keras' ``Bidirectional(merge_mode='concat')``)."""
+    return native.gru_forward(x, kernel, bias, recurrent_kernel, reverse_mask)
+
+
+def _native_gru_fwd(x, kernel, bias, recurrent_kernel, reverse_mask):
+    hs = native.gru_forward(x, kernel, bias, recurrent_kernel, reverse_mask)
+    return hs, (x, kernel, bias, recurrent_kernel, hs)
+
+
+def _native_gru_bwd(reverse_mask, residuals, d_hs):
+    return tuple(native.gru_backward(*residuals, d_hs, reverse_mask))
+
+
+native_gru.defvjp(_native_gru_fwd, _native_gru_bwd)
+
+
 def gru_scan(x, kernel, bias, recurrent_kernel, reverse=False, unroll=1):
     """All states of one Keras GRU direction. x (T, B, d) time-major; kernel (d, 3h), bias (2, 3h),
-    recurrent_kernel (h, 3h) as in Keras. Returns (T, B, h), time-aligned also for ``reverse``."""
+    recurrent_kernel (h, 3h) as in Keras. Returns (T, B, h), time-aligned also for ``reverse``.
+    The native kernel when ``native_selected()``, else ``gru_scan_xla``."""
+    if native_selected(x.dtype):
+        hs = native_gru(jnp.swapaxes(x, 0, 1), kernel[None], bias[None], recurrent_kernel[None], int(bool(reverse)))
+        return jnp.swapaxes(hs, 0, 1)
+    return gru_scan_xla(x, kernel, bias, recurrent_kernel, reverse, unroll)
+
+
+def bigru(x, forward, backward, unroll=1):
+    """Keras ``Bidirectional(GRU(return_sequences=True), merge_mode='concat')`` of x (B, T, d): forward and
+    backward are each a direction's Keras weights {kernel, bias, recurrent_kernel}. Returns (B, T, 2h).
+    Natively both directions are one call; otherwise two ``gru_scan_xla`` loops.
+
+    ``model.BiGRU`` does not call this: it runs each direction as its own ``KerasGRU`` module (one native
+    call each), because complexity accounting (``complexity.count``) reads every GRU module's output shape."""
+    if native_selected(x.dtype):
+        stacked = [jnp.stack([forward[name], backward[name]]) for name in ("kernel", "bias", "recurrent_kernel")]
+        return native_gru(x, *stacked, 0b10)
+    x_t = jnp.swapaxes(x, 0, 1)
+    hs = [gru_scan_xla(x_t, p["kernel"], p["bias"], p["recurrent_kernel"], reverse, unroll)
+          for p, reverse in ((forward, False), (backward, True))]
+    return jnp.concatenate([jnp.swapaxes(h, 0, 1) for h in hs], axis=-1)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
+def gru_scan_xla(x, kernel, bias, recurrent_kernel, reverse=False, unroll=1):
+    """``gru_scan`` in pure JAX, with the hand-written gradient below."""
 
     def step(h, x_t):
         h, _ = gru_step(x_t, h, kernel, bias, recurrent_kernel)
@@ -194,7 +293,7 @@ def _gru_scan_bwd(reverse, unroll, residuals, d_hs):
     return dx, d_kernel, d_bias, d_recurrent
 
 
-gru_scan.defvjp(_gru_scan_fwd, _gru_scan_bwd)
+gru_scan_xla.defvjp(_gru_scan_fwd, _gru_scan_bwd)
 
 
 def _conv(x, kernel):

@@ -79,7 +79,9 @@ def machine_info() -> dict:
             "transparent_hugepages": transparent_hugepage_mode(), "malloc_hugepages": hugepage_malloc_active(),
             # what `jazbat pretrain / finetune / experiments` run with (they re-execute with it, see above)
             "training_malloc_hugepages": hugepage_malloc_active() or hugepage_malloc_env(
-                os.environ, transparent_hugepage_mode(), platform.libc_ver()) is not None}
+                os.environ, transparent_hugepage_mode(), platform.libc_ver()) is not None,
+            # the GRU kernels asked for (jazbat_jax.kernels.native_selected decides, building them if needed)
+            "gru_kernels": os.environ.get("JAZBAT_KERNELS", "").strip().lower() or "xla"}
 
 
 def load_average() -> list[float] | None:

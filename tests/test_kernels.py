@@ -1,10 +1,12 @@
-"""The hand-written gradients in ``jazbat_jax.kernels`` equal autodiff of the plain formulation."""
+"""The hand-written gradients in ``jazbat_jax.kernels`` equal autodiff of the plain formulation, and the native
+GRU kernels (``jazbat_jax.native``, ``JAZBAT_KERNELS=native``) equal both."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from jazbat_jax import kernels
+from jazbat_jax import kernels, native
 from jazbat_jax.kernels import _conv, conv1d_same, gru_scan
 from jazbat_jax.model import keras_gru_step
 
@@ -146,3 +148,167 @@ def test_conv1d_same_gradients_batch_over_runs_both_ways(run_loop, k):
     shared = (0, None, None, 0)  # one kernel for every member
     _assert_trees_close(jax.vmap(g(conv1d_same), in_axes=shared)(x, kernel[0], bias[0], weights),
                         jax.vmap(g(plain), in_axes=shared)(x, kernel[0], bias[0], weights))
+
+
+# ---------------------------------------------------------------- the native kernels (jazbat_jax/native)
+
+needs_compiler = pytest.mark.skipif(native.compiler() is None, reason="no C++ compiler (g++, c++ or $CXX) to build "
+                                    "the native GRU kernels; the pure-JAX kernels are used instead")
+
+
+@pytest.fixture
+def native_kernels(monkeypatch):
+    """JAZBAT_KERNELS=native, the kernels built and registered (a build failure fails the test)."""
+    assert native.available(), native.unavailable_reason()
+    monkeypatch.setenv("JAZBAT_KERNELS", "native")
+    assert kernels.native_selected()
+
+
+def _directions(d, h, n_dirs, seed):
+    """Random Keras weights of ``n_dirs`` directions, as dicts. Scaled like Keras' initialisers (gain ~1 per
+    step): with larger recurrent weights a long recurrence is chaotic, and float32 round-off alone then
+    changes its result completely (any two float32 implementations differ, both from float64)."""
+    return [{"kernel": _random((d, 3 * h), seed + 3 * i, d ** -0.5), "bias": _random((2, 3 * h), seed + 3 * i + 1, 0.1),
+             "recurrent_kernel": _random((h, 3 * h), seed + 3 * i + 2, h ** -0.5)} for i in range(n_dirs)]
+
+
+def _xla_directions(x, weights, reverses):
+    """The pure-JAX kernels: each direction a ``gru_scan_xla`` over time-major x, concatenated like Keras."""
+    x_t = jnp.swapaxes(x, 0, 1)
+    return jnp.concatenate([jnp.swapaxes(kernels.gru_scan_xla(x_t, w["kernel"], w["bias"], w["recurrent_kernel"], r), 0, 1)
+                            for w, r in zip(weights, reverses)], axis=-1)
+
+
+def _plain_directions(x, weights, reverses):
+    x_t = jnp.swapaxes(x, 0, 1)
+    return jnp.concatenate([jnp.swapaxes(_plain_gru(x_t, w["kernel"], w["bias"], w["recurrent_kernel"], r), 0, 1)
+                            for w, r in zip(weights, reverses)], axis=-1)
+
+
+def _native_directions(x, weights, reverses):
+    stacked = [jnp.stack([w[name] for w in weights]) for name in ("kernel", "bias", "recurrent_kernel")]
+    return kernels.native_gru(x, *stacked, sum(int(r) << i for i, r in enumerate(reverses)))
+
+
+def _values_and_grads(fn, x, weights, reverses, cotangent):
+    out, vjp = jax.vjp(lambda x, w: fn(x, w, reverses), x, weights)
+    return out, vjp(cotangent)
+
+
+# The largest deviation each comparison may show, relative to the largest magnitude of the reference
+# array: float32 round-off accumulated over up to 300 steps and 300 rows (the largest seen over random
+# shapes is in docs/training.md).
+NATIVE_TOLERANCE = 1e-5
+
+
+def _assert_close_to(ours, reference, tol=NATIVE_TOLERANCE):
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(reference)):
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.shape == b.shape
+        scale = max(float(np.abs(b).max()), 1e-30)
+        assert float(np.abs(a - b).max()) <= tol * scale, (float(np.abs(a - b).max()) / scale, a.shape)
+
+
+@needs_compiler
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=st.integers(1, 300), steps=st.integers(1, 300), width=st.integers(1, 8),
+       units=st.one_of(st.sampled_from([16, 32, 64]), st.integers(1, 64)),  # the widths with vector code, and any
+       reverses=st.sampled_from([(False,), (True,), (False, True), (True, False)]), seed=st.integers(0, 2**16))
+def test_native_gru_equals_the_pure_jax_kernels_and_autodiff(native_kernels, batch, steps, width, units, reverses, seed):
+    """Values and all four gradients of the native call equal the pure-JAX kernels' and ``jax.grad`` of the
+    plain formulation, for one direction either way and both directions in one call."""
+    x = _random((batch, steps, width), seed)
+    weights = _directions(width, units, len(reverses), seed + 1)
+    cotangent = _random((batch, steps, len(reverses) * units), seed + 99)
+    ours = _values_and_grads(_native_directions, x, weights, reverses, cotangent)
+    _assert_close_to(ours, _values_and_grads(_xla_directions, x, weights, reverses, cotangent))
+    _assert_close_to(ours, _values_and_grads(_plain_directions, x, weights, reverses, cotangent))
+
+
+@needs_compiler
+@pytest.mark.parametrize("reverse", [False, True])
+def test_native_gru_scan_and_bigru_are_the_native_calls(native_kernels, reverse):
+    """``gru_scan`` and ``bigru`` (what the model calls) run the custom calls when asked, and equal the
+    pure-JAX kernels."""
+    x = _random((5, 9, 2), 0)
+    fwd, bwd = _directions(2, 3, 2, 1)
+    hlo = jax.jit(lambda x: kernels.bigru(x, fwd, bwd)).lower(x).as_text()
+    assert "jazbat_gru_forward" in hlo
+    _assert_close_to(kernels.bigru(x, fwd, bwd), _xla_directions(x, [fwd, bwd], (False, True)))
+    x_t = jnp.swapaxes(x, 0, 1)
+    args = (x_t, fwd["kernel"], fwd["bias"], fwd["recurrent_kernel"])
+    _assert_close_to(kernels.gru_scan(*args, reverse), kernels.gru_scan_xla(*args, reverse))
+    loss = lambda fn: jax.grad(lambda *a: jnp.sum(fn(*a, reverse) ** 2), argnums=range(4))
+    _assert_close_to(loss(kernels.gru_scan)(*args), loss(kernels.gru_scan_xla)(*args))
+
+
+@needs_compiler
+def test_native_gru_loops_over_runs_under_vmap(native_kernels):
+    """Batched over runs (every argument batched, or only the data), each run's values and gradients are
+    those of its own unbatched call."""
+    runs, reverses = 3, (False, True)
+    x = jnp.stack([_random((4, 7, 2), r) for r in range(runs)])
+    weights = [_directions(2, 5, 2, 10 * r) for r in range(runs)]
+    stacked = jax.tree.map(lambda *w: jnp.stack(w), *weights)
+    cotangent = jnp.stack([_random((4, 7, 10), 50 + r) for r in range(runs)])
+    batched = jax.jit(jax.vmap(lambda x, w, c: _values_and_grads(_native_directions, x, w, reverses, c)))
+    ours = batched(x, stacked, cotangent)
+    for r in range(runs):
+        one = _values_and_grads(_native_directions, x[r], weights[r], reverses, cotangent[r])
+        _assert_close_to(jax.tree.map(lambda a: a[r], ours), one, tol=0)
+    shared = jax.vmap(lambda x, c: _values_and_grads(_native_directions, x, weights[0], reverses, c))(x, cotangent)
+    one = _values_and_grads(_native_directions, x[1], weights[0], reverses, cotangent[1])
+    _assert_close_to(jax.tree.map(lambda a: a[1], shared), one, tol=0)
+
+
+@needs_compiler
+def test_export_keeps_the_pure_jax_formulation(native_kernels):
+    """``jax.export`` (and so jax2tf) of a model run with the native kernels selected serialises no custom
+    call of ours, and the exported function computes the same values."""
+    from jazbat_jax.model import jazbat_net, init_variables
+
+    model = jazbat_net("3d")
+    variables = init_variables(model, 0)
+    x = _random((2, 256, 3), 0)
+    fn = jax.jit(lambda x: model.apply(variables, x))
+    assert "jazbat_gru" in fn.lower(x).as_text()
+    exported = jax.export.export(fn)(jax.ShapeDtypeStruct(x.shape, x.dtype))
+    assert "jazbat_gru" not in exported.mlir_module()
+    _assert_close_to(exported.call(x), fn(x))
+
+
+@needs_compiler
+def test_training_with_native_kernels_ends_with_the_same_metrics(native_kernels, monkeypatch, tmp_path):
+    """A short real training run (the tiny model and data of the training tests, 3 epochs) ends with the
+    same training and validation metrics and the same parameters with the native kernels as with the
+    pure-JAX ones, to 1e-4."""
+    import tiny
+
+    runs = {}
+    for choice in ("xla", "native"):
+        monkeypatch.setenv("JAZBAT_KERNELS", choice)
+        jax.clear_caches()  # the train step is retraced with the kernel choice
+        runs[choice] = tiny.fit_tiny(tmp_path / choice, tiny.tiny_config(epochs=3))
+    for a, b in zip(runs["xla"]["history"], runs["native"]["history"]):
+        for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_macro_f1"):
+            assert abs(a[key] - b[key]) <= 1e-4, (a["epoch"], key, a[key], b[key])
+    params = [jax.tree.leaves(runs[choice]["state"].params) for choice in ("xla", "native")]
+    for a, b in zip(*params):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-4)
+    # Not bit-identical: the native run did run other arithmetic (the kernel choice reached the train step).
+    assert any(not np.array_equal(a, b) for a, b in zip(*params))
+
+
+@needs_compiler
+def test_jax2tf_converts_the_native_path_to_the_pure_jax_formulation(native_kernels):
+    """jax2tf of a function that runs the native kernels when jitted converts (no custom call of ours
+    reaches TensorFlow), and the TensorFlow function computes the same values."""
+    tf = pytest.importorskip("tensorflow")
+    from jax.experimental import jax2tf
+
+    x = _random((3, 11, 2), 0)
+    fwd, bwd = _directions(2, 4, 2, 1)
+    fn = lambda x: kernels.bigru(x, fwd, bwd)
+    assert "jazbat_gru_forward" in jax.jit(fn).lower(x).as_text()
+    converted = tf.function(jax2tf.convert(fn, with_gradient=False), autograph=False)
+    _assert_close_to(np.asarray(converted(np.asarray(x))), fn(x))
