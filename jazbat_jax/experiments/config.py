@@ -99,7 +99,7 @@ QUICK: dict[str, Any] = {
         "activities": ALL_ACTIVITIES, "watch_subjects": None, "phone_subjects": None,
         "test_fraction": 0.2, "val_fraction": 0.1, "seed": 0, "seeds": None, "patience": None, "gravity": "as_recorded",
     },
-    "finetune": {"epochs": 4, "batch_size": 32, "learning_rate": 1e-3, "val_fraction": 0.1, "patience": None},
+    "finetune": {"epochs": 3, "batch_size": 32, "learning_rate": 1e-3, "val_fraction": 0.1, "patience": None},
     "grid": {
         "inputs": ["1d"], "pretraining": ["none", "watch"], "protocols": ["subject", "random"],
         "n_folds": 3, "folds": None, "seeds": [0], "split_seed": 0,
@@ -116,7 +116,7 @@ QUICK: dict[str, Any] = {
         "deep_learning_rate": 1e-3, "deep_folds": [0], "deep_participants": [2, 3],
     },
     # `jazbat profile` of the exported models (sizes, latency of JAX / TFLite / ONNX at batch 1)
-    "latency": {"enabled": True, "models": ["jazbat_net:1d", "sota_surrogate:1d"], "runs": 100, "warmup": 5},
+    "latency": {"enabled": True, "models": ["jazbat_net:1d", "sota_surrogate:1d"], "runs": 50, "warmup": 5},
 }
 
 # The full profile: the paper's epochs (40 pretraining, 90 fine-tuning) and steps (32 WISDM,
