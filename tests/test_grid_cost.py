@@ -21,17 +21,19 @@ def _cost(capsys, *args) -> dict:
 def test_unfinished_jobs_are_costed_at_the_measured_epoch_fraction(tmp_path, capsys):
     whole = _cost(capsys)
     assert whole["training_runs"] == 1 + 24 and whole["window_passes"] > 0  # the trunk and the 24 deep cells
-    # one deep cell finished after 2 of its 5 epochs, nothing else: deep jobs are costed at 0.4,
+    # one deep cell finished after 2 of its maximum epochs, nothing else: deep jobs are costed at that fraction,
     # the trunk (no finished pretraining to measure) at its maximum
+    fraction = 2 / config.load_config("quick")["finetune"]["epochs"]
     cell = next(j for j in grid.plan(config.load_config("quick")) if j.kind == "deep")
     cell.folder(tmp_path).mkdir(parents=True)
     (cell.folder(tmp_path) / "result.json").write_text(json.dumps({"stopped_epoch": 2}))
     part = _cost(capsys, "--results", str(tmp_path), "--rate", "100")
-    assert part["finished_training_runs"] == 1 and part["epoch_fraction_trained"] == {"pretrain": 1.0, "deep": 0.4}
+    assert part["finished_training_runs"] == 1
+    assert part["epoch_fraction_trained"] == {"pretrain": 1.0, "deep": round(fraction, 3)}
     trunk = next(j for j in grid.plan(config.load_config("quick")) if j.kind == "pretrain")
     run = grid.run_config(trunk, Path("."))
     trunk_passes = len(split_of(run.data, grid.DataCache().windows(run.data))[1].train) * run.train.epochs
     deep_left = part["remaining_window_passes_at_max"] - trunk_passes
     assert part["remaining_window_passes_at_max"] < whole["window_passes"]
-    assert part["remaining_window_passes_expected"] == round(trunk_passes + 0.4 * deep_left)
+    assert part["remaining_window_passes_expected"] == round(trunk_passes + fraction * deep_left)
     assert part["remaining_hours_expected"] == round(part["remaining_window_passes_expected"] / 100 / 3600, 1)

@@ -128,15 +128,22 @@ def run_jobs(jobs: list[Job], results: Path, execute: Callable[[Job, str], dict]
         trunk = [refs[job.trunk]] if job.trunk in refs else []
         refs[job.id] = task.remote(execute, job, str(results), *trunk)
 
-    for job in jobs:
-        submit(job)
-    pending = {ref: job_id for job_id, ref in refs.items()}
-    finished: list[str] = []
     # A plain `kill` of this process must stop its jobs too (the `finally` below), not orphan them.
-    previous = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() \
+    signals: list[int] = []
+
+    def interrupt(signum, frame):
+        signals.append(signum)
+        raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt) if threading.current_thread() is threading.main_thread() \
         else None
+    pending: dict[Any, str] = {}  # task -> job id, of the jobs not finished yet
+    finished: list[str] = []
     next_check = time.monotonic()
     try:
+        for job in jobs:
+            submit(job)
+        pending.update({ref: job_id for job_id, ref in refs.items()})
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
             for ref in ready:
@@ -167,15 +174,16 @@ def run_jobs(jobs: list[Job], results: Path, execute: Callable[[Job, str], dict]
                     submit(by_id[jid])
                     pending[refs[jid]] = jid
         return finished
+    except KeyboardInterrupt as e:
+        # Raised inside ray.wait, the handler's exception comes back as a bare KeyboardInterrupt: say the signal.
+        if signals and not str(e):
+            raise KeyboardInterrupt(f"stopped by signal {signals[0]}") from None
+        raise
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
         for ref in pending:  # stopped early, failed or interrupted: nothing trains unobserved
             ray.cancel(ref, force=True)
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt(f"stopped by signal {signum}")
 
 
 def _hung(pending: dict, by_id: dict[str, Job], results: Path, timeout: float) -> list[str]:
