@@ -115,8 +115,9 @@ def test_two_node_cluster_spreads_jobs_and_survives_a_killed_node(cfg, tmp_path,
         assert _numbers(results, cfg) == reference
         # both nodes ran jobs; the survivor finished the rest, the killed node's job among them
         head = cluster.head_node.node_id
-        assert seen == {head, worker.node_id} and set(out["jobs_per_node"]) <= seen
-        assert out["jobs_per_node"][head] >= 1 and sum(out["jobs_per_node"].values()) == len(reference)
+        assert worker.node_id in seen and out["jobs_per_node"].get(head, 0) >= 1  # a job ran on each node
+        assert set(out["jobs_per_node"]) <= {head, worker.node_id}
+        assert sum(out["jobs_per_node"].values()) == len(reference)
     finally:
         runner.shutdown()
         cluster.shutdown()
