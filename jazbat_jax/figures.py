@@ -17,10 +17,15 @@ PNG_DPI = 200
 
 def save_figure(fig: Any, path: str | Path) -> list[Path]:
     """Write ``fig`` as ``path`` with the suffix .png (``PNG_DPI``) and .svg; return both paths, PNG first."""
+    import matplotlib
+
     path = Path(path)
     written = []
-    for fmt in ("png", "svg"):
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format=fmt, **({"dpi": PNG_DPI} if fmt == "png" else {}))
-        written.append(write_atomically(path.with_suffix(f".{fmt}"), buffer.getvalue()))
+    # No date and fixed element ids in the SVG: the same figure gives the same bytes, so rebuilding a
+    # committed report leaves its unchanged figures unchanged.
+    with matplotlib.rc_context({"svg.hashsalt": path.stem}):
+        for fmt, options in (("png", {"dpi": PNG_DPI}), ("svg", {"metadata": {"Date": None}})):
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format=fmt, **options)
+            written.append(write_atomically(path.with_suffix(f".{fmt}"), buffer.getvalue()))
     return written

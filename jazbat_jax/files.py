@@ -51,6 +51,14 @@ def write_json_lines(path: str | Path, rows: list[dict]) -> Path:
     return write_atomically(path, "".join(json.dumps(r, default=_json_default) + "\n" for r in rows))
 
 
+def read_json_lines(path: str | Path) -> list[dict]:
+    """The objects of a JSON-lines file (blank lines skipped); [] when there is no such file."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def write_npz(path: str | Path, **arrays: np.ndarray) -> Path:
     """NumPy arrays in one compressed ``.npz``, written atomically."""
     buffer = io.BytesIO()

@@ -33,6 +33,13 @@ DEFAULT_STEP = {"wisdm": 32, "quiroz": 16, "seecs": 16}
 BUNDLED = "bundled"  # DataConfig.root value: the sample shipped with the package, wherever it is installed
 
 
+def dataset_folder(base: Path, dataset: str) -> Path:
+    """``dataset``'s usual folder inside ``base`` when ``base`` is a data root holding it, else ``base``
+    itself (a folder given as the dataset's own)."""
+    sub = base / DATASET_FOLDERS.get(dataset, "")
+    return sub if dataset in DATASET_FOLDERS and sub.is_dir() else base
+
+
 class ConfigError(ValueError):
     """A configuration that cannot be used; the message says which value and why."""
 

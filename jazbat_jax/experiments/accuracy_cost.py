@@ -37,7 +37,7 @@ from tabulate import tabulate
 from jazbat_jax.data.config import BUNDLED, ConfigError, DataConfig, SplitConfig
 from jazbat_jax.experiments.jobs import Job
 from jazbat_jax.figures import save_figure
-from jazbat_jax.files import PREDICTIONS_FILE, write_atomically, write_json
+from jazbat_jax.files import PREDICTIONS_FILE, read_json_lines, write_atomically, write_json
 from jazbat_jax.machine import busy, load_average, machine_info
 from jazbat_jax.model import ARCHITECTURES
 from jazbat_jax.train.config import ModelConfig, RunConfig, TrainConfig
@@ -92,11 +92,9 @@ def data_config(s: Settings, root: str | None = None) -> DataConfig:
 
 def data_folder(s: Settings) -> Path:
     """The WISDM folder this machine reads for ``s.root`` (a data root's ``wisdm2019`` folder, or the folder)."""
-    from jazbat_jax.data.config import DATASET_FOLDERS, resolve_root
+    from jazbat_jax.data.config import dataset_folder, resolve_root
 
-    folder = resolve_root(data_config(s))
-    sub = folder / DATASET_FOLDERS["wisdm"]
-    return sub if sub.is_dir() else folder
+    return dataset_folder(resolve_root(data_config(s)), "wisdm")
 
 
 def data_label(s: Settings) -> str:
@@ -209,8 +207,7 @@ def _trained_by(result: dict, invocations: list[dict]) -> dict:
 
 
 def _invocations(out: Path) -> list[dict]:
-    path = Path(out) / "invocations.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    return read_json_lines(Path(out) / "invocations.jsonl")
 
 
 def _read_run(folder: Path, result: dict, invocations: list[dict]) -> dict[str, Any]:
@@ -218,7 +215,7 @@ def _read_run(folder: Path, result: dict, invocations: list[dict]) -> dict[str, 
 
     final = json.loads((folder / "final_eval.json").read_text())
     meta = json.loads((folder / "config.json").read_text())
-    history = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    history = read_json_lines(folder / "metrics.jsonl")
     with np.load(folder / PREDICTIONS_FILE) as z:
         predictions = {k: z[k] for k in RUN_KEYS}
     return {"final": final, "meta": meta, "history": history, "predictions": predictions,

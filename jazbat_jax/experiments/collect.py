@@ -9,7 +9,6 @@ assert on the table without reading Markdown.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +16,7 @@ import pandas as pd
 from jazbat_jax.experiments import config as cfgmod
 from jazbat_jax.experiments import grid
 from jazbat_jax.experiments.jobs import Job
+from jazbat_jax.files import read_json_lines
 
 
 def wall_cell(result: dict) -> str:
@@ -84,7 +84,6 @@ def collect(results: str | Path, cfg: dict | None = None) -> Collected:
         cfg = cfgmod.load_config(None, p)  # on top of its profile: a folder from an older version lacks newer keys
     jobs = grid.plan(cfg)
     done = {j.id: r for j in jobs if (r := j.result(results)) is not None}
-    path = results / "invocations.jsonl"
-    invocations = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    invocations = read_json_lines(results / "invocations.jsonl")
     rows = [job_row(r) for r in done.values() if r["kind"] in ("deep", "baseline")]
     return Collected(results, cfg, jobs, done, invocations, pd.DataFrame(rows, columns=COLUMNS, dtype=object))

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from jazbat_jax.data.config import DataConfig, SplitConfig, load_windows, split_of
 from jazbat_jax.experiments import config as cfgmod
 from jazbat_jax.experiments import personal, runner
-from jazbat_jax.experiments.jobs import Job, data_label, data_roots, pretrain_job, with_data_labels
+from jazbat_jax.experiments.jobs import DamagedResult, Job, data_label, data_roots, pretrain_job, with_data_labels
 from jazbat_jax.files import write_json
 from jazbat_jax.machine import load_average, machine_info
 from jazbat_jax.train.config import ModelConfig, RunConfig, TrainConfig
@@ -311,8 +311,6 @@ def _done_line(job: Job, result: dict) -> str:
 def unfinished(jobs: list[Job], results: Path, log: Callable[[str], None] = print) -> list[Job]:
     """The jobs without a readable ``result.json``. A damaged one is named, kept beside as
     ``result.json.damaged`` and its job run again."""
-    from jazbat_jax.experiments.jobs import DamagedResult
-
     todo = []
     for job in jobs:
         try:

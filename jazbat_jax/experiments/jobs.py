@@ -13,7 +13,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from jazbat_jax.data.config import BUNDLED, DATASET_FOLDERS, DataConfig, SplitConfig
+from jazbat_jax.data.config import BUNDLED, DataConfig, SplitConfig, dataset_folder
 from jazbat_jax.experiments import config as cfgmod
 from jazbat_jax.train.config import ModelConfig, RunConfig, TrainConfig
 
@@ -80,8 +80,7 @@ def data_folder(cfg: dict, dataset: str) -> Path:
         base = Path(root).expanduser()
     if not base.exists():
         raise cfgmod.ConfigError(f"data folder {base} does not exist")
-    sub = base / DATASET_FOLDERS.get(dataset, "")
-    return sub if dataset in DATASET_FOLDERS and sub.is_dir() else base
+    return dataset_folder(base, dataset)
 
 
 def data_label(cfg: dict, dataset: str) -> str:

@@ -22,10 +22,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jazbat_jax.data.config import BUNDLED, DATASET_FOLDERS
+from jazbat_jax.data.config import BUNDLED, dataset_folder
 from jazbat_jax.data.fingerprint import is_label, label
 from jazbat_jax.experiments.jobs import FOLDERS, Job
-from jazbat_jax.files import write_json
+from jazbat_jax.files import read_json_lines, write_json
 
 _HASH = re.compile(r"-[0-9a-f]{10}$")
 ORDER = ("pretrain", "deep", "baseline", "personal")
@@ -40,8 +40,7 @@ def _dataset_folder(root: str, dataset: str, data_root: Path | None) -> Path:
         base = Path(root)
         if not base.exists():
             base = data_root or default_root()
-    sub = base / DATASET_FOLDERS.get(dataset, "")
-    return sub if dataset in DATASET_FOLDERS and sub.is_dir() else base
+    return dataset_folder(base, dataset)
 
 
 def relabel(obj: Any, data_root: Path | None, dataset: str | None = None) -> Any:
@@ -150,7 +149,7 @@ def rekey_accuracy_cost(out: Path, data_root: Path | None = None, log=print) -> 
                           "load_average_end": by.get("load_average_end"), "from_trained_by": True})
         moved[old.name] = job.id
     inv = out / "invocations.jsonl"
-    earlier = [json.loads(line) for line in inv.read_text().splitlines() if line.strip()] if inv.exists() else []
+    earlier = read_json_lines(inv)
     inv.write_text("".join(json.dumps(x) + "\n" for x in lines + earlier))
     write_json(out / "config.json", {"settings": saved, "data_label": data})
     log(f"{out}: {len(moved)} accuracy-cost runs moved to pipeline jobs")

@@ -1,7 +1,6 @@
 """Helpers every section uses: tables, mean ± SD, grouping, load notes, the paper's labels."""
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 
@@ -9,6 +8,7 @@ import numpy as np
 from tabulate import tabulate
 
 from jazbat_jax import paper
+from jazbat_jax.files import read_json_lines
 from jazbat_jax.machine import busy
 
 
@@ -63,10 +63,7 @@ def _combined_report(rows: list[dict]) -> dict:
 
 
 def _history(results: Path, job_id: str) -> list[dict]:
-    p = results / "cells" / job_id / "run" / "metrics.jsonl"
-    if not p.exists():
-        return []
-    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+    return read_json_lines(results / "cells" / job_id / "run" / "metrics.jsonl")
 
 
 def _was_busy(invocation: dict) -> bool:

@@ -1,13 +1,13 @@
 """The report's figures (PNG at 200 dpi and SVG, ``jazbat_jax.figures.save_figure``)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from jazbat_jax.experiments.report.common import PRETRAIN_LABEL, _group, _history
 from jazbat_jax.figures import save_figure
+from jazbat_jax.files import read_json_lines
 
 
 def _save_dot_plot(fig, ax, path: Path, title: str, legend_columns: int) -> bool:
@@ -137,8 +137,7 @@ def _plot_pretrain_curves(results: Path, pretrain: list[dict], path: Path) -> bo
 
     hists = []
     for r in pretrain:
-        p = results / "pretrain" / r["job"] / "run" / "metrics.jsonl"
-        hists.append([json.loads(line) for line in p.read_text().splitlines() if line.strip()] if p.exists() else [])
+        hists.append(read_json_lines(results / "pretrain" / r["job"] / "run" / "metrics.jsonl"))
     if not any(hists):
         return False
     fig = Figure(figsize=(6.4, 4.4), layout="constrained")
