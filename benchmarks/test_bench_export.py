@@ -30,6 +30,7 @@ import references  # noqa: E402
 from keras_twin import build_keras_twin, copy_flax_weights, twin_to_tflite  # noqa: E402
 
 from conversion import onnx_native, parity, runtime, tflite  # noqa: E402
+from jazbat_jax import kernels  # noqa: E402
 
 pytestmark = pytest.mark.bench
 
@@ -48,25 +49,30 @@ def setup():
     }
     x = runtime.windows(source, 1)
     reference = np.asarray(source.probabilities_fn()(x))
+    with kernels.pure_jax():  # like its reference, the committed export, which is the pure-JAX program
+        jax_pure = runtime.jax_call(source, x)
     calls = {
-        "jax": runtime.jax_call(source, x),
+        "jax": jax_pure,
+        "jax_native": runtime.jax_call(source, x),  # the native GRU kernels, JAX's default on one CPU
         "tflite": runtime.tflite_call(artifacts["tflite"], x),
         "onnx": runtime.onnx_call(artifacts["onnx"], x),
         "keras_twin_tflite": runtime.tflite_call(artifacts["keras_twin_tflite"], x),
     }
     calls |= {f"{name}_reference": call for name, call in references.calls(references.load(), x).items()}
-    for name, call in calls.items():  # all seven compute the same probabilities
+    for name, call in calls.items():  # all eight compute the same probabilities
         out = np.asarray(call())
         assert np.max(np.abs(out - reference)) <= parity.FP32_ATOL, name
     return artifacts, calls
 
 
 @pytest.mark.ci  # part of the short CI benchmark pass
-@pytest.mark.parametrize("name", ["keras_twin_tflite", "jax", "tflite", "onnx"])
+@pytest.mark.parametrize("name", ["keras_twin_tflite", "jax", "jax_native", "tflite", "onnx"])
 def test_latency_batch1(benchmark, setup, name):
     artifacts, calls = setup
     benchmark.group = "export latency, batch 1"
-    benchmark.extra_info["runtime"] = {"jax": "XLA CPU default threads", "onnx": "ONNX Runtime, 1 thread"}.get(
+    benchmark.extra_info["runtime"] = {"jax": "XLA CPU default threads, pure-JAX GRU",
+                                       "jax_native": "XLA CPU default threads, native GRU kernels",
+                                       "onnx": "ONNX Runtime, 1 thread"}.get(
         name, "LiteRT XNNPACK, 1 thread")
     if name in ("tflite", "onnx"):  # ours are byte-identical run to run; the twin's TFLite embeds Keras's
         benchmark.extra_info["exact"] = {"artifact_bytes": len(artifacts[name])}  # auto-numbered layer names

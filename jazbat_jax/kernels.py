@@ -25,9 +25,9 @@ the gradient kernels: batched over runs they loop over the runs (unrolled), each
 single-run call, while everything elementwise stays batched across runs. A multi-run train step is
 about twice as fast that way on XLA:CPU (docs/training.md); ``RUN_LOOP`` switches back for measuring.
 
-``JAZBAT_KERNELS=native`` runs the GRU recurrence and its gradient as native XLA FFI custom calls instead
-(``jazbat_jax.native``, C++ built with the system compiler on first use), on a single CPU device only;
-the default, ``xla``, is the pure-JAX code here. Export (jax2tf, ``jax.export``) always gets the pure-JAX
+By default (``JAZBAT_KERNELS=native``, or unset) the GRU recurrence and its gradient run as native XLA FFI
+custom calls instead (``jazbat_jax.native``, C++ built with the system compiler on first use), on a single
+CPU device only; ``JAZBAT_KERNELS=xla`` asks for the pure-JAX code here everywhere. Export (jax2tf, ``jax.export``) always gets the pure-JAX
 formulation, and without a compiler ``native`` falls back to it with a one-line note (docs/training.md).
 """
 from __future__ import annotations
@@ -118,7 +118,7 @@ def _zero_state(x, recurrent_kernel):
     return jnp.zeros((x.shape[1], recurrent_kernel.shape[0]), x.dtype)
 
 
-KERNELS_ENV = "JAZBAT_KERNELS"  # "xla": the pure-JAX kernels below (the default); "native": jazbat_jax/native
+KERNELS_ENV = "JAZBAT_KERNELS"  # "native" (the default): jazbat_jax/native where it applies; "xla": the pure-JAX kernels below
 
 
 # Set by ``pure_jax()``: forces the pure-JAX kernels whatever JAZBAT_KERNELS says.
@@ -142,13 +142,18 @@ def _note(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def kernel_choice() -> str:
+    """What ``JAZBAT_KERNELS`` asks for: "native" (also when unset) or "xla"."""
+    return os.environ.get(KERNELS_ENV, "").strip().lower() or "native"
+
+
 def native_selected(dtype=jnp.float32) -> bool:
-    """Whether the GRU runs as the native custom calls (``jazbat_jax.native``): only when
-    ``JAZBAT_KERNELS=native`` asks for them, they could be built, the computation is float32 on a
-    single CPU device. Read when a function is traced: a jitted function keeps the choice it was
+    """Whether the GRU runs as the native custom calls (``jazbat_jax.native``): unless
+    ``JAZBAT_KERNELS=xla`` asks for the pure-JAX kernels, whenever they could be built and the
+    computation is float32 on a single CPU device. Read when a function is traced: a jitted function keeps the choice it was
     traced with. Export (jax2tf, ``jax.export``) always gets the pure-JAX formulation, whatever this says
     (``jazbat_jax.native`` lowers to it)."""
-    mode = os.environ.get(KERNELS_ENV, "").strip().lower() or "xla"
+    mode = kernel_choice()
     if mode == "xla" or _FORCE_PURE_JAX.get():
         return False
     if mode != "native":

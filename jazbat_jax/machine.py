@@ -81,7 +81,7 @@ def machine_info() -> dict:
             "training_malloc_hugepages": hugepage_malloc_active() or hugepage_malloc_env(
                 os.environ, transparent_hugepage_mode(), platform.libc_ver()) is not None,
             # the GRU kernels asked for (jazbat_jax.kernels.native_selected decides, building them if needed)
-            "gru_kernels": os.environ.get("JAZBAT_KERNELS", "").strip().lower() or "xla"}
+            "gru_kernels": os.environ.get("JAZBAT_KERNELS", "").strip().lower() or "native"}
 
 
 def load_average() -> list[float] | None:

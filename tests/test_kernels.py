@@ -312,3 +312,19 @@ def test_jax2tf_converts_the_native_path_to_the_pure_jax_formulation(native_kern
     assert "jazbat_gru_forward" in jax.jit(fn).lower(x).as_text()
     converted = tf.function(jax2tf.convert(fn, with_gradient=False), autograph=False)
     _assert_close_to(np.asarray(converted(np.asarray(x))), fn(x))
+
+
+@needs_compiler
+def test_the_native_kernels_are_the_default_on_one_cpu_and_xla_opts_out(monkeypatch):
+    """Unset, JAZBAT_KERNELS means the native kernels (float32, one CPU device); ``xla`` opts out, inside
+    ``pure_jax()`` nothing is native, and any other value is refused with what to write instead."""
+    monkeypatch.delenv("JAZBAT_KERNELS", raising=False)
+    assert kernels.native_selected() == (jax.device_count() == 1)
+    assert not kernels.native_selected(jnp.float64)
+    with kernels.pure_jax():
+        assert not kernels.native_selected()
+    monkeypatch.setenv("JAZBAT_KERNELS", "xla")
+    assert not kernels.native_selected()
+    monkeypatch.setenv("JAZBAT_KERNELS", "fast")
+    with pytest.raises(ValueError, match="'xla' .* or 'native'"):
+        kernels.native_selected()
