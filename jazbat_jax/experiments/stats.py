@@ -319,3 +319,37 @@ def compare(a: list[dict], b: list[dict], n_train: int, n_test: int) -> dict:
             "wilcoxon": w, "p": wp, "rank_biserial": rank_biserial(acc_a, acc_b),
         },
     }
+
+
+def paired_difference(a: list[dict], b: list[dict], n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict:
+    """Pooled accuracy of condition ``a`` minus that of ``b`` on matched runs (run i of each: the same fold
+    and seed, so the same test participants), with its uncertainty from the participants:
+
+    - ``ci``: a paired cluster bootstrap: each replicate draws participants with replacement and recomputes
+      both pooled accuracies over the same draw (``scipy.stats.bootstrap``, ``paired=True``, percentile);
+    - ``p``: the Wilcoxon signed-rank test of the per-participant accuracies (``wilcoxon_paired``).
+
+    Works with one run per condition (a random split tests every participant in each run)."""
+    if len(a) != len(b) or not a:
+        raise ValueError(f"need two equally long, non-empty lists of matched runs, got {len(a)} and {len(b)}")
+    counts = []  # per condition: correct and total windows per participant, over all its runs
+    for runs in (a, b):
+        cols = [_run(r, i) for i, r in enumerate(runs)]
+        y_true, y_pred, participant, _ = (np.concatenate(c) for c in zip(*cols))
+        ids, inv = np.unique(participant, return_inverse=True)
+        counts.append((ids, np.bincount(inv, weights=y_true == y_pred), np.bincount(inv).astype(float)))
+    (ids_a, ca, na), (ids_b, cb, nb) = counts
+    if not np.array_equal(ids_a, ids_b):
+        raise ValueError("the two conditions test different participants; pass runs matched by fold and seed")
+
+    def difference(ca, na, cb, nb, axis=-1):
+        return ca.sum(axis=axis) / na.sum(axis=axis) - cb.sum(axis=axis) / nb.sum(axis=axis)
+
+    ci = None
+    if len(ids_a) > 1:
+        res = stats.bootstrap((ca, na, cb, nb), difference, paired=True, vectorized=True, n_resamples=n_boot,
+                              confidence_level=level, method="percentile", rng=np.random.default_rng(seed))
+        ci = [float(res.confidence_interval.low), float(res.confidence_interval.high)]
+    w, p = wilcoxon_paired(ca / na, cb / nb)
+    return {"difference": float(difference(ca, na, cb, nb)), "ci": ci, "wilcoxon": w, "p": p,
+            "n_participants": int(len(ids_a)), "n_runs": len(a)}

@@ -5,6 +5,7 @@ predictions) in the results folder, and every table says the data, split, epochs
 from. The paper's numbers appear only in their own, labelled column. One module per section:
 
     settings     the head: jobs finished, invocations, settings, data
+    paper_protocol  the paper's own split (random, step 16), every model against its control
     results      the grid's tables per split, what each number means, comparisons, the cost of leakage
     differences  where our numbers differ from the paper's; the target data's published anchor
     personal     Quiroz et al.'s own protocol (personal models)
@@ -23,6 +24,7 @@ from jazbat_jax.experiments.report.complexity import _complexity_section
 from jazbat_jax.experiments.report.differences import QUIROZ_ANCHOR, _differences_section
 from jazbat_jax.experiments.report.jobs import jobs_section
 from jazbat_jax.experiments.report.meaning import matched_runs
+from jazbat_jax.experiments.report.paper_protocol import paper_protocol_section
 from jazbat_jax.experiments.report.personal import _personal_section
 from jazbat_jax.experiments.report.pretraining import pretraining_section
 from jazbat_jax.experiments.report.results import results_section
@@ -40,6 +42,7 @@ def build_report(results: str | Path, cfg: dict | None = None, command: str | No
     anchor = (QUIROZ_ANCHOR if c.cfg["target"]["dataset"] == "quiroz"
               else "No published anchor for user-supplied SEECS-layout data.")
     out = [*header_section(c, command),
+           *paper_protocol_section(c, fig_dir),
            *results_section(c, fig_dir),
            *_differences_section(c.cfg, true_rows),
            "### Published anchor for the target data", "", anchor, "",
