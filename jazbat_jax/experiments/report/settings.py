@@ -47,6 +47,8 @@ def _settings_lines(cfg: dict, invocations: list[dict]) -> list[str]:
                                       if cfg["baseline"]["fit_on"] == "train" else "train + validation.")
         if cfg["baseline"]["enabled"] else "- Baseline: off.",
     ]
+    if not g["enabled"]:  # the personal models alone: none of the grid's settings applies
+        lines = lines[:1] + ["- **Grid**: off (`grid.enabled = false`): no grid cell; the personal models below only."]
     for m in machines:
         m = json.loads(m)
         lines.append(f"- **Machine**: {m['host_cpu']}, {m['cpu_count']} cores, JAX {m['jax']} on "
