@@ -243,3 +243,28 @@ def test_the_neutral_halves_null_adds_jobs_and_changes_no_other_id(tmp_path):
     path.write_text(json.dumps({"grid": {"enabled": False}, "personal": {"deep_models": []}}))
     only = grid.plan(config.load_config("quick", path))
     assert {j.kind for j in only} == {"personal"} and len(only) == 4
+
+
+def test_personal_forest_alone_with_the_null_on_the_bundled_sample(tmp_path):
+    """No grid cell, the forest only, with the neutral-halves null: the report gives the null beside happy vs sad."""
+    path = tmp_path / "personal.json"
+    path.write_text(json.dumps({"grid": {"enabled": False}, "latency": {"enabled": False},
+                                "personal": {"participants": [2, 3, 4], "n_folds": 3, "forest_trees": 10,
+                                             "deep_models": [], "neutral_halves": True}}))
+    cfg = config.load_config("quick", path)
+    results = tmp_path / "results"
+    summary = grid.run_grid(cfg, results, progress=False, compilation_cache=False, log=lambda _: None, in_process=True)
+    jobs = grid.plan(cfg)
+    assert len(jobs) == 6 and sorted(summary["ran"]) == sorted(j.id for j in jobs)
+    null = next(j for j in jobs if j.name == "personal-1d-rf-shuffled-neutral-halves")
+    result = json.loads((null.folder(results) / "result.json").read_text())
+    assert result["report"]["class_names"] == ["first half", "second half"] and sorted(result["participants"]) == ["2", "3", "4"]
+    from jazbat_jax.experiments.collect import collect
+    from jazbat_jax.experiments.report.personal import _personal_conditions
+
+    conditions = _personal_conditions(cfg, collect(results, cfg).done)
+    shuffled = next(x for x in conditions if x["split"] == "shuffled")
+    assert shuffled["null"]["job"] == null.id
+    assert shuffled["nst"]["median"] == float(np.median([v["accuracy"] for v in result["participants"].values()]))
+    text = report.build_report(results, cfg).read_text()
+    assert "## Results" not in text and "## Quiroz et al.'s own protocol" in text
