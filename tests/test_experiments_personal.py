@@ -234,10 +234,12 @@ def test_the_neutral_halves_null_adds_jobs_and_changes_no_other_id(tmp_path):
     without = grid.plan(config.load_config("quick", path))
     path.write_text(json.dumps({"grid": {"pretraining": ["none"]}, "personal": {"neutral_halves": True}}))
     with_null = grid.plan(config.load_config("quick", path))
-    assert [j.id for j in with_null][:len(without)] == [j.id for j in without]
-    null = with_null[len(without):]
+    null = [j for j in with_null if j.name.endswith("-neutral-halves")]
+    assert [j.id for j in with_null if j not in null] == [j.id for j in without]
     assert [j.name for j in null] == [f"personal-1d-{m}-{s}-neutral-halves" for m in ("rf", "none", "watch")
                                       for s in ("shuffled", "time_block")]
+    # each beside its condition: true labels, permuted, null
+    assert with_null.index(null[0]) == with_null.index(next(j for j in with_null if j.name == "personal-1d-rf-shuffled-permuted")) + 1
     assert all(j.settings["contrast"] == "neutral_halves" and j.settings["labels"] == "true" for j in null)
     # and with the grid off, the personal jobs alone
     path.write_text(json.dumps({"grid": {"enabled": False}, "personal": {"deep_models": []}}))

@@ -211,12 +211,13 @@ def plan_jobs(cfg: dict, planned: list) -> list:
                 if job.id not in have:
                     have.add(job.id)
                     trunks.append(job)
-    jobs = [personal_job(cfg, inp, model, split, labels)
-            for inp in p["inputs"] for model in ("rf", *p["deep_models"])
-            for split in p["splits"] for labels in p["labels"]]
-    if p["neutral_halves"]:
-        jobs += [personal_job(cfg, inp, model, split, "true", null=True)
-                 for inp in p["inputs"] for model in ("rf", *p["deep_models"]) for split in p["splits"]]
+    jobs = []
+    for inp in p["inputs"]:
+        for model in ("rf", *p["deep_models"]):
+            for split in p["splits"]:  # a condition's true labels, its control and its null together
+                jobs += [personal_job(cfg, inp, model, split, labels) for labels in p["labels"]]
+                if p["neutral_halves"]:
+                    jobs.append(personal_job(cfg, inp, model, split, "true", null=True))
     return trunks + jobs
 
 
