@@ -96,7 +96,7 @@ def _personal_plot(conditions: list[dict], published: float | None, chance: floa
              for c in conditions]
     ax.set_xticks(range(len(conditions)), names, fontsize=8)
     ax.set(ylabel="participant's accuracy (%)", ylim=(0, 102))
-    return _save_dot_plot(fig, ax, path, "Personal models: each dot one participant (bar: median)", 4)
+    return _save_dot_plot(fig, ax, path, "Personal models: each dot one participant (bar: median)", 2 if has_null else 4)
 
 
 def _personal_statement(conditions: list[dict]) -> list[str]:

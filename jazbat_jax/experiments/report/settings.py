@@ -80,7 +80,8 @@ def header_section(c: Collected, command: str | None) -> list[str]:
                         "machine of the same kind.**"]
         out.append("")
     roots = sorted({r["settings"]["target"]["root"] for r in done.values() if "target" in r["settings"]}
-                   | {r["settings"]["data_root"] for r in c.pretrain})
+                   | {r["settings"]["data_root"] for r in c.pretrain}
+                   | {r["settings"]["data"]["root"] for r in done.values() if r["kind"] == "personal"})
     out += ["## Settings", "", *_settings_lines(cfg, invocations),
             f"- **Data used** (dataset @ fingerprint of its files, as recorded in the jobs): "
             f"{', '.join(f'`{x}`' for x in roots) or '—'}", ""]
