@@ -14,8 +14,8 @@ from jazbat_jax.experiments.jobs import results_data_labels
 
 REPO = Path(__file__).resolve().parents[1]
 # The folders docs/results/README.md says `--report-only` rebuilds, with the config each was run with.
-COMMITTED = {"quick": None, "converged": "config.toml"}
-NO_FOLDERS = ["quick", "converged", "accuracy-cost"]  # JSON that must not name the machine's folders
+COMMITTED = {"quick": None, "converged": "config.toml", "personal-44": "config.toml"}
+NO_FOLDERS = ["quick", "converged", "accuracy-cost", "personal-44"]  # JSON that must not name the machine's folders
 
 
 @pytest.fixture

@@ -22,30 +22,17 @@ def _run(correct_per_participant: dict[int, int], windows: int = 10) -> dict:
             "recording": np.zeros(n, int)}
 
 
-def test_paired_difference_pools_windows_and_resamples_participants_together():
+def test_paired_difference_resamples_participants_together():
     # Each participant gets exactly one more window right with the true labels: every paired replicate
-    # is then positive, while the two accuracies alone vary widely between participants.
+    # is then +0.1, while the two accuracies alone vary widely between participants (an unpaired
+    # bootstrap would give a wide interval around +0.1).
     control = {1: 1, 2: 9, 3: 4, 4: 6, 5: 2, 6: 8}
     true = {p: k + 1 for p, k in control.items()}
-    d = stats.paired_difference([_run(true)], [_run(control)])
-    assert d["difference"] == pytest.approx(0.1)  # 36/60 - 30/60
-    assert d["n_participants"] == 6 and d["n_runs"] == 1
-    assert d["ci"] == pytest.approx([0.1, 0.1])  # the same windows per participant: no spread at all
-    assert d["p"] == pytest.approx(stats.wilcoxon_paired([0.2, 1.0, 0.5, 0.7, 0.3, 0.9],
-                                                         [0.1, 0.9, 0.4, 0.6, 0.2, 0.8])[1])
-    # Unequal windows per participant: the pooled difference weighs participants by windows
-    a = _run({1: 10}, windows=10)
-    b = _run({1: 5}, windows=10)
-    more_a, more_b = _run({2: 0}, windows=30), _run({2: 0}, windows=30)
-    joined = [{k: np.concatenate([x[k], y[k]]) for k in x} for x, y in ((a, more_a), (b, more_b))]
-    assert stats.paired_difference([joined[0]], [joined[1]])["difference"] == pytest.approx(5 / 40)
-
-
-def test_paired_difference_refuses_unmatched_runs():
+    assert stats.paired_difference_ci([_run(true)], [_run(control)]) == pytest.approx((0.1, 0.1))
+    assert stats.compare_participants([_run(true)], [_run(control)])["p"] == pytest.approx(
+        stats.wilcoxon_paired([0.2, 1.0, 0.5, 0.7, 0.3, 0.9], [0.1, 0.9, 0.4, 0.6, 0.2, 0.8])[1])
     with pytest.raises(ValueError, match="different participants"):
-        stats.paired_difference([_run({1: 3, 2: 4})], [_run({1: 3, 3: 4})])
-    with pytest.raises(ValueError, match="matched runs"):
-        stats.paired_difference([_run({1: 3})], [])
+        stats.paired_difference_ci([_run({1: 3, 2: 4})], [_run({1: 3, 3: 4})])
 
 
 TINY_RANDOM = {

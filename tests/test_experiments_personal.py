@@ -207,3 +207,66 @@ def test_run_seeds_are_fixed_and_differ_between_participants():
     seeds = {(p, r, f): personal.run_seed(0, p, r, f) for p in (2, 3) for r in (0, 1) for f in (0, 1)}
     assert len(set(seeds.values())) == len(seeds) and seeds[(2, 0, 0)] == personal.run_seed(0, 2, 0, 0)
     assert personal.run_seed(1, 2, 0, 0) != seeds[(2, 0, 0)] and all(0 <= s < 2**31 for s in seeds.values())
+
+
+def test_neutral_halves_cut_each_neutral_walk_in_two_without_a_shared_sample():
+    full = load_windows(DataConfig(dataset="quiroz", root="bundled", window=25, step=12))
+    halves = personal.neutral_halves(full)
+    neutral = personal.select_classes(full, ["neutral"])
+    assert halves.class_names == ("first half", "second half") and set(np.unique(halves.y)) == {0, 1}
+    assert len(halves) + halves.report["neutral_halves"]["straddling_windows_dropped"] == len(neutral)
+    end = halves.start + halves.x.shape[1]
+    for walk in np.unique(neutral.recording):
+        first, second = halves.recording == 2 * walk, halves.recording == 2 * walk + 1
+        assert np.all(halves.y[first] == 0) and np.all(halves.y[second] == 1)
+        assert end[first].max() <= halves.start[second].min()  # no sample in both halves
+        assert abs(int(first.sum()) - int(second.sum())) <= 1
+    # two walks per person, one per class: the personal splits apply as they are
+    for pid in np.unique(halves.subject):
+        person = _person(halves, pid)
+        assert len(np.unique(person.recording)) == 2
+        assert len(personal.time_block_folds(person, 3)) == 3
+
+
+def test_the_neutral_halves_null_adds_jobs_and_changes_no_other_id(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"grid": {"pretraining": ["none"]}}))
+    without = grid.plan(config.load_config("quick", path))
+    path.write_text(json.dumps({"grid": {"pretraining": ["none"]}, "personal": {"neutral_halves": True}}))
+    with_null = grid.plan(config.load_config("quick", path))
+    null = [j for j in with_null if j.name.endswith("-neutral-halves")]
+    assert [j.id for j in with_null if j not in null] == [j.id for j in without]
+    assert [j.name for j in null] == [f"personal-1d-{m}-{s}-neutral-halves" for m in ("rf", "none", "watch")
+                                      for s in ("shuffled", "time_block")]
+    # each beside its condition: true labels, permuted, null
+    assert with_null.index(null[0]) == with_null.index(next(j for j in with_null if j.name == "personal-1d-rf-shuffled-permuted")) + 1
+    assert all(j.settings["contrast"] == "neutral_halves" and j.settings["labels"] == "true" for j in null)
+    # and with the grid off, the personal jobs alone
+    path.write_text(json.dumps({"grid": {"enabled": False}, "personal": {"deep_models": []}}))
+    only = grid.plan(config.load_config("quick", path))
+    assert {j.kind for j in only} == {"personal"} and len(only) == 4
+
+
+def test_personal_forest_alone_with_the_null_on_the_bundled_sample(tmp_path):
+    """No grid cell, the forest only, with the neutral-halves null: the report gives the null beside happy vs sad."""
+    path = tmp_path / "personal.json"
+    path.write_text(json.dumps({"grid": {"enabled": False}, "latency": {"enabled": False},
+                                "personal": {"participants": [2, 3, 4], "n_folds": 3, "forest_trees": 10,
+                                             "deep_models": [], "neutral_halves": True}}))
+    cfg = config.load_config("quick", path)
+    results = tmp_path / "results"
+    summary = grid.run_grid(cfg, results, progress=False, compilation_cache=False, log=lambda _: None, in_process=True)
+    jobs = grid.plan(cfg)
+    assert len(jobs) == 6 and sorted(summary["ran"]) == sorted(j.id for j in jobs)
+    null = next(j for j in jobs if j.name == "personal-1d-rf-shuffled-neutral-halves")
+    result = json.loads((null.folder(results) / "result.json").read_text())
+    assert result["report"]["class_names"] == ["first half", "second half"] and sorted(result["participants"]) == ["2", "3", "4"]
+    from jazbat_jax.experiments.collect import collect
+    from jazbat_jax.experiments.report.personal import _personal_conditions
+
+    conditions = _personal_conditions(cfg, collect(results, cfg).done)
+    shuffled = next(x for x in conditions if x["split"] == "shuffled")
+    assert shuffled["null"]["job"] == null.id
+    assert shuffled["nst"]["median"] == float(np.median([v["accuracy"] for v in result["participants"].values()]))
+    text = report.build_report(results, cfg).read_text()
+    assert "## Results" not in text and "## Quiroz et al.'s own protocol" in text

@@ -229,7 +229,10 @@ def test_summarize_by_hand():
     # walk 21 votes 1 (3 of 4): all three right
     assert (rec["n"], rec["correct"]) == (3, 3)
     assert rec["accuracy"] == 1.0
-    assert rec["p_vs_chance"] == pytest.approx(1 / 27)  # P(X >= 3), X ~ Binomial(3, 1/3)
+    # within people: participant 1's one walk is right under every permutation (no evidence); participant
+    # 2's two walks are both right unpermuted and both wrong swapped, so P(3 right) = 1/2 under the null
+    # (as if the three walks were independent trials the binomial test would give 1/27)
+    assert rec["p_vs_chance"] == pytest.approx(1 / 2, abs=0.02)
     assert (s["n_windows"], s["n_participants"], s["n_runs"]) == (18, 2, 2)
     assert s["chance"] == pytest.approx(1 / 3)
     back = json.loads(json.dumps(s, allow_nan=False))
@@ -315,3 +318,71 @@ def test_paired_comparison_uses_the_runs_both_conditions_have():
     a, b = matched_runs(true, control)
     assert [r["name"] for r in a] == ["t00", "t20"] and [r["name"] for r in b] == ["c00", "c20"]
     assert matched_runs(true, []) == ([], [])
+
+
+# --- walks within people, paired differences ---------------------------------------------------------
+
+def _people_walks(right_per_person):
+    """One vote per walk: each person has three walks labelled 0, 1, 2, and predictions that are a
+    permutation of those labels with the given number right (0, 1 or 3)."""
+    pred_for = {0: [1, 2, 0], 1: [0, 2, 1], 3: [0, 1, 2]}
+    y_true = np.tile([0, 1, 2], len(right_per_person))
+    y_pred = np.concatenate([pred_for[k] for k in right_per_person])
+    person = np.repeat(np.arange(len(right_per_person)), 3)
+    return y_true, y_pred, person
+
+
+def test_walk_level_test_counts_people_not_walks():
+    # 44 people, 132 walks, 54 right (7 people all three right, 33 one right, 4 none): as if the walks were
+    # independent the binomial test says above chance, but inside a person the right walks come together
+    right = [3] * 7 + [1] * 33 + [0] * 4
+    y_true, y_pred, person = _people_walks(right)
+    assert int(np.sum(y_true == y_pred)) == 54
+    assert stats.binomial_test(54, 132, 1 / 3) < 0.05
+    # the exact null: each person's number right under a random permutation of their three labels is
+    # 0, 1 or 3 with probabilities 2/6, 3/6, 1/6; summed over 44 independent people
+    null = np.array([1.0])
+    for _ in right:
+        null = np.convolve(null, [2 / 6, 3 / 6, 0, 1 / 6])
+    exact = null[54:].sum()
+    assert exact > 0.05
+    p = stats.within_person_permutation_test(y_true, y_pred, person, n_perm=20_000)
+    assert p == pytest.approx(exact, abs=0.01)
+
+
+def test_summarize_tests_the_walks_within_people():
+    # the people of the test above, one window per walk in one run: the walk-level p-value the report prints
+    y_true, y_pred, person = _people_walks([3] * 7 + [1] * 33 + [0] * 4)
+    run = _run(y_true, y_pred, person, np.tile([0, 1, 2], 44))
+    rec = stats.summarize([run], n_classes=3, n_boot=20)["recordings"]
+    assert (rec["n"], rec["correct"]) == (132, 54)
+    assert rec["p_vs_chance"] > 0.05
+
+
+def test_walk_level_test_gives_no_evidence_for_one_walk_or_one_prediction_per_person():
+    # a person with a single walk, or whose walks all get one prediction, is right the same number of times
+    # under every permutation: all right or constant, the permutation p-value is 1
+    y_true, person = np.array([0, 1, 2, 0, 1, 2, 1]), np.array([1, 1, 1, 2, 2, 2, 3])
+    y_pred = np.array([0, 0, 0, 2, 2, 2, 1])
+    assert stats.within_person_permutation_test(y_true, y_pred, person, n_perm=200) == 1.0
+    # all right (7 of 7) happens under the null only when both three-walk people keep their labels: 1/36
+    assert stats.within_person_permutation_test(y_true, y_true, person, n_perm=5000) == pytest.approx(1 / 36, abs=0.01)
+    with pytest.raises(ValueError, match="n_perm"):
+        stats.within_person_permutation_test(y_true, y_pred, person, n_perm=0)
+
+
+def test_paired_difference_ci_with_two_participants_spans_their_differences():
+    # participant 1: a right 2/2, b 1/2 (difference 0.5); participant 2: both 1/2 (difference 0)
+    a = [_run([0, 0, 0, 0], [0, 0, 0, 1], [1, 1, 2, 2], [1, 1, 2, 2])]
+    b = [_run([0, 0, 0, 0], [0, 1, 0, 1], [1, 1, 2, 2], [1, 1, 2, 2])]
+    assert stats.paired_difference_ci(a, b) == (0.0, 0.5)
+    other = [_run([0, 0], [0, 0], [3, 3], [1, 1])]
+    with pytest.raises(ValueError, match="different participants"):
+        stats.paired_difference_ci(a, other)
+
+
+def test_compare_participants_works_from_one_run():
+    a = _condition([(2, 2)])
+    b = _condition([(1, 0)])
+    c = stats.compare_participants(a, b)
+    assert c["n"] == 2 and c["mean_difference"] == pytest.approx(0.75) and c["p"] == pytest.approx(0.5)

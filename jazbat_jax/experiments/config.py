@@ -25,7 +25,7 @@ Sections::
     finetune     epochs, batch_size, learning_rate, val_fraction
                  (pretrain and finetune: patience, early stopping on validation macro-F1 with
                  ``epochs`` as the maximum; null = the fixed schedule)
-    grid         inputs, pretraining ("none" | "none_k18" | "watch" | "phone"; none_k18: from scratch
+    grid         enabled (false: no grid cell, e.g. for the personal models alone), inputs, pretraining ("none" | "none_k18" | "watch" | "phone"; none_k18: from scratch
                  with the transferred models' reduction width K = 18), protocols ("subject" |
                  "random"), n_folds, folds (which folds to run; null = all), seeds, split_seed,
                  labels ("true" and / or "permuted": the leakage control, each walk given another
@@ -46,7 +46,9 @@ Sections::
                  blocks per walk, no sample on both sides); labels ("true" and / or "permuted"); n_folds;
                  repeats (of the shuffled split; the time blocks are fixed); seed (the folds, the
                  permutation, and with participant, repeat and fold each run's own seed); participants
-                 (list or null = all);
+                 (list or null = all); neutral_halves (also the null with no emotion difference: each
+                 person's neutral walk cut in two, "first half" vs "second half", through the same protocol,
+                 true labels only);
                  forest_window, forest_step, forest_trees (the random forest on the study's 1-s windows:
                  25 samples at 25 Hz, 50% overlap);
                  deep_models (Jazbat-Net: "none" from scratch, "watch" / "phone" from the WISDM trunk of
@@ -101,7 +103,7 @@ QUICK: dict[str, Any] = {
     },
     "finetune": {"epochs": 3, "batch_size": 32, "learning_rate": 1e-3, "val_fraction": 0.1, "patience": None},
     "grid": {
-        "inputs": ["1d"], "pretraining": ["none", "watch"], "protocols": ["subject", "random"],
+        "enabled": True, "inputs": ["1d"], "pretraining": ["none", "watch"], "protocols": ["subject", "random"],
         "n_folds": 3, "folds": None, "seeds": [0], "split_seed": 0,
         "labels": ["true", "permuted"], "random_steps": None, "identity_probes": True, "input_variants": None,
     },
@@ -111,7 +113,7 @@ QUICK: dict[str, Any] = {
     "personal": {
         "enabled": True, "classes": ["happy", "sad"], "inputs": ["1d"], "splits": ["shuffled", "time_block"],
         "labels": ["true", "permuted"], "n_folds": 10, "repeats": 1, "seed": 0, "participants": None,
-        "forest_window": 25, "forest_step": 12, "forest_trees": 50,
+        "neutral_halves": False, "forest_window": 25, "forest_step": 12, "forest_trees": 50,
         "deep_models": ["none", "watch"], "deep_epochs": 3, "deep_step": 32, "deep_batch_size": 32,
         "deep_learning_rate": 1e-3, "deep_folds": [0], "deep_participants": [2, 3],
     },
@@ -134,7 +136,7 @@ FULL: dict[str, Any] = {
     },
     "finetune": {"epochs": 90, "batch_size": 32, "learning_rate": 1e-3, "val_fraction": 0.1, "patience": None},
     "grid": {
-        "inputs": ["1d", "3d", "6d"], "pretraining": ["none", "none_k18", "watch", "phone"],
+        "enabled": True, "inputs": ["1d", "3d", "6d"], "pretraining": ["none", "none_k18", "watch", "phone"],
         "protocols": ["subject", "random"],
         "n_folds": 5, "folds": None, "seeds": [0, 1, 2], "split_seed": 0,
         "labels": ["true", "permuted"], "random_steps": [16, 64], "identity_probes": True, "input_variants": None,
@@ -144,7 +146,7 @@ FULL: dict[str, Any] = {
     "personal": {
         "enabled": True, "classes": ["happy", "sad"], "inputs": ["1d", "6d"], "splits": ["shuffled", "time_block"],
         "labels": ["true", "permuted"], "n_folds": 10, "repeats": 10, "seed": 0, "participants": None,
-        "forest_window": 25, "forest_step": 12, "forest_trees": 300,
+        "neutral_halves": True, "forest_window": 25, "forest_step": 12, "forest_trees": 300,
         "deep_models": ["none", "watch"], "deep_epochs": 20, "deep_step": 16, "deep_batch_size": 32,
         "deep_learning_rate": 1e-3, "deep_folds": None, "deep_participants": None,
     },
@@ -202,6 +204,8 @@ def validate(cfg: dict) -> None:
     from jazbat_jax.data.fingerprint import is_label
 
     g, t = cfg["grid"], cfg["target"]
+    if not isinstance(g["enabled"], bool):
+        raise ConfigError(f"grid.enabled must be true or false, got {g['enabled']!r}")
     labels = cfg.get("data_labels")
     if labels is not None and (not isinstance(labels, dict) or not all(is_label(v) for v in labels.values())):
         raise ConfigError(f"data_labels must be null or {{dataset: 'dataset@fingerprint'}}, got {labels!r}")
@@ -281,6 +285,8 @@ def _validate_personal(p: dict) -> None:
             raise ConfigError(f"personal.{key} must be an integer >= {low}, got {p[key]!r}")
     if not isinstance(p["seed"], int):
         raise ConfigError(f"personal.seed must be an integer, got {p['seed']!r}")
+    if not isinstance(p["neutral_halves"], bool):
+        raise ConfigError(f"personal.neutral_halves must be true or false, got {p['neutral_halves']!r}")
     if not p["deep_learning_rate"] > 0:
         raise ConfigError(f"personal.deep_learning_rate must be > 0, got {p['deep_learning_rate']!r}")
     folds = p["deep_folds"]

@@ -117,6 +117,8 @@ def plan(cfg: dict) -> list[Job]:
     """Every job of the grid, pretrainings first (cells depend on them). Only the trunks some cell
     starts from are planned: a grid run on fewer seeds than there are trunk seeds trains fewer trunks."""
     g = cfg["grid"]
+    if not g["enabled"]:
+        return personal.plan_jobs(cfg, [])
     needed = sorted({trunk_seed(cfg, s) for s in g["seeds"]}, key=cfgmod.pretrain_seeds(cfg).index)
     jobs = [pretrain_job(cfg, pre, inp, s) for inp in g["inputs"] for pre in g["pretraining"] if pre in cfgmod.TRUNKS
             for s in needed]

@@ -13,7 +13,10 @@ label. This module runs that protocol and two controls on it:
                  (counted in the result), so no sample is on both sides;
 - labels: ``true``, or ``permuted`` among the person's walks (``data.controls.permute_labels``; with
   two walks that swaps them, a pure renaming: a model that separates the walks scores the same in
-  expectation);
+  expectation, so this control cannot show that the protocol measures the walk);
+- the neutral-halves null (``neutral_halves``): each person's neutral walk cut in two, "first half"
+  vs "second half", through the same protocol. No emotion differs between the two classes, so what
+  a model scores there is what the protocol gives for telling apart two stretches of walking;
 - models: ``rf``, the project's random forest on gait features (``baseline.fit_predict``) on the
   study's short windows; Jazbat-Net (``none``: from scratch; ``watch`` / ``phone``: from the grid's
   pretrained WISDM trunk) trained per person and fold with the project's trainer on 256-sample
@@ -52,6 +55,28 @@ def select_classes(ws: WindowSet, classes: list[str] | tuple[str, ...]) -> Windo
     relabel = np.full(len(ws.class_names), -1, np.int32)
     relabel[old] = np.arange(len(old), dtype=np.int32)
     return dataclasses.replace(out, y=relabel[out.y], class_names=tuple(classes))
+
+
+HALVES = ("first half", "second half")
+
+
+def neutral_halves(ws: WindowSet) -> WindowSet:
+    """Each neutral walk cut at its middle sample into two walks of their own, labelled ``HALVES``; a
+    window that straddles the middle is dropped, so no sample is in both halves. The halves' recording
+    ids are 2 × the walk's id + 0 or 1 (unique as the walks' are)."""
+    ws = select_classes(ws, ["neutral"])
+    end = ws.start + ws.x.shape[1]
+    half = np.full(len(ws), -1, np.int32)
+    for r in np.unique(ws.recording):
+        w = ws.recording == r
+        middle = end[w].max() // 2
+        half[w & (end <= middle)] = 0
+        half[w & (ws.start >= middle)] = 1
+    keep = np.flatnonzero(half >= 0)
+    out = ws.subset(keep)
+    return dataclasses.replace(out, y=half[keep], recording=(2 * out.recording + half[keep]).astype(out.recording.dtype),
+                               class_names=HALVES, report={**ws.report, "neutral_halves": {
+                                   "straddling_windows_dropped": int(len(ws) - len(keep))}})
 
 
 # ---------------------------------------------------------------- splits inside one person
@@ -148,13 +173,17 @@ def personal_data(cfg: dict, input_kind: str, model: str):
                       subjects=p["participants"])
 
 
-def personal_job(cfg: dict, input_kind: str, model: str, split: str, labels: str) -> Job:
+def personal_job(cfg: dict, input_kind: str, model: str, split: str, labels: str, null: bool = False) -> Job:
+    """One personal job; ``null``: the neutral-halves null (true labels) instead of the emotions."""
     p = cfg["personal"]
     data = personal_data(cfg, input_kind, model)
     settings: dict[str, Any] = {
         "kind": "personal", "input": input_kind, "model": model, "split": split, "labels": labels,
-        "classes": list(p["classes"]), "n_folds": p["n_folds"], "seed": p["seed"], "data": data.to_dict(),
+        "classes": ["neutral"] if null else list(p["classes"]), "n_folds": p["n_folds"], "seed": p["seed"],
+        "data": data.to_dict(),
     }
+    if null:  # only then: the emotion jobs keep the ids they had before the null existed
+        settings["contrast"] = "neutral_halves"
     if model == "rf":
         settings.update(repeats=p["repeats"] if split == "shuffled" else 1, folds=None,
                         participants=p["participants"], n_estimators=p["forest_trees"])
@@ -163,7 +192,7 @@ def personal_job(cfg: dict, input_kind: str, model: str, split: str, labels: str
         settings.update(repeats=1, folds=p["deep_folds"], participants=p["deep_participants"] or p["participants"],
                         pretrain_job=trunk, epochs=p["deep_epochs"], batch_size=p["deep_batch_size"],
                         learning_rate=p["deep_learning_rate"])
-    suffix = "-permuted" if labels == "permuted" else ""
+    suffix = "-neutral-halves" if null else "-permuted" if labels == "permuted" else ""
     return Job("personal", f"personal-{input_kind}-{model}-{split}{suffix}", settings)
 
 
@@ -182,9 +211,13 @@ def plan_jobs(cfg: dict, planned: list) -> list:
                 if job.id not in have:
                     have.add(job.id)
                     trunks.append(job)
-    jobs = [personal_job(cfg, inp, model, split, labels)
-            for inp in p["inputs"] for model in ("rf", *p["deep_models"])
-            for split in p["splits"] for labels in p["labels"]]
+    jobs = []
+    for inp in p["inputs"]:
+        for model in ("rf", *p["deep_models"]):
+            for split in p["splits"]:  # a condition's true labels, its control and its null together
+                jobs += [personal_job(cfg, inp, model, split, labels) for labels in p["labels"]]
+                if p["neutral_halves"]:
+                    jobs.append(personal_job(cfg, inp, model, split, "true", null=True))
     return trunks + jobs
 
 
@@ -256,7 +289,8 @@ def run_personal(job, results: Path, data) -> dict:
 
     s = job.settings
     config = DataConfig.from_dict(s["data"])
-    ws = select_classes(data.windows(config), s["classes"])
+    ws = data.windows(config)
+    ws = neutral_halves(ws) if s.get("contrast") == "neutral_halves" else select_classes(ws, s["classes"])
     people = sorted(np.unique(ws.subject).tolist())
     if s["participants"] is not None:
         absent = sorted(set(s["participants"]) - set(people))

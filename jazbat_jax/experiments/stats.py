@@ -7,7 +7,9 @@ from the independent unit:
 
 - participants: a cluster bootstrap (whole participants resampled) for the pooled accuracy, and
   paired Wilcoxon tests over per-participant accuracies between two conditions;
-- recordings: one majority-vote label per recording, tested against chance with an exact binomial test;
+- recordings: one majority-vote label per recording; the number right is tested against what each
+  participant's own walk labels, permuted among that participant's walks, would get (a person's walks
+  are not independent trials: same person, same day);
 - runs (folds × seeds): the Nadeau–Bengio corrected resampled t-test, whose variance correction
   accounts for runs that share training and test data;
 - Holm–Bonferroni adjustment when several comparisons are made.
@@ -77,21 +79,50 @@ def cluster_bootstrap_ci(y_true, y_pred, clusters, n_boot: int = 2000, level: fl
     ch. 13). Deterministic for a given ``seed``. Needs at least two clusters.
     """
     y_true, y_pred, clusters = _columns(y_true, y_pred, clusters)
-    if not 0 < level < 1 or n_boot < 1:
-        raise ValueError(f"need 0 < level < 1 and n_boot >= 1, got level={level}, n_boot={n_boot}")
     _, inv = np.unique(clusters, return_inverse=True)
     correct = np.bincount(inv, weights=y_true == y_pred)
     total = np.bincount(inv).astype(float)
-    k = len(total)
+    return _bootstrap(lambda pick: correct[pick].sum() / total[pick].sum(), len(total), n_boot, level, seed)
+
+
+def _bootstrap(statistic, k: int, n_boot: int, level: float, seed: int) -> tuple[float, float]:
+    """Percentile interval of ``statistic(pick)`` over ``n_boot`` draws of k cluster indices with replacement."""
+    if not 0 < level < 1 or n_boot < 1:
+        raise ValueError(f"need 0 < level < 1 and n_boot >= 1, got level={level}, n_boot={n_boot}")
     if k < 2:
         raise ValueError("a cluster bootstrap needs at least 2 clusters; with one there is no between-cluster spread")
     rng = np.random.default_rng(seed)
     reps = np.empty(n_boot)
     for b in range(n_boot):  # one replicate at a time: memory stays O(clusters) however many there are
-        pick = rng.integers(0, k, size=k)
-        reps[b] = correct[pick].sum() / total[pick].sum()
+        reps[b] = statistic(rng.integers(0, k, size=k))
     low, high = np.percentile(reps, [50 * (1 - level), 50 * (1 + level)])
     return float(low), float(high)
+
+
+def _correct_and_total(runs: list[dict], ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per participant of ``ids`` (in that order): correct windows and windows, over all the runs."""
+    y_true, y_pred, participant, _ = (np.concatenate(c) for c in zip(*(_run(r, i) for i, r in enumerate(runs))))
+    inv = np.searchsorted(ids, participant)
+    return (np.bincount(inv, weights=y_true == y_pred, minlength=len(ids)),
+            np.bincount(inv, minlength=len(ids)).astype(float))
+
+
+def paired_difference_ci(a: list[dict], b: list[dict], n_boot: int = 2000, level: float = 0.95,
+                         seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of pooled accuracy(a) - pooled accuracy(b) for two conditions that
+    test the same participants (e.g. a model and its permuted-label control on the same runs).
+
+    Each replicate draws participants with replacement and pools their windows in *both* conditions,
+    so the pairing (the same people on both sides) is kept and the participants' correlation enters the
+    interval, as in ``cluster_bootstrap_ci``. Needs at least two participants."""
+    ids = np.unique(np.concatenate([np.asarray(r["participant"]).reshape(-1) for r in a]))
+    ids_b = np.unique(np.concatenate([np.asarray(r["participant"]).reshape(-1) for r in b]))
+    if not np.array_equal(ids, ids_b):
+        raise ValueError("the two conditions test different participants; pass the runs both have (same fold and seed)")
+    ca, ta = _correct_and_total(a, ids)
+    cb, tb = _correct_and_total(b, ids)
+    return _bootstrap(lambda pick: ca[pick].sum() / ta[pick].sum() - cb[pick].sum() / tb[pick].sum(),
+                      len(ids), n_boot, level, seed)
 
 
 def majority_vote(y_true, y_pred, recordings) -> tuple[np.ndarray, np.ndarray]:
@@ -123,6 +154,31 @@ def binomial_test(k: int, n: int, chance: float) -> float:
     if not (0 <= k <= n and n >= 1 and 0 < chance < 1):
         raise ValueError(f"need 0 <= k <= n, n >= 1 and 0 < chance < 1, got k={k}, n={n}, chance={chance}")
     return float(stats.binomtest(int(k), int(n), chance, alternative="greater").pvalue)
+
+
+def within_person_permutation_test(y_true, y_pred, person, n_perm: int = 10_000, seed: int = 0) -> float:
+    """One-sided p-value that more labels are right than when each person's true labels are permuted
+    among that person's own items (e.g. one majority vote per walk).
+
+    The items of one person (walks of the same day, by the same body) are not independent trials, so
+    a binomial test over all items is too optimistic. Under the null that the predictions carry no
+    information about the labels *within* a person, the person's labels are exchangeable among the
+    person's items; the test permutes them inside each person only, so a person counts as one unit
+    (a person whose items all get one prediction, or who has a single item, gets the same count under
+    every permutation and adds no evidence). Monte Carlo over ``n_perm`` permutations with a fixed
+    ``seed``; p = (1 + #{permuted count >= observed}) / (1 + n_perm) (Phipson & Smyth 2010, Stat.
+    Appl. Genet. Mol. Biol. 9:39), so it is never 0.
+    """
+    y_true, y_pred, person = _columns(y_true, y_pred, person)
+    if n_perm < 1:
+        raise ValueError(f"n_perm must be >= 1, got {n_perm}")
+    rng = np.random.default_rng(seed)
+    observed = int(np.sum(y_true == y_pred))
+    null = np.zeros(n_perm, np.int64)
+    for p in np.unique(person):
+        t, pred = y_true[person == p], y_pred[person == p]
+        null += (rng.permuted(np.tile(t, (n_perm, 1)), axis=1) == pred).sum(axis=1)
+    return float((1 + np.sum(null >= observed)) / (1 + n_perm))
 
 
 def _all_equal(d: np.ndarray) -> bool:
@@ -241,9 +297,9 @@ def summarize(predictions: list[dict], n_classes: int, n_boot: int = 2000, seed:
     - ``per_participant``: {id: accuracy averaged over the runs that test that participant}.
     - ``recordings``: one majority vote per walk (participant, recording) over all its test windows in
       all runs (per label it was given, when a permuted-label control gave it different labels in
-      different runs), and the exact binomial test of the number correct against chance 1/n_classes. The
-      walks of one participant are still not independent (same person, same day): read the p-value
-      as an optimistic bound when participants have several walks.
+      different runs), and ``p_vs_chance``: the within-person permutation test of the number of walks
+      right (``within_person_permutation_test``), since the walks of one participant are not
+      independent trials (same person, same day).
     """
     if not predictions:
         raise ValueError("no runs to summarize; pass a list of per-run prediction dicts")
@@ -260,8 +316,9 @@ def summarize(predictions: list[dict], n_classes: int, n_boot: int = 2000, seed:
     # A recording is identified within its participant, so ids reused across participants stay apart.
     # Under the permuted-label control each seed permutes differently, so one walk can carry different
     # labels in different runs: it then gives one vote per label it was given.
-    _, walk = np.unique(np.stack([participant, recording, y_true], axis=1), axis=0, return_inverse=True)
+    keys, walk = np.unique(np.stack([participant, recording, y_true], axis=1), axis=0, return_inverse=True)
     vote_true, vote_pred = majority_vote(y_true, y_pred, walk.reshape(-1))
+    vote_person = keys[:, 0]  # majority_vote returns the walks in ascending id order: the order of ``keys``
     n_rec, correct = len(vote_true), int(np.sum(vote_true == vote_pred))
 
     return {
@@ -272,7 +329,7 @@ def summarize(predictions: list[dict], n_classes: int, n_boot: int = 2000, seed:
         "per_participant": _per_participant(predictions),
         "recordings": {
             "n": n_rec, "correct": correct, "accuracy": correct / n_rec,
-            "p_vs_chance": binomial_test(correct, n_rec, 1 / n_classes),
+            "p_vs_chance": within_person_permutation_test(vote_true, vote_pred, vote_person, seed=seed),
         },
         "n_windows": int(len(y_true)),
         "n_participants": int(len(np.unique(participant))),
@@ -302,54 +359,26 @@ def compare(a: list[dict], b: list[dict], n_train: int, n_test: int) -> dict:
                              "pass runs in the same (fold, seed) order")
         diffs.append(accuracy(ta, pa) - accuracy(tb, pb))
     t, p = corrected_resampled_ttest(diffs, n_train, n_test)
-
-    per_a, per_b = _per_participant(a), _per_participant(b)
-    ids = sorted(per_a)  # the same participants as per_b: every run's participants were checked above
-    acc_a = np.array([per_a[i] for i in ids])
-    acc_b = np.array([per_b[i] for i in ids])
-    w, wp = wilcoxon_paired(acc_a, acc_b)
     return {
         "runs": {
             "n": len(diffs), "differences": diffs, "mean_difference": float(np.mean(diffs)),
             "t": t, "df": len(diffs) - 1, "p": p, "cohens_dz": cohens_dz(diffs),
             "n_train": int(n_train), "n_test": int(n_test),
         },
-        "participants": {
-            "n": len(ids), "mean_difference": float(np.mean(acc_a - acc_b)),
-            "wilcoxon": w, "p": wp, "rank_biserial": rank_biserial(acc_a, acc_b),
-        },
+        "participants": compare_participants(a, b),
     }
 
 
-def paired_difference(a: list[dict], b: list[dict], n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict:
-    """Pooled accuracy of condition ``a`` minus that of ``b`` on matched runs (run i of each: the same fold
-    and seed, so the same test participants), with its uncertainty from the participants:
-
-    - ``ci``: a paired cluster bootstrap: each replicate draws participants with replacement and recomputes
-      both pooled accuracies over the same draw (``scipy.stats.bootstrap``, ``paired=True``, percentile);
-    - ``p``: the Wilcoxon signed-rank test of the per-participant accuracies (``wilcoxon_paired``).
-
-    Works with one run per condition (a random split tests every participant in each run)."""
-    if len(a) != len(b) or not a:
-        raise ValueError(f"need two equally long, non-empty lists of matched runs, got {len(a)} and {len(b)}")
-    counts = []  # per condition: correct and total windows per participant, over all its runs
-    for runs in (a, b):
-        cols = [_run(r, i) for i, r in enumerate(runs)]
-        y_true, y_pred, participant, _ = (np.concatenate(c) for c in zip(*cols))
-        ids, inv = np.unique(participant, return_inverse=True)
-        counts.append((ids, np.bincount(inv, weights=y_true == y_pred), np.bincount(inv).astype(float)))
-    (ids_a, ca, na), (ids_b, cb, nb) = counts
-    if not np.array_equal(ids_a, ids_b):
-        raise ValueError("the two conditions test different participants; pass runs matched by fold and seed")
-
-    def difference(ca, na, cb, nb, axis=-1):
-        return ca.sum(axis=axis) / na.sum(axis=axis) - cb.sum(axis=axis) / nb.sum(axis=axis)
-
-    ci = None
-    if len(ids_a) > 1:
-        res = stats.bootstrap((ca, na, cb, nb), difference, paired=True, vectorized=True, n_resamples=n_boot,
-                              confidence_level=level, method="percentile", rng=np.random.default_rng(seed))
-        ci = [float(res.confidence_interval.low), float(res.confidence_interval.high)]
-    w, p = wilcoxon_paired(ca / na, cb / nb)
-    return {"difference": float(difference(ca, na, cb, nb)), "ci": ci, "wilcoxon": w, "p": p,
-            "n_participants": int(len(ids_a)), "n_runs": len(a)}
+def compare_participants(a: list[dict], b: list[dict]) -> dict:
+    """Condition ``a`` against ``b`` over participants: each participant's accuracy averaged over the
+    runs that test it, paired across the conditions, with the Wilcoxon signed-rank test and the
+    rank-biserial correlation. Works from a single run per condition (the participants are the unit)."""
+    per_a, per_b = _per_participant(a), _per_participant(b)
+    if sorted(per_a) != sorted(per_b):
+        raise ValueError("the two conditions test different participants; pass the runs both have (same fold and seed)")
+    ids = sorted(per_a)
+    acc_a = np.array([per_a[i] for i in ids])
+    acc_b = np.array([per_b[i] for i in ids])
+    w, wp = wilcoxon_paired(acc_a, acc_b)
+    return {"n": len(ids), "mean_difference": float(np.mean(acc_a - acc_b)),
+            "wilcoxon": w, "p": wp, "rank_biserial": rank_biserial(acc_a, acc_b)}

@@ -50,7 +50,7 @@ def build_report(results: str | Path, cfg: dict | None = None, command: str | No
            *best_cell_section(c, fig_dir),
            *curves_section(c, fig_dir),
            *pretraining_section(c, fig_dir),
-           *_complexity_section(c.cfg, c.rows(), c.results),
+           *(_complexity_section(c.cfg, c.rows(), c.results) if c.cfg["grid"]["enabled"] else []),
            *jobs_section(c)]
     path = c.results / "report.md"
     path.write_text("\n".join(out))

@@ -24,9 +24,10 @@ def jobs_section(c: Collected) -> list[str]:
         table.append([f"`{r['job']}`", r["input"].upper(), model, f"{r['protocol']} st{r['step']}", r["fold"], r["seed"],
                       f"{r['n_train']} / {r['n_test']}", subj, best, f"{100 * r['acc']:.1f}", f"{100 * r['f1']:.1f}",
                       r["wall"]])
-    out += ["## Every finished job", "",
-            _table(["job", "input", "model", "split", "fold", "seed", "train / test windows", "test participants",
-                    "best epoch", "accuracy", "macro-F1", "wall time"], table), ""]
+    if table:  # the grid's cells (the personal jobs are listed in their own section)
+        out += ["## Every finished job", "",
+                _table(["job", "input", "model", "split", "fold", "seed", "train / test windows", "test participants",
+                        "best epoch", "accuracy", "macro-F1", "wall time"], table), ""]
     if missing:
         out += ["## Missing jobs (not run: the grid was stopped or the compute ran out)", ""]
         out += [f"- `{j.id}`" for j in missing]

@@ -39,8 +39,12 @@ def paper_protocol_cells(c: Collected) -> list[dict]:
             pb = [_predictions(c.results, r) for r in control]
             if true and all(p is not None for p in pa + pb):
                 classes = len(true[0]["report"]["class_names"])
-                cell.update(summary=stats.summarize(pa, classes), control_summary=stats.summarize(pb, classes),
-                            paired=stats.paired_difference(pa, pb))
+                summary, control_summary = stats.summarize(pa, classes), stats.summarize(pb, classes)
+                paired = {"difference": summary["accuracy"] - control_summary["accuracy"],
+                          "ci": (list(stats.paired_difference_ci(pa, pb)) if summary["n_participants"] > 1
+                                 else None),
+                          "p": stats.compare_participants(pa, pb)["p"]}
+                cell.update(summary=summary, control_summary=control_summary, paired=paired)
             cells.append(cell)
     return cells
 

@@ -47,17 +47,22 @@ def _median_iqr(st: dict | None) -> str:
 def _personal_conditions(cfg: dict, done: dict) -> list[dict]:
     """One entry per (input, model, split) with a finished true-label job: its stats and its control's."""
     p = cfg["personal"]
-    by = {(r["settings"]["input"], r["settings"]["model"], r["settings"]["split"], r["settings"]["labels"]): r
+    by = {(r["settings"]["input"], r["settings"]["model"], r["settings"]["split"], r["settings"]["labels"],
+           r["settings"].get("contrast", "emotion")): r
           for r in done.values() if r["kind"] == "personal"}
     out = []
     for inp in p["inputs"]:
         for model in ("rf", *p["deep_models"]):
             for split in p["splits"]:
-                true, control = by.get((inp, model, split, "true")), by.get((inp, model, split, "permuted"))
+                true, control, null = (by.get((inp, model, split, "true", "emotion")),
+                                       by.get((inp, model, split, "permuted", "emotion")),
+                                       by.get((inp, model, split, "true", "neutral_halves")))
                 if true is None:
                     continue
                 out.append({"input": inp, "model": model, "split": split, "true": true, "control": control,
-                            "st": _personal_stats(true), "cst": _personal_stats(control) if control else None})
+                            "null": null, "st": _personal_stats(true),
+                            "cst": _personal_stats(control) if control else None,
+                            "nst": _personal_stats(null) if null else None})
     return out
 
 
@@ -70,15 +75,19 @@ def _personal_plot(conditions: list[dict], published: float | None, chance: floa
     fig = Figure(figsize=(max(6.0, 1.5 * len(conditions) + 2), 4.6), layout="constrained")
     ax = fig.subplots()
     rng = np.random.default_rng(0)  # horizontal jitter only, so that equal values stay visible
+    has_null = any(c["nst"] is not None for c in conditions)
+    # (offsets, jitter, half bar width): three series per condition when the null ran, else two
+    offsets, jitter, bar = ((-0.25, 0.0, 0.25), 0.05, 0.1) if has_null else ((-0.18, 0.18), 0.07, 0.13)
     for i, c in enumerate(conditions):
-        for dx, st, color, label in ((-0.18, c["st"], "C0", "true labels"),
-                                     (0.18, c["cst"], "0.55", "permuted-label control (walks swapped)")):
+        series = ((c["st"], "C0", "true labels"), (c["cst"], "0.55", "permuted-label control (walks swapped)"),
+                  (c["nst"], "C2", "null: neutral walk, first vs second half"))
+        for dx, (st, color, label) in zip(offsets, series):
             if st is None:
                 continue
             vals = 100 * st["acc"]
-            ax.scatter(i + dx + rng.uniform(-0.07, 0.07, len(vals)), vals, s=14, alpha=0.75, color=color,
+            ax.scatter(i + dx + rng.uniform(-jitter, jitter, len(vals)), vals, s=14, alpha=0.75, color=color,
                        label=label if i == 0 else None)
-            ax.plot([i + dx - 0.13, i + dx + 0.13], [np.median(vals)] * 2, color="k", lw=1.6)
+            ax.plot([i + dx - bar, i + dx + bar], [np.median(vals)] * 2, color="k", lw=1.6)
     ax.axhline(100 * chance, color="0.45", ls="--", lw=1, label=f"chance ({100 * chance:.0f}%)")
     if published is not None:
         ax.axhline(published, color="C3", ls=":", lw=1.2, label=f"published: median above {published:.0f}%")
@@ -87,7 +96,7 @@ def _personal_plot(conditions: list[dict], published: float | None, chance: floa
              for c in conditions]
     ax.set_xticks(range(len(conditions)), names, fontsize=8)
     ax.set(ylabel="participant's accuracy (%)", ylim=(0, 102))
-    return _save_dot_plot(fig, ax, path, "Personal models: each dot one participant (bar: median)", 4)
+    return _save_dot_plot(fig, ax, path, "Personal models: each dot one participant (bar: median)", 2 if has_null else 4)
 
 
 def _personal_statement(conditions: list[dict]) -> list[str]:
@@ -104,13 +113,17 @@ def _personal_statement(conditions: list[dict]) -> list[str]:
             gap = 100 * (st["median"] - cst["median"])
             text += (f"; with the walks' labels permuted {100 * cst['median']:.1f}% "
                      + ("(the same within 2 points)" if abs(gap) < 2 else f"({gap:+.1f} points)"))
+        if c["nst"] is not None:
+            text += (f"; first vs second half of the neutral walk (no emotion difference) "
+                     f"{100 * c['nst']['median']:.1f}%")
         block = next((b for b in conditions if (b["input"], b["model"], b["split"]) == (c["input"], c["model"],
                                                                                        "time_block")), None)
         if block is not None:
             text += (f"; with time blocks that share no sample with the training windows "
                      f"{100 * block['st']['median']:.1f}% ({100 * (block['st']['median'] - st['median']):+.1f} "
                      f"points), {block['st']['above']} of {block['st']['n']} participants above chance "
-                     f"(shuffled: {st['above']} of {st['n']})")
+                     f"(shuffled: {st['above']} of {st['n']})"
+                     + (f", the neutral halves {100 * block['nst']['median']:.1f}%" if block["nst"] is not None else ""))
         lines.append(text + ".")
     if not lines:
         return []
@@ -122,7 +135,10 @@ def _personal_statement(conditions: list[dict]) -> list[str]:
             "the two. Where true and permuted labels differ, the difference is the spread of the model's own training "
             "(initialisation, order, few test windows), not emotion. The time-block split removes what overlapping "
             "neighbours of a test window give away; what remains above chance is a difference between the walks that "
-            "lasts for minutes, still not attributable to emotion.", "", *lines, ""]
+            "lasts for minutes, still not attributable to emotion. The **neutral-halves null** has no emotion "
+            "difference at all: each person's neutral walk cut in two, first half against second half, through the same "
+            "protocol. Where it scores like happy vs sad, the protocol measures that two stretches of walking differ, "
+            "whatever their emotion.", "", *lines, ""]
 
 
 def _personal_section(results: Path, cfg: dict, done: dict, fig_dir: Path) -> list[str]:
@@ -139,12 +155,15 @@ def _personal_section(results: Path, cfg: dict, done: dict, fig_dir: Path) -> li
            "stratified k-fold over the person's windows (overlapping neighbours of a test window are in training), and "
            "**time blocks**, each walk cut into k contiguous blocks, fold i testing block i of every walk, with every "
            "training window that shares a sample with a test window dropped. Beside each, the **permuted-label "
-           "control**: the labels of each person's walks permuted among them (two walks: swapped).", ""]
+           "control**: the labels of each person's walks permuted among them (two walks: swapped), and, where it ran, the "
+           "**neutral-halves null**: each person's neutral walk cut at its middle into two classes, first half vs "
+           "second half (windows across the middle dropped), through the same protocol: no emotion differs there.", ""]
     conditions = _personal_conditions(cfg, done)
     if not conditions:
         return out + ["No personal job has finished yet.", ""]
     published = PERSONAL_PUBLISHED.get(tuple(p["classes"]), "—")
     chance = 1 / len(p["classes"])
+    has_null = any(c["nst"] is not None for c in conditions)
     table = []
     for c in conditions:
         s = c["true"]["settings"]
@@ -153,10 +172,14 @@ def _personal_section(results: Path, cfg: dict, done: dict, fig_dir: Path) -> li
                       _median_iqr(c["st"]), _median_iqr(c["cst"]),
                       f"{100 * (c['st']['median'] - c['cst']['median']):+.1f}" if c["cst"] else "—",
                       f"{c['st']['above']}/{c['st']['n']}", f"{c['cst']['above']}/{c['cst']['n']}" if c["cst"] else "—",
-                      published])
+                      published]
+                     + ([_median_iqr(c["nst"]), f"{c['nst']['above']}/{c['nst']['n']}" if c["nst"] else "—"]
+                        if has_null else []))
     out += [_table(["input", "model", "split", "participants", "folds × repeats", "median accuracy [IQR] (%)",
                     "permuted-label control: median [IQR] (%)", "true − control (points)",
-                    "above chance (Holm)", "control above chance (Holm)", "published (%)"], table), "",
+                    "above chance (Holm)", "control above chance (Holm)", "published (%)"]
+                   + (["null, neutral walk first vs second half: median [IQR] (%)", "null above chance (Holm)"]
+                      if has_null else []), table), "",
             "Each participant's accuracy is over all its test predictions (every window is tested once per repeat). "
             f"Above chance: an exact one-sided binomial test per participant of its correct predictions against the "
             "majority-class share, on the test windows of the first repeat that share no sample with one another, "

@@ -47,6 +47,8 @@ def _settings_lines(cfg: dict, invocations: list[dict]) -> list[str]:
                                       if cfg["baseline"]["fit_on"] == "train" else "train + validation.")
         if cfg["baseline"]["enabled"] else "- Baseline: off.",
     ]
+    if not g["enabled"]:  # the personal models alone: none of the grid's settings applies
+        lines = lines[:1] + ["- **Grid**: off (`grid.enabled = false`): no grid cell; the personal models below only."]
     for m in machines:
         m = json.loads(m)
         lines.append(f"- **Machine**: {m['host_cpu']}, {m['cpu_count']} cores, JAX {m['jax']} on "
@@ -78,7 +80,8 @@ def header_section(c: Collected, command: str | None) -> list[str]:
                         "machine of the same kind.**"]
         out.append("")
     roots = sorted({r["settings"]["target"]["root"] for r in done.values() if "target" in r["settings"]}
-                   | {r["settings"]["data_root"] for r in c.pretrain})
+                   | {r["settings"]["data_root"] for r in c.pretrain}
+                   | {r["settings"]["data"]["root"] for r in done.values() if r["kind"] == "personal"})
     out += ["## Settings", "", *_settings_lines(cfg, invocations),
             f"- **Data used** (dataset @ fingerprint of its files, as recorded in the jobs): "
             f"{', '.join(f'`{x}`' for x in roots) or '—'}", ""]
