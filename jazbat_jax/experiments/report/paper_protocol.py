@@ -126,7 +126,7 @@ def _plot_paper_protocol(c: Collected, cells: list[dict], path: Path) -> bool:
     ax.axhline(100 / classes, color="0.45", ls="--", lw=1, label=f"chance (1/{classes})")
     ax.set_xticks(range(len(done)), [f"{x['input'].upper()} {_model_name(x['pretraining'])}".replace(", ", "\n")
                                      for x in done], fontsize=7)
-    ax.set(ylabel="test accuracy (%), pooled", ylim=(0, 100))
+    ax.set(ylabel="test accuracy (%), pooled", ylim=(0, 100), xlim=(-0.6, len(done) - 0.4))
     ax.set_title(f"Random split, step {PAPER_STEP}: true labels against the control", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
@@ -145,6 +145,8 @@ def _plot_paper_protocol(c: Collected, cells: list[dict], path: Path) -> bool:
     ax_curve.grid(alpha=0.3)
     if drawn:
         ax_curve.legend(fontsize=7, loc="lower right")
+    else:
+        ax_curve.text(0.5, 0.5, "no network has finished yet", ha="center", va="center", transform=ax_curve.transAxes)
     save_figure(fig, path)
     return True
 
