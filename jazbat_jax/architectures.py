@@ -32,11 +32,13 @@ import hashlib
 import importlib
 import importlib.util
 import json
+import os
 import re
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
+MODEL_PATH = "JAZBAT_MODEL_PATH"  # folders where a model file named only by its file name is looked for
 _SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # package.module:factory
 _FILES: dict[str, Path] = {}  # "file.py:factory" name -> the file, registered by this process
 
@@ -59,10 +61,11 @@ class Architecture:
     def build(self, num_classes: int, window: int = 256, input_dim: int = 1, **builtin_options):
         """The model for ``num_classes`` classes and windows of (window, input_dim), its fields checked."""
         if self.builtin:
-            from jazbat_jax.data.inputs import INPUT_WIDTH
+            from jazbat_jax.data.inputs import KIND_OF_WIDTH
 
-            kind = next(k for k, w in INPUT_WIDTH.items() if w == input_dim)
-            return self.factory(kind, num_classes, window=window, **builtin_options)
+            if input_dim not in KIND_OF_WIDTH:
+                raise ArchitectureError(f"{self.name} takes 1, 3 or 6 input channels, not {input_dim}")
+            return self.factory(KIND_OF_WIDTH[input_dim], num_classes, window=window, **builtin_options)
         if builtin_options:
             raise ArchitectureError(f"{self.name} takes no {', '.join(builtin_options)} (only Jazbat-Net does)")
         try:
@@ -166,16 +169,26 @@ def resolve(name: str) -> Architecture:
         return Architecture(name, name, _load(name, ep.load), f"entry point of {dist}")
     if is_file_spec(name):
         name = canonical(name)
-        file = _FILES.get(name)
+        file = _FILES.get(name) or _search(name.rpartition(":")[0])
         if file is None:
             raise ArchitectureError(f"model file {name.rpartition(':')[0]} is not known to this process: give its "
-                                    f"path, e.g. path/to/{name}")
+                                    f"path (path/to/{name}), or name its folder in ${MODEL_PATH}")
         return Architecture(name, name, _load(name, lambda: _from_file(file, name.rpartition(":")[2])), "file")
     if _SPEC.match(name):
         module, _, attr = name.partition(":")
         return Architecture(name, name, _load(name, lambda: getattr(importlib.import_module(module), attr)), "module")
     check_name(name)
     raise AssertionError("unreachable")
+
+
+def _search(file_name: str) -> Path | None:
+    """A model file by name in the folders of $JAZBAT_MODEL_PATH, then the working folder: how a process
+    that was not given the file's path (``jazbat evaluate RUN``, ``jazbat profile RUN``) finds it."""
+    folders = [Path(f) for f in os.environ.get(MODEL_PATH, "").split(os.pathsep) if f] + [Path.cwd()]
+    for folder in folders:
+        if (folder / file_name).is_file():
+            return (folder / file_name).resolve()
+    return None
 
 
 def _load(name: str, load: Callable[[], Any]) -> Callable[..., Any]:

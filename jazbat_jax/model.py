@@ -299,7 +299,7 @@ def model_config(model: nn.Module, arch: str | None = None) -> dict:
     from jazbat_jax import architectures
 
     config = {"class": type(model).__name__, **architectures.fields(model)}
-    if type(model).__name__ not in MODEL_CLASSES:
+    if type(model).__name__ not in architectures.model_classes():
         config["arch"] = arch
     return config
 
