@@ -473,7 +473,8 @@ def _summary_table(result: dict) -> list[str]:
                     "test accuracy % (mean ± SD)", "test macro-F1 % (mean ± SD)", "pooled test accuracy % [95% CI]",
                     "test windows (all seeds) / participants",
                     f"accuracy − {reference}, points [{level:.0f}% CI], equivalence within ±{margin:g}"], rows), "",
-            f"Equivalence with {reference} (margin ±{margin:g} accuracy points, set in the settings before the runs): "
+            f"Equivalence with {reference} (margin ±{margin:g} accuracy points: the `--margin` setting, which a study "
+            "fixes before it looks at its results): "
             "per test participant, the accuracy difference of the two models under the same seed, averaged over the "
             f"seeds both trained; two one-sided t-tests over participants (TOST, `experiments.stats.tost_paired`); "
             f"equivalent when the {level:.0f}% interval lies inside ±{margin:g}, worse / better when it lies beyond, "
