@@ -88,7 +88,7 @@ def _export(source: ExportSource, make, kind: str) -> tuple[bytes | None, list[d
 def onnx_bytes(source: ExportSource) -> bytes:
     """ONNX of a model: built from the parameter tree for Jazbat-Net and S-754 (``onnx_native``), the generic
     jax2tf → TFLite → tf2onnx path for any other model."""
-    if source.architecture in ("jazbat_net", "sota_surrogate"):
+    if source.architecture in onnx_native.ARCHITECTURES:
         return onnx_native.to_onnx_bytes(source)
     from conversion import tf2onnx_path
 
@@ -128,7 +128,7 @@ def profile_model(source: ExportSource, batches: Sequence[int] = (1, 32), runtim
     # The ONNX profile's arena statistics are the ONNX Runtime memory figure, so it always runs (a few runs
     # without --ops, just for the memory). Its per-layer table needs onnx_native's layer names.
     op_profile = None
-    if onnx is not None and source.architecture in ("jazbat_net", "sota_surrogate"):
+    if onnx is not None and source.architecture in onnx_native.ARCHITECTURES:
         op_profile = deployment.onnx_profile(onnx, runtime.windows(source, 1), warmup=warmup,
                                              runs=OP_PROFILE_RUNS if ops else 2)
     return {

@@ -619,7 +619,8 @@ def plot(result: dict, path: Path) -> Path:
             err = None if p["ci"] is None else [[y - 100 * p["ci"][0]], [100 * p["ci"][1] - y]]
             marker, colour = style(m["arch"], archs)
             ax.errorbar([x], [y], yerr=err, fmt=marker, color=colour, markersize=9, capsize=5, elinewidth=1.5,
-                        label=f"{m['label']} ({m['params_total'] / 1e3:,.1f}K params, {len(m['seeds'])} seeds)")
+                        label=f"{m['label']} ({m['params_total'] / 1e3:,.1f}K params, {len(m['seeds'])} "
+                              f"seed{'s' if len(m['seeds']) != 1 else ''})")
             ax.annotate(m["label"], (x, y), xytext=(8, 6), textcoords="offset points", fontsize=8)
             xs.append(x)
             if p["ci"] is None:
@@ -650,11 +651,13 @@ def plot(result: dict, path: Path) -> Path:
     ax_size.set_xlabel("TFLite FP32 file size (KB = 1,000 bytes, log scale)")
     ax_size.set_title("Accuracy against file size", fontsize=10)
     s = result["settings"]
-    fig.suptitle(f"WISDM 2019 watch |a|, subject split, window {s['window']} step {s['step']}, "
-                 "seeds pooled per model" + f" ({result['created_utc']})\n"
-                 "error bars: 95% bootstrap interval over test participants; S-754 is a complexity-matched "
-                 "surrogate of [9], not [9]'s network; DeepConvLSTM, TinyHAR, 1D ResNet are re-implementations",
-                 fontsize=9)
+    notes = ["error bars: 95% bootstrap interval over test participants"]
+    if "sota_surrogate" in archs:
+        notes.append("S-754 is a complexity-matched surrogate of [9], not [9]'s network")
+    if set(archs) & {"deepconvlstm", "tinyhar", "resnet1d"}:
+        notes.append("DeepConvLSTM, TinyHAR, 1D ResNet: re-implementations")
+    fig.suptitle(f"WISDM 2019 watch |a|, subject split, window {s['window']} step {s['step']}, seeds pooled per "
+                 f"model ({result['created_utc']})\n" + "; ".join(notes), fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
     return path
