@@ -191,3 +191,37 @@ def test_the_readme_shows_it_in_three_lines():
     lines = section.strip().splitlines()
     assert len(lines) == 3 and lines[0].startswith("#")
     assert [shlex.split(line) for line in lines[1:]] == _commands()
+
+
+NO_BATCHNORM = '''
+import flax.linen as nn
+
+class Plain(nn.Module):
+    """Convolution and dense layers only: no batch_stats collection at all."""
+    num_classes: int
+    window: int = 256
+    input_dim: int = 1
+
+    @nn.compact
+    def __call__(self, x, train=False):
+        h = nn.relu(nn.Conv(8, (5,))(x))
+        h = nn.Dropout(0.5, deterministic=not train)(h)
+        return nn.Dense(self.num_classes)(h.mean(axis=1))
+
+def build(num_classes, window, input_dim):
+    return Plain(num_classes=num_classes, window=window, input_dim=input_dim)
+'''
+
+
+def test_a_model_without_batchnorm_trains_checkpoints_and_reloads(tmp_path):
+    from jazbat_jax.train.checkpoint import load_checkpoint
+
+    (tmp_path / "plain.py").write_text(NO_BATCHNORM)
+    out = tmp_path / "out"
+    assert main(["accuracy-cost", "--out", str(out), "--archs", f"{tmp_path / 'plain.py'}:build", "--sample",
+                 "--window", "32", "--step", "64", "--max-windows", "200", "--epochs", "2", "--seeds", "0",
+                 "--no-progress", "--in-process", "--no-latency"]) == 0
+    (run,) = (out / "runs").glob("plain.py_build-s0-*/run")
+    model, variables, meta = load_checkpoint(run)
+    assert type(model).__name__ == "Plain" and set(variables) == {"params"}
+    assert meta["run"]["model"]["arch"] == "plain.py:build"
