@@ -68,6 +68,9 @@ def published(source: ExportSource) -> dict[str, Any]:
 def _reason(e: BaseException) -> str:
     """One line for a row: why a runtime could not take the model."""
     text = " ".join(str(e).split()) or type(e).__name__
+    if "TFL_DYNAMIC_UPDATE_SLICE" in text:  # the known case, said plainly
+        return ("ONNX Runtime cannot run the ONNX Loop tf2onnx makes of a rolled lax.scan (a TFLite "
+                "DYNAMIC_UPDATE_SLICE inside it); on the generic path only the package's BiGRU is unrolled")
     return f"{type(e).__name__}: {text[:240]}"
 
 
