@@ -31,8 +31,10 @@ def _add_source_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-kind", dest="prefer", default="best", choices=["best", "last"],
                    help="which checkpoint of a run folder: the best by validation macro-F1, or the newest")
     fresh = p.add_argument_group("fresh model (with --fresh)")
-    fresh.add_argument("--arch", default="jazbat_net", choices=["jazbat_net", "sota_surrogate"],
-                       help="sota_surrogate is S-754, a complexity-matched surrogate of [9], not [9]")
+    fresh.add_argument("--arch", default="jazbat_net",
+                       help="jazbat_net, sota_surrogate (S-754, a complexity-matched surrogate of [9], not [9]), a "
+                            "published baseline (deepconvlstm, tinyhar, resnet1d), or your own model: "
+                            "package.module:factory or path/to/file.py:factory (docs/your-model.md)")
     fresh.add_argument("--input", default="1d", choices=["1d", "3d", "6d"], help="input channels: |a|, a_xyz, a_xyz+ω_xyz")
     fresh.add_argument("-C", "--classes", type=positive_int, default=6, help="number of classes")
     fresh.add_argument("-K", "--reduce-filters", type=positive_int, default=None,
@@ -77,7 +79,9 @@ def register(subparsers) -> None:
         formatter_class=HelpFormatter,
     )
     q.add_argument("--models", nargs="+", default=["jazbat_net:1d", "jazbat_net:3d", "jazbat_net:6d", "sota_surrogate:1d"],
-                   help="ARCH:INPUT pairs, or checkpoint paths")
+                   help="ARCH[:INPUT] (INPUT 1d by default; ARCH: jazbat_net, sota_surrogate, deepconvlstm, tinyhar, "
+                        "resnet1d, an installed jazbat.architectures entry point, or your own model as "
+                        "package.module:factory or path/to/file.py:factory, docs/your-model.md), or checkpoint paths")
     q.add_argument("--batch", type=positive_int, nargs="+", default=[1, 32], help="batch sizes to time")
     q.add_argument("--runs", type=positive_int, default=100, help="timed runs (after the warm-up runs)")
     q.add_argument("--warmup", type=non_negative_int, default=5, help="untimed warm-up runs")

@@ -158,15 +158,16 @@ def analytic_activations(source: ExportSource) -> dict[str, int]:
             "largest_layer_output_bytes": max(l.activations for l in cost.layers) * complexity.FP32_BYTES}
 
 
-def memory_profile(source: ExportSource, tflite_bytes: bytes, onnx_report: dict[str, Any] | None,
+def memory_profile(source: ExportSource, tflite_bytes: bytes | None, onnx_report: dict[str, Any] | None,
                    xla: dict[str, Any]) -> dict[str, Any]:
     """Activation memory of one model at batch 1, per runtime, next to the analytic sizes."""
     return {
         "analytic": analytic_activations(source),
         "jax_xla_temp_bytes": xla["memory_temp_bytes"],
         "onnxruntime": None if onnx_report is None else onnx_report["memory"],
-        "tflite_heap_growth_builtin_bytes": tflite_allocation_bytes(tflite_bytes, xnnpack=False),
-        "tflite_heap_growth_xnnpack_bytes": tflite_allocation_bytes(tflite_bytes, xnnpack=True),
+        # None where the model has no TFLite file (the profile says why)
+        "tflite_heap_growth_builtin_bytes": tflite_bytes and tflite_allocation_bytes(tflite_bytes, xnnpack=False),
+        "tflite_heap_growth_xnnpack_bytes": tflite_bytes and tflite_allocation_bytes(tflite_bytes, xnnpack=True),
     }
 
 

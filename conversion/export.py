@@ -69,6 +69,9 @@ def export(
     """
     source = dataclasses.replace(source, fold_standardizer=fold_standardizer)
     formats = expand_formats(formats)
+    if "onnx" in formats and source.architecture not in onnx_native.ARCHITECTURES:
+        # onnx_native builds only this package's two graphs: any other model takes the generic path.
+        formats = [f for f in formats if f != "onnx"] + ([] if "onnx-tf2onnx" in formats else ["onnx-tf2onnx"])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if real is True:  # a checkpoint's test split, else the bundled sample

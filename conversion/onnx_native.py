@@ -22,6 +22,8 @@ import numpy as np
 from conversion.source import ExportSource
 from jazbat_jax.model import JazbatNet, SotaSurrogate
 
+# The architectures this builder knows; any other model's ONNX goes through conversion.tf2onnx_path.
+ARCHITECTURES = ("jazbat_net", "sota_surrogate")
 OPSET = 20  # Gelu (approximate='tanh') needs 20; everything else would work from 18
 BN_EPSILON = 1e-3  # both models use Keras' BatchNormalization epsilon
 

@@ -23,6 +23,7 @@ from jazbat_jax.machine import machine_info
 
 KIND = {1: "1d", 3: "3d", 6: "6d"}
 OP_PROFILE_RUNS = 20  # ONNX Runtime profiled runs per model (after the warm-up runs)
+PARITY_WINDOWS = 32  # random (and real, when available) windows per parity gate of a profiled file
 
 
 def display_name(name: str) -> str:
@@ -34,10 +35,18 @@ def display_name(name: str) -> str:
 
 
 def published(source: ExportSource) -> dict[str, Any]:
-    """The paper's figures for this model and input width (Tables I, III, IV, V; Sec. IV on-device)."""
-    from jazbat_jax import paper
+    """The paper's figures for this model and input width (Tables I, III, IV, V; Sec. IV on-device); for
+    a published baseline, its paper's parameter count where it states one; nothing for other models."""
+    from jazbat_jax import baselines, paper
 
     kind = KIND.get(source.input_dim)
+    none = {"source": None, "params": None, "macs": None, "fp32_bytes": None, "peak_activation_bytes": None,
+            "tflite_bytes": None, "device_median_ms": None, "device_mean_ms": None, "device_sd_ms": None,
+            "device": None}
+    if source.architecture in baselines.PUBLISHED:
+        return {**none, **baselines.PUBLISHED[source.architecture]}
+    if source.architecture not in ("jazbat_net", "sota_surrogate"):
+        return none
     if source.architecture == "sota_surrogate":
         table, device = paper.SOTA_PUBLISHED.get(kind, {}), paper.ON_DEVICE["sota"]
         fp32 = table.get("fp32_mb", 0) * 1e6 if table else None
@@ -56,31 +65,78 @@ def published(source: ExportSource) -> dict[str, Any]:
             "device": "Xiaomi 13T, TFLite FP32 + XNNPACK, 1×256×1" if kind == "1d" else None}
 
 
+def _reason(e: BaseException) -> str:
+    """One line for a row: why a runtime could not take the model."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    if "TFL_DYNAMIC_UPDATE_SLICE" in text:  # the known case, said plainly
+        return ("ONNX Runtime cannot run the ONNX Loop tf2onnx makes of a rolled lax.scan (a TFLite "
+                "DYNAMIC_UPDATE_SLICE inside it); on the generic path only the package's BiGRU is unrolled")
+    return f"{type(e).__name__}: {text[:240]}"
+
+
+def _export(source: ExportSource, make, kind: str) -> tuple[bytes | None, list[dict] | None, str | None]:
+    """(file, its parity results, None) or (None, None, the one-line reason it could not be made or failed
+    its gate). ``kind``: "exact" (FP32: the parity gate) or "report" (quantised: agreement reported)."""
+    from conversion import parity
+
+    try:
+        data = make()
+        runner = tflite.TFLiteRunner(data) if kind != "onnx" else onnx_native.OnnxRunner(data)
+        results = parity.check(source, runner, source.name, exact=kind != "report", n=PARITY_WINDOWS)
+        return data, [r.to_dict() for r in results], None
+    except Exception as e:  # a converter's or runtime's own error, or the parity gate: a reason in the row
+        return None, None, _reason(e)
+
+
+def onnx_bytes(source: ExportSource) -> bytes:
+    """ONNX of a model: built from the parameter tree for Jazbat-Net and S-754 (``onnx_native``), the generic
+    jax2tf → TFLite → tf2onnx path for any other model."""
+    if source.architecture in onnx_native.ARCHITECTURES:
+        return onnx_native.to_onnx_bytes(source)
+    from conversion import tf2onnx_path
+
+    return tf2onnx_path.to_onnx_bytes(source)
+
+
 def profile_model(source: ExportSource, batches: Sequence[int] = (1, 32), runtimes=("jax", "tflite", "onnx"),
                   warmup: int = runtime.WARMUP, runs: int = runtime.RUNS, ops: bool = False) -> dict[str, Any]:
     """One model's row: complexity, sizes, activation memory, latency; with ``ops``, the per-operator
-    ONNX Runtime profile of the batch-1 file."""
+    ONNX Runtime profile of the batch-1 file. Every exported file passes the FP32 parity gate against the
+    JAX model first; a runtime that cannot convert the model (or whose file fails the gate) gets a one-line
+    reason in ``unavailable`` instead of figures."""
     from jazbat_jax import complexity
 
     cost = complexity.count(source.model, source.variables)
     xla = complexity.xla_crosscheck(source.model, source.variables, batch=1)
-    onnx_bytes = onnx_native.to_onnx_bytes(source)
-    tflite_b1 = tflite.to_tflite_bytes(source, batch_size=1)
-    tflite_dyn = tflite.to_tflite_bytes(source, batch_size=1, quantization="dynamic_int8")
+    tflite_b1, parity_fp32, tflite_why = _export(source, lambda: tflite.to_tflite_bytes(source, batch_size=1), "exact")
+    tflite_dyn, parity_dyn, dyn_why = _export(
+        source, lambda: tflite.to_tflite_bytes(source, batch_size=1, quantization="dynamic_int8"), "report")
+    onnx, parity_onnx, onnx_why = _export(source, lambda: onnx_bytes(source), "onnx")
+    unavailable = {k: why for k, why in (("tflite", tflite_why), ("tflite_dynamic_int8", dyn_why), ("onnx", onnx_why))
+                   if why}
     latency = []
     for batch in batches:
-        tfl = tflite_b1 if batch == 1 else (tflite.to_tflite_bytes(source, batch_size=batch) if "tflite" in runtimes else None)
-        latency += [t.to_dict() for t in runtime.measure(source, batch, runtimes, tfl, onnx_bytes, warmup, runs)]
-    if "tflite" in runtimes:
+        usable = [rt for rt in runtimes if rt not in unavailable]
+        tfl = tflite_b1 if batch == 1 else None
+        if batch != 1 and "tflite" in usable:
+            tfl, _, why = _export(source, lambda: tflite.to_tflite_bytes(source, batch_size=batch), "exact")
+            if why:
+                unavailable[f"tflite_batch_{batch}"] = why
+                usable.remove("tflite")
+        latency += [t.to_dict() for t in runtime.measure(source, batch, usable, tfl, onnx, warmup, runs)]
+    if "tflite" in runtimes and tflite_dyn is not None:
         x = runtime.windows(source, 1)
         latency.append(runtime.time_calls(runtime.tflite_call(tflite_dyn, x), "tflite_dynamic_int8", 1, warmup, runs,
                                           "XNNPACK, 1 thread").to_dict())
     # The ONNX profile's arena statistics are the ONNX Runtime memory figure, so it always runs (a few runs
-    # without --ops, just for the memory).
-    op_profile = deployment.onnx_profile(onnx_bytes, runtime.windows(source, 1), warmup=warmup,
-                                         runs=OP_PROFILE_RUNS if ops else 2)
+    # without --ops, just for the memory). Its per-layer table needs onnx_native's layer names.
+    op_profile = None
+    if onnx is not None and source.architecture in onnx_native.ARCHITECTURES:
+        op_profile = deployment.onnx_profile(onnx, runtime.windows(source, 1), warmup=warmup,
+                                             runs=OP_PROFILE_RUNS if ops else 2)
     return {
         "name": source.name,
+        "architecture": source.architecture,
         "display_name": display_name(source.name),
         "label": source.sidecar()["label"],
         "input_values": source.input_values,
@@ -89,15 +145,22 @@ def profile_model(source: ExportSource, batches: Sequence[int] = (1, 32), runtim
         "params_trainable": cost.trainable,
         "params_total": cost.total,
         "macs": cost.macs,
+        "macs_unknown_layers": list(cost.unknown),
         "fp32_weight_bytes": cost.fp32_bytes,
         "layer_output_activations": cost.activations,
         "xla": xla,
-        "artifact_bytes": {"tflite_fp32": len(tflite_b1), "tflite_dynamic_int8": len(tflite_dyn), "onnx": len(onnx_bytes)},
+        "artifact_bytes": {"tflite_fp32": _len(tflite_b1), "tflite_dynamic_int8": _len(tflite_dyn), "onnx": _len(onnx)},
+        "parity": {"tflite_fp32": parity_fp32, "tflite_dynamic_int8": parity_dyn, "onnx": parity_onnx},
+        "unavailable": unavailable,
         "latency": latency,
         "memory": deployment.memory_profile(source, tflite_b1, op_profile, xla),
-        "ops": {"onnxruntime": op_profile} if ops else None,
+        "ops": {"onnxruntime": op_profile} if ops and op_profile else None,
         "paper": published(source),
     }
+
+
+def _len(data: bytes | None) -> int | None:
+    return None if data is None else len(data)
 
 
 def build(sources: Sequence[ExportSource], batches: Sequence[int] = (1, 32), runs: int = runtime.RUNS,
@@ -118,13 +181,25 @@ def build(sources: Sequence[ExportSource], batches: Sequence[int] = (1, 32), run
 
 def source_of(spec: str) -> ExportSource:
     """The model a profile spec names: a checkpoint path (run folder, its checkpoints/ or an epoch's
-    folder; the best checkpoint, as trained), or "arch:input" (e.g. "jazbat_net:1d") freshly initialised."""
+    folder; the best checkpoint, as trained), or "arch[:input]" (e.g. "jazbat_net:1d", "deepconvlstm",
+    "mypkg.models:tiny:3d", "my_model.py:build") freshly initialised."""
     if Path(spec).exists():
         return load_source(spec)
-    arch, _, kind = spec.partition(":")
+    arch, kind = split_spec(spec)
     # A fresh init has zero biases and identity BatchNorm, which the TFLite converter folds
     # away; perturbed weights give the artifact sizes a trained model will have.
-    return perturbed(fresh_source(arch, kind or "1d"))
+    return perturbed(fresh_source(arch, kind))
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """"arch[:input]" -> (arch, input): the architecture may be a user's "package.module:factory" or
+    "path/file.py:factory" (jazbat_jax.architectures), the input 1d (default), 3d or 6d."""
+    from jazbat_jax.data.inputs import INPUT_WIDTH
+
+    arch, _, last = spec.rpartition(":")
+    if arch and last.lower() in INPUT_WIDTH:
+        return arch, last.lower()
+    return spec, "1d"
 
 
 def profile_models(models: list[str], out_dir: Path, runs: int, warmup: int) -> Path:
@@ -185,6 +260,10 @@ def render_markdown(report: dict[str, Any]) -> str:
                            "TFLite FP32", "TFLite dyn-INT8", "ONNX", "paper TFLite"], ["left"] + ["right"] * 12)
     lines += ["", "KB = 1,000 bytes, as in `jazbat summary`; FP32 weights count every parameter, trainable or not "
                   "(BatchNorm statistics), at 4 bytes."]
+    lines += ["", *_macs_comparison(report)]
+    for r in report["models"]:
+        for rt, why in (r.get("unavailable") or {}).items():
+            lines.append(f"- **{display_name(r['name'])}, {rt}: not available**: {why}")
     if any(r.get("memory") for r in report["models"]):
         lines += ["", "Activation memory, batch 1 (KB = 1,000 bytes; how each figure is obtained: below the table):", ""]
         rows = []
@@ -231,6 +310,27 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines[-1] += (f" The profiled files take {', '.join(sorted(inputs))}; parameters and MACs count the network "
                       "only.")
     return "\n".join(lines)
+
+
+def _macs_comparison(report: dict[str, Any]) -> list[str]:
+    """Analytic MACs beside XLA's count, and what the difference is."""
+    rows = []
+    for r in report["models"]:
+        x = r["xla"]
+        xla_macs = x["xla_flops_scan_corrected"] / 2
+        unknown = r.get("macs_unknown_layers") or []
+        rows.append([display_name(r["name"]), f"{r['macs']:,}" + (" (lower bound)" if unknown else ""),
+                     f"{xla_macs:,.0f}", f"{xla_macs - r['macs']:+,.0f} ({xla_macs / max(r['macs'], 1) - 1:+.1%})",
+                     "; ".join(unknown) or "–"])
+    return [*_table(rows, ["model", "analytic MACs", "XLA flops / 2 (scan-corrected)", "XLA − analytic",
+                           "layers without an analytic rule"], ["left", "right", "right", "right", "left"]), "",
+            "Analytic MACs follow the paper's convention (`jazbat_jax.complexity`: convolutions, GRU / LSTM and dense "
+            "layers; biases, normalisation, activations, gate products, attention's products and pooling count zero). "
+            "XLA's `cost_analysis()` counts every floating-point operation of the compiled forward (batch 1) and a "
+            "rolled loop's body once; the GRU / LSTM layers the analytic count knows are corrected by their other "
+            "T − 1 steps, a loop of another kind is not. So XLA − analytic is the convention's omissions (biases, "
+            "normalisation, activations, gates, softmax, pooling: usually a few per cent), plus, for a layer without "
+            "an analytic rule, everything it computes, minus, for a loop XLA cannot see through, its other steps."]
 
 
 def _render_ops(report: dict[str, Any]) -> list[str]:
@@ -311,7 +411,7 @@ def figure(report: dict[str, Any]):
     width = 0.8 / len(kinds)
     for i, (k, rt) in enumerate(kinds):
         label, colour = RUNTIMES[rt]
-        values = [r["artifact_bytes"][k] / 1e3 for r in report["models"]]
+        values = [(r["artifact_bytes"][k] or 0) / 1e3 for r in report["models"]]  # 0: not convertible (see the report)
         bars = ax2.bar([j + i * width for j in range(len(models))], values, width,
                        label=label.replace("ONNX Runtime", "ONNX"), color=colour)
         ax2.bar_label(bars, [f"{v:,.0f}" for v in values], fontsize=6, padding=1, rotation=90)

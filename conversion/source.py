@@ -19,8 +19,9 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
+from jazbat_jax import architectures
 from jazbat_jax.data.core import Standardizer
-from jazbat_jax.model import JazbatNet, SotaSurrogate, init_variables, jazbat_net, sota_surrogate
+from jazbat_jax.model import ARCHITECTURE_OF_CLASS, init_variables
 
 OUTPUT_SEMANTICS = "probabilities (softmax over classes)"
 RAW = "raw sensor values"
@@ -43,7 +44,7 @@ class RealWindows:
 class ExportSource:
     """A model ready to export. ``variables`` is ``{'params': ..., 'batch_stats': ...}``."""
 
-    model: JazbatNet | SotaSurrogate
+    model: Any  # a flax.linen.Module with fields window, input_dim, num_classes (jazbat_jax.architectures)
     variables: dict
     class_names: tuple[str, ...]
     standardizer: Standardizer | None = None
@@ -54,6 +55,8 @@ class ExportSource:
     fold_standardizer: bool = True
     # How each model input channel is computed from raw sensor columns (JSON), when known.
     input_spec: dict | None = None
+    # The architecture's name (jazbat_jax.architectures); None: this package's class of ``model``.
+    arch: str | None = None
 
     def __post_init__(self) -> None:
         self.class_names = tuple(str(c) for c in self.class_names)
@@ -83,7 +86,7 @@ class ExportSource:
 
     @property
     def architecture(self) -> str:
-        return "sota_surrogate" if isinstance(self.model, SotaSurrogate) else "jazbat_net"
+        return self.arch or ARCHITECTURE_OF_CLASS.get(type(self.model).__name__, type(self.model).__name__)
 
     def input_shape(self, batch_size: int | None = 1) -> tuple:
         return (batch_size, self.window, self.input_dim)
@@ -131,7 +134,7 @@ class ExportSource:
             "label": (
                 "S-754, a complexity-matched surrogate of the previous SOTA [9] (not [9] itself)"
                 if self.architecture == "sota_surrogate"
-                else "Jazbat-Net"
+                else architectures.label(self.architecture)
             ),
             "origin": self.origin,
             "class_names": list(self.class_names),
@@ -151,18 +154,17 @@ def fresh_source(
     seed: int = 0,
     class_names: tuple[str, ...] | None = None,
 ) -> ExportSource:
-    """A freshly initialised model (identity standardizer), for exports before any training exists."""
-    if architecture == "jazbat_net":
-        model = jazbat_net(input_kind, num_classes, reduce_filters)
-    elif architecture == "sota_surrogate":
-        model = sota_surrogate(input_kind, num_classes)
-    else:
-        raise ValueError(f"unknown architecture {architecture!r}; choose 'jazbat_net' or 'sota_surrogate'")
+    """A freshly initialised model (identity standardizer), for exports before any training exists.
+    ``architecture``: any name ``jazbat_jax.architectures`` resolves (a user's model too)."""
+    from jazbat_jax.model import build
+
+    name = architectures.canonical(architecture)
+    model = build(name, input_kind, num_classes, reduce_filters)
     variables = init_variables(model, seed)
     names = class_names or tuple(f"class_{i}" for i in range(num_classes))
     std = Standardizer(np.zeros(model.input_dim, np.float32), np.ones(model.input_dim, np.float32))
-    return ExportSource(model, variables, names, std, name=f"{architecture}_{input_kind.lower()}",
-                        origin=f"fresh (seed {seed})")
+    return ExportSource(model, variables, names, std, name=f"{architectures.slug(name)}_{input_kind.lower()}",
+                        origin=f"fresh (seed {seed})", arch=name)
 
 
 def perturbed(source: ExportSource, seed: int = 0, scale: float = 0.1) -> ExportSource:
@@ -191,19 +193,19 @@ INPUT_KIND = {1: "1d", 3: "3d", 6: "6d"}
 
 def load_source(path: str | Path, kind: str = "best") -> ExportSource:
     """An ``ExportSource`` from a training checkpoint (run folder, checkpoints/ folder or epoch folder)."""
-    from jazbat_jax.model import ARCHITECTURE_OF_CLASS
     from jazbat_jax.train.checkpoint import load_checkpoint
 
     model, variables, meta = load_checkpoint(path, kind)
-    architecture = ARCHITECTURE_OF_CLASS[type(model).__name__]
+    architecture = meta["run"]["model"]["arch"]
     source = ExportSource(
         model=model,
         variables={k: v for k, v in variables.items() if k in ("params", "batch_stats")},
         class_names=tuple(meta["class_names"]),
         standardizer=Standardizer.from_dict(meta["standardizer"]),
-        name=f"{architecture}_{INPUT_KIND.get(int(model.input_dim), f'{model.input_dim}ch')}",
+        name=f"{architectures.slug(architecture)}_{INPUT_KIND.get(int(model.input_dim), f'{model.input_dim}ch')}",
         origin=f"{meta['checkpoint']} (epoch {meta['epoch']})",
         input_spec=meta.get("input"),
+        arch=architecture,
     )
     source.test_windows = checkpoint_test_windows(source, meta)
     return source

@@ -163,8 +163,10 @@ def compact(flatbuffer: bytes, metadata: dict[str, bytes] | None = None, strip_n
             continue
         if fill_code is None:
             fill_code = _opcode_index(model, fb.BuiltinOperator.FILL, fb)
-        dims = _const_tensor(model, main, np.asarray(tensor.shape, np.int32), fb)
-        value = _const_tensor(model, main, values[:1].reshape(()), fb)
+        # Named only where names are kept: tf2onnx reads every tensor's name (and fails on a missing one).
+        named = None if strip_names else f"fill_{index}"
+        dims = _const_tensor(model, main, np.asarray(tensor.shape, np.int32), fb, named and f"{named}/dims")
+        value = _const_tensor(model, main, values[:1].reshape(()), fb, named and f"{named}/value")
         freed = tensor.buffer
         tensor.buffer = 0  # buffer 0 is the empty sentinel: the tensor becomes a computed one
         if not any(t.buffer == freed for sg in model.subgraphs for t in sg.tensors):
@@ -200,7 +202,7 @@ def _opcode_index(model, builtin: int, fb) -> int:
     return len(model.operatorCodes) - 1
 
 
-def _const_tensor(model, subgraph, value: np.ndarray, fb) -> int:
+def _const_tensor(model, subgraph, value: np.ndarray, fb, name: str | None = None) -> int:
     buffer = fb.BufferT()
     buffer.data = np.frombuffer(value.tobytes(), np.uint8)
     model.buffers.append(buffer)
@@ -208,6 +210,8 @@ def _const_tensor(model, subgraph, value: np.ndarray, fb) -> int:
     tensor.shape = list(value.shape)
     tensor.type = fb.TensorType.INT32 if value.dtype == np.int32 else fb.TensorType.FLOAT32
     tensor.buffer = len(model.buffers) - 1
+    if name is not None:
+        tensor.name = name
     subgraph.tensors.append(tensor)
     return len(subgraph.tensors) - 1
 

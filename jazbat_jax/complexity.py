@@ -7,8 +7,12 @@ weight shapes times the number of output positions it is applied at.
 MAC convention (the paper's; it reproduces its 6.96M / 7.05M / 7.20M exactly):
     conv  = T_out · k · C_in · C_out        (kernel size × output positions)
     GRU   = T · 3h · (d + h) per direction  (kernel + recurrent kernel, per step)
-    dense = in · out
-Biases, BatchNorm, activations, additions, GRU gate products and pooling count zero.
+    LSTM  = T · 4h · (d + h) per direction  (the same rule: a recurrent layer with 4 gates)
+    dense = in · out                        (per output position when applied along time)
+Biases, BatchNorm, LayerNorm, activations, additions, gate products, attention's score and mixing
+products and pooling count zero. A layer with variables no rule knows (a user's model) counts zero
+MACs and is listed in ``ModelCost.unknown``: the analytic total is then a lower bound, and XLA's
+count (always available) is the one to read.
 
 XLA cross-checks: ``cost_analysis()`` counts a rolled ``lax.scan`` body once, not once per
 step, so the GRU is checked by compiling one step and multiplying by T and by the number of
@@ -30,6 +34,7 @@ from jazbat_jax import kernels
 from jazbat_jax.kernels import gru_step
 
 FP32_BYTES = 4
+NO_RULE = "no MAC rule"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +78,11 @@ class ModelCost:
     @property
     def macs(self) -> int:
         return sum(l.macs for l in self.layers)
+
+    @property
+    def unknown(self) -> tuple[str, ...]:
+        """Layers no MAC rule covers (counted as zero): the analytic MACs are a lower bound when any."""
+        return tuple(l.name for l in self.layers if l.kind.startswith(NO_RULE))
 
     @property
     def fp32_bytes(self) -> int:
@@ -121,15 +131,22 @@ def _leaf_modules(tree: dict) -> dict[tuple[str, ...], dict[str, Any]]:
 def _layer_kind_and_macs(params: dict[str, Any], stats: dict[str, Any], out_shape: tuple[int, ...]) -> tuple[str, int]:
     positions = math.prod(out_shape[:-1])  # time steps (1 for a Dense on pooled features)
     if "recurrent_kernel" in params:
-        # GRU: kernel (d, 3h) and recurrent kernel (h, 3h) are each applied once per time step.
-        return "GRU", positions * (params["kernel"].size + params["recurrent_kernel"].size)
+        # GRU / LSTM: kernel (d, gh) and recurrent kernel (h, gh) are each applied once per time step.
+        h, gh = params["recurrent_kernel"].shape
+        return {3: "GRU", 4: "LSTM"}.get(gh // h, "recurrent"), positions * (params["kernel"].size + params["recurrent_kernel"].size)
     if "kernel" in params and params["kernel"].ndim == 3:
         return f"Conv1D k={params['kernel'].shape[0]}", positions * params["kernel"].size
+    if "kernel" in params and params["kernel"].ndim == 4:  # a (k, 1) kernel: each sensor channel convolved alone
+        return f"Conv2D k={params['kernel'].shape[0]}x{params['kernel'].shape[1]}", positions * params["kernel"].size
     if "kernel" in params and params["kernel"].ndim == 2:
         return "Dense", positions * params["kernel"].size
     if "scale" in params and "mean" in stats:
         return "BatchNorm", 0
-    raise ValueError(f"no MAC rule for a layer with variables {sorted(params) + sorted(stats)}")
+    if set(params) <= {"scale", "bias"} and not stats:
+        return "LayerNorm", 0
+    if all(a.size == 1 for a in params.values()):  # a learned scalar (an attention's gamma)
+        return "scalar", 0
+    return f"{NO_RULE} (variables {', '.join(sorted(params) + sorted(stats))})", 0
 
 
 def _trace_outputs(model: nn.Module, variables: dict, x) -> dict[tuple[str, ...], tuple[int, ...]]:
@@ -192,17 +209,24 @@ def _flops(compiled) -> float:
 
 
 def gru_step_flops(gru_params: dict) -> dict[str, float]:
-    """XLA flops of one GRU step (batch 1): each weight matmul alone, and the scan's body.
+    """XLA flops of one GRU or LSTM step (batch 1): each weight matmul alone, and the scan's body.
 
-    ``recurrent_body`` is what the scan runs per step: ``kernels.gru_step`` (this step's input
-    projection x·W, h·U and the gates).
+    ``recurrent_body`` is what the scan runs per step: ``kernels.gru_step`` for a GRU (this step's
+    input projection x·W, h·U and the gates); for an LSTM (4 gates) ``baselines.lstm_step``
+    (h·U and the gates; its input projection runs outside the loop, over every step at once).
     """
-    d, three_h = gru_params["kernel"].shape
+    d, gates_h = gru_params["kernel"].shape
+    h = gru_params["recurrent_kernel"].shape[0]
     x = jnp.zeros((1, d), jnp.float32)
-    state = jnp.zeros((1, three_h // 3), jnp.float32)
+    state = jnp.zeros((1, h), jnp.float32)
+    if gates_h == 4 * h:
+        from jazbat_jax.baselines import lstm_step
 
-    def body(p, x, h):
-        return gru_step(x, h, p["kernel"], p["bias"], p["recurrent_kernel"])[0]
+        def body(p, x, h):
+            return lstm_step(jnp.zeros((1, gates_h), jnp.float32), h, h, p["recurrent_kernel"])[0]
+    else:
+        def body(p, x, h):
+            return gru_step(x, h, p["kernel"], p["bias"], p["recurrent_kernel"])[0]
 
     return {
         "input_matmul": _flops(_compiled(lambda w, x: x @ w, gru_params["kernel"], x)),
@@ -220,24 +244,29 @@ def xla_macs(matmul_flops: float, contraction: int) -> float:
 def xla_crosscheck(model: nn.Module, variables: dict, batch: int = 1) -> dict[str, Any]:
     """Cross-check the analytic counts against XLA on this machine.
 
-    - GRU: XLA's matmul count of one step × T, summed over directions, must equal the analytic GRU MACs.
+    - GRU / LSTM: XLA's matmul count of one step × T, summed over directions, must equal the analytic
+      recurrent MACs (the "gru_*" keys cover LSTM layers too).
     - Whole model: ``cost_analysis`` of the jitted forward counts each scan body once; we add
-      the other T−1 steps of every GRU direction to get the scan-corrected XLA flops.
+      the other T−1 steps of every GRU / LSTM direction to get the scan-corrected XLA flops (a loop
+      of a kind the analytic count does not know stays counted once).
     - ``memory_analysis`` of the jitted forward: temp (activation) bytes, argument and output bytes.
     """
-    T = model.window
     cost = count(model, variables)
-    grus = [(path, p) for path, p in _leaf_modules(variables["params"]).items() if "recurrent_kernel" in p]
-    gru_analytic = sum(l.macs for l in cost.layers if l.kind == "GRU")
+    # The steps each recurrent layer runs (fewer than the window after strided or unpadded convolutions).
+    steps = {tuple(l.name.split("/")): l.output_shape[0] for l in cost.layers if l.kind in ("GRU", "LSTM")}
+    params = _leaf_modules(variables["params"])
+    grus = [(path, params[path]) for path in steps]
+    gru_analytic = sum(l.macs for l in cost.layers if l.kind in ("GRU", "LSTM"))
     gru_xla_macs = 0.0
-    body_flops = 0.0
-    for _, p in grus:
+    other_steps_flops = 0.0  # the T − 1 steps of every loop that XLA's count of a rolled scan leaves out
+    for path, p in grus:
+        T = steps[path]
         step = gru_step_flops(p)
         d, h = p["kernel"].shape[0], p["recurrent_kernel"].shape[0]
         gru_xla_macs += T * (xla_macs(step["input_matmul"], d) + xla_macs(step["recurrent_matmul"], h))
-        body_flops += step["recurrent_body"]
+        other_steps_flops += (T - 1) * step["recurrent_body"]
 
-    x = jnp.zeros((batch, T, model.input_dim), jnp.float32)
+    x = jnp.zeros((batch, model.window, model.input_dim), jnp.float32)
     with kernels.pure_jax():  # XLA's own count: the native GRU kernels would be opaque custom calls
         forward = _compiled(lambda v, x: model.apply(v, x, train=False), variables, x)
     rolled = _flops(forward)
@@ -249,7 +278,7 @@ def xla_crosscheck(model: nn.Module, variables: dict, batch: int = 1) -> dict[st
         "gru_macs_xla": int(gru_xla_macs),
         "gru_macs_match": int(gru_xla_macs) == gru_analytic,
         "xla_flops_rolled_scan": int(rolled),
-        "xla_flops_scan_corrected": int(rolled + (T - 1) * body_flops * batch),  # body scales with batch
+        "xla_flops_scan_corrected": int(rolled + other_steps_flops * batch),  # body scales with batch
         "analytic_flops_2x_macs": 2 * cost.macs * batch,
         "memory_temp_bytes": int(mem.temp_size_in_bytes),
         "memory_argument_bytes": int(mem.argument_size_in_bytes),

@@ -10,7 +10,6 @@ The architecture and the numbers it reproduces are summarised in the README ("Th
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 
 import flax.linen as nn
@@ -279,31 +278,41 @@ def init_variables(model: nn.Module, seed: int = 0, batch_size: int = 1) -> dict
 
 
 # ---------------------------------------------------------------- registry
-# Architectures by name (command lines, configurations) and by class (checkpoints store the class name).
-ARCHITECTURES = {"jazbat_net": jazbat_net, "sota_surrogate": sota_surrogate}
+# This package's architectures by class (checkpoints store the class name); names, the published
+# baselines and users' own models are resolved by ``jazbat_jax.architectures``.
 MODEL_CLASSES = {"JazbatNet": JazbatNet, "SotaSurrogate": SotaSurrogate}
 ARCHITECTURE_OF_CLASS = {"JazbatNet": "jazbat_net", "SotaSurrogate": "sota_surrogate"}
 
 
 def build(arch: str, input_kind: str, num_classes: int, reduce_filters: int | None = None, window: int = 256) -> nn.Module:
-    """A model by architecture name. ``reduce_filters`` is Jazbat-Net's K (default: ``num_classes``)."""
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
-    if arch == "jazbat_net":
-        return jazbat_net(input_kind, num_classes, reduce_filters, window=window)
-    return sota_surrogate(input_kind, num_classes, window=window)
+    """A model by architecture name (``architectures.resolve``). ``reduce_filters`` is Jazbat-Net's K
+    (default: ``num_classes``)."""
+    from jazbat_jax import architectures
+
+    options = {"reduce_filters": reduce_filters} if arch == "jazbat_net" else {}
+    return architectures.resolve(arch).build(num_classes, window, input_width(input_kind), **options)
 
 
-def model_config(model: nn.Module) -> dict:
-    """The constructor arguments of a model, JSON-serialisable, plus its class name."""
-    fields = {f.name: getattr(model, f.name) for f in dataclasses.fields(model) if f.name not in ("parent", "name")}
-    return {"class": type(model).__name__, **{k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}}
+def model_config(model: nn.Module, arch: str | None = None) -> dict:
+    """The constructor arguments of a model, JSON-serialisable, plus its class name. A model of a class
+    this module does not define is rebuilt from its architecture name ``arch`` (required for it)."""
+    from jazbat_jax import architectures
+
+    config = {"class": type(model).__name__, **architectures.fields(model)}
+    if type(model).__name__ not in architectures.model_classes():
+        config["arch"] = arch
+    return config
 
 
 def model_from_config(config: dict) -> nn.Module:
     """The inverse of ``model_config``."""
+    from jazbat_jax import architectures
+
     config = dict(config)
     name = config.pop("class", None)
-    if name not in MODEL_CLASSES:
-        raise ValueError(f"unknown model class {name!r}; known: {sorted(MODEL_CLASSES)}")
-    return MODEL_CLASSES[name](**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
+    classes = architectures.model_classes()
+    if name in classes:
+        return classes[name](**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
+    if not config.get("arch"):
+        raise ValueError(f"unknown model class {name!r} and no architecture name to build it from")
+    return architectures.resolve(config["arch"]).build(config["num_classes"], config["window"], config["input_dim"])

@@ -4,6 +4,7 @@ against the runs' own final_eval.json."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from jazbat_jax import complexity
@@ -35,7 +36,8 @@ def _row(table_text: str, first_cell: str) -> list[str]:
 @pytest.fixture(scope="module")
 def done(tmp_path_factory):
     out = tmp_path_factory.mktemp("accuracy-cost") / "out"
-    assert main(["accuracy-cost", "--out", str(out), *TINY, "--profile", str(PROFILE)]) == 0
+    assert main(["accuracy-cost", "--out", str(out), *TINY, "--archs", "jazbat_net", "sota_surrogate",
+                 "--profile", str(PROFILE)]) == 0
     return out
 
 
@@ -112,7 +114,8 @@ def test_an_interval_is_shown_where_there_is_one(done, tmp_path):
 def test_second_call_skips_finished_runs(done):
     stamps = {p: p.stat().st_mtime_ns for p in (done / "runs").glob("*/run/final_eval.json")}
     assert len(stamps) == 2
-    assert main(["accuracy-cost", "--out", str(done), *TINY, "--no-latency"]) == 0
+    assert main(["accuracy-cost", "--out", str(done), *TINY, "--archs", "jazbat_net", "sota_surrogate",
+                 "--no-latency"]) == 0
     last = json.loads((done / "invocations.jsonl").read_text().splitlines()[-1])
     assert last["ran"] == [] and last["skipped_done"] == 2
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
@@ -143,7 +146,7 @@ def test_killed_run_resumes_and_other_settings_are_refused(tmp_path, capsys):
     assert main([*args[:-3], "--epochs", "1", "--no-latency"]) == 0  # args end with --epochs 2 --no-latency
     (shorter,) = json.loads((out / "accuracy_cost.json").read_text())["runs"]
     assert shorter["job"] != job.id and shorter["epochs_trained"] == 1
-    assert "at most 1 epoch," in (out / "report.md").read_text()
+    assert "(cap: 1 epoch;" in (out / "report.md").read_text()
     assert len(list((out / "runs").glob("jazbat_net-s0-*"))) == 2  # the 2-epoch run is kept, not overwritten
 
 
@@ -156,9 +159,10 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["accuracy-cost", "--out", out, *TINY, "--profile", str(tmp_path / "missing.json"), "--report-only"])
     assert e.value.code == 2 and f"cannot read {tmp_path / 'missing.json'} (No such file" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as e:
-        main(["accuracy-cost", "--archs", "resnet"])
-    assert e.value.code == 2
+    assert main(["accuracy-cost", "--out", out, *TINY, "--archs", "resnet", "--report-only"]) == 1
+    assert "unknown architecture 'resnet'" in capsys.readouterr().err
+    assert main(["accuracy-cost", "--out", out, *TINY, "--margin", "120", "--report-only"]) == 1
+    assert "equivalence margin must be in (0, 1)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("content, message", [
@@ -179,3 +183,43 @@ def test_a_wrong_profile_file_is_refused_before_training(tmp_path, capsys, conte
     assert err.startswith(f"jazbat accuracy-cost: error: argument --profile: {profile} {message}: give the "
                           "profile.json that `jazbat profile --out DIR` wrote"), err
     assert not out.exists()  # nothing trained
+
+
+def _run(correct_by_participant: dict[int, list[int]]) -> dict:
+    """Per-window arrays of one run: each participant's windows, 1 = predicted right."""
+    y_true, y_pred, participant = [], [], []
+    for pid, correct in correct_by_participant.items():
+        for c in correct:
+            y_true.append(0)
+            y_pred.append(0 if c else 1)
+            participant.append(pid)
+    return {"y_true": np.array(y_true), "y_pred": np.array(y_pred), "participant": np.array(participant),
+            "recording": np.zeros(len(y_true), int)}
+
+
+def test_differences_are_seed_matched_and_averaged_per_participant():
+    mine = {0: _run({1: [1, 1, 0, 0], 2: [1, 1, 1, 1]}), 1: _run({1: [1, 1, 1, 1], 2: [1, 0, 0, 0]}),
+            2: _run({1: [0, 0, 0, 0], 2: [0, 0, 0, 0]})}  # seed 2: the reference lacks it, so it is left out
+    ref = {0: _run({1: [1, 0, 0, 0], 2: [1, 1, 1, 1]}), 1: _run({1: [1, 1, 1, 1], 2: [1, 1, 0, 0]})}
+    seeds, diffs = accuracy_cost.paired_differences(mine, ref)
+    assert seeds == [0, 1]
+    assert diffs == {1: pytest.approx((0.25 + 0.0) / 2), 2: pytest.approx((0.0 - 0.25) / 2)}
+
+
+def test_tost_decides_equivalence_against_the_margin():
+    from scipy import stats as st
+
+    from jazbat_jax.experiments.stats import tost_paired
+
+    close = [0.004, -0.006, 0.002, 0.001, -0.003, 0.005, -0.001, 0.0]
+    e = tost_paired(close, margin=0.02)
+    assert e["verdict"] == "equivalent" and e["p"] < 0.05
+    assert e["p_lower"] == pytest.approx(st.ttest_1samp(close, -0.02, alternative="greater").pvalue)
+    assert -0.02 < e["ci"][0] < e["ci"][1] < 0.02
+    worse = [d - 0.06 for d in close]
+    assert tost_paired(worse, margin=0.02)["verdict"] == "worse"
+    wide = [0.05, -0.04, 0.03, -0.05, 0.02, -0.03]
+    w = tost_paired(wide, margin=0.02)
+    assert w["verdict"] == "inconclusive" and w["p"] > 0.05
+    assert tost_paired([0.01], margin=0.02)["verdict"] == "too few pairs"
+    assert tost_paired([0.0, 0.0, 0.0], margin=0.02)["verdict"] == "equivalent"  # no spread: the value itself

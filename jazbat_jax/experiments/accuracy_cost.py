@@ -1,4 +1,5 @@
-"""Accuracy against complexity: Jazbat-Net and the S-754 surrogate trained alike on a task with a real signal.
+"""Accuracy against complexity: Jazbat-Net, the S-754 surrogate, the re-implemented published baselines and
+any user's model, trained alike on a task with a real signal.
 
 The task is WISDM 2019 activity recognition (18 activities, watch accelerometer magnitude |a|, a
 subject-independent split). Every architecture × seed is an ordinary run folder of ``trainer.pretrain``
@@ -10,6 +11,14 @@ activation memory and latency of its exported files.
 
 S-754 (``sota_surrogate``) is a complexity-matched surrogate of the previous state of the art [9]:
 built to have [9]'s published parameter and MAC counts, not [9]'s network (whose layers are not public).
+``deepconvlstm``, ``tinyhar`` and ``resnet1d`` are re-implementations of published baselines
+(``jazbat_jax.baselines``); any other name is a user's model (``jazbat_jax.architectures``), named in
+its jobs by its import spec and a hash of its configuration and parameter shapes, never by a folder.
+
+Every model is compared with the reference (Jazbat-Net) for equivalence: the seed-matched,
+participant-paired accuracy difference (per test participant, the difference of the two models' accuracy
+under the same seed, averaged over the seeds both have), tested with two one-sided t-tests against a
+margin set in the settings before any result is seen (``stats.tost_paired``).
 
 Every run is a job of the experiment pipeline (``jobs.Job`` of kind ``accuracy_cost``, run by
 ``grid.run_plan`` on Ray like the grid's jobs), named by what it computes. Output folder::
@@ -39,12 +48,17 @@ from jazbat_jax.experiments.jobs import Job
 from jazbat_jax.figures import save_figure
 from jazbat_jax.files import PREDICTIONS_FILE, read_json_lines, write_atomically, write_json
 from jazbat_jax.machine import busy, load_average, machine_info
-from jazbat_jax.model import ARCHITECTURES
+from jazbat_jax import architectures
 from jazbat_jax.train.config import ModelConfig, RunConfig, TrainConfig
 
-ARCHS = ("jazbat_net", "sota_surrogate")
+ARCHS = ("jazbat_net", "sota_surrogate", "deepconvlstm", "tinyhar", "resnet1d")
+# The two architectures the first comparison trained: their job ids keep the settings they had then.
+ORIGINAL = ("jazbat_net", "sota_surrogate")
 LABELS = {"jazbat_net": "Jazbat-Net", "sota_surrogate": "S-754 surrogate"}
-STYLE = {"jazbat_net": ("o", "#1f77b4"), "sota_surrogate": ("s", "#d62728")}
+STYLE = {"jazbat_net": ("o", "#1f77b4"), "sota_surrogate": ("s", "#d62728"), "deepconvlstm": ("D", "#2ca02c"),
+         "tinyhar": ("^", "#9467bd"), "resnet1d": ("v", "#8c564b")}
+OTHER_STYLES = [("P", "#e377c2"), ("X", "#7f7f7f"), ("*", "#bcbd22"), ("h", "#17becf")]
+REFERENCE_CLASSES = 18  # the configuration a user's model is fingerprinted in (WISDM's activities)
 # The latency the figure plots: the paper's deployment runtime (TFLite FP32, XNNPACK, 1 thread), else another.
 PLOT_RUNTIMES = ("tflite", "onnx", "jax")
 RUNTIME_LABELS = {"jax": "JAX jit (XLA CPU)", "tflite": "TFLite FP32 (XNNPACK, 1 thread)",
@@ -62,22 +76,35 @@ class Settings:
 
     archs: tuple[str, ...] = ARCHS
     seeds: tuple[int, ...] = (0, 1, 2)
+    # Equivalence with the reference: the largest accuracy difference (a fraction: 0.02 = 2 points) that
+    # counts as no practical difference, set before any result is seen; tested at level alpha.
+    margin: float = 0.02
+    alpha: float = 0.05
+    reference: str = "jazbat_net"
     root: str | None = None  # DataConfig.root: None = ../shared/data or $JAZBAT_DATA_ROOT (else the sample)
     window: int = 256
     step: int = 128  # the paper's WISDM stride is 32; 128 gives a quarter of the windows, bounding S-754's cost
     max_windows: int | None = None
     split_seed: int = 0
-    epochs: int = 40  # the maximum (the paper's pretraining length)
+    epochs: int = 100  # the cap: early stopping (patience) is meant to end every run before it
     patience: int | None = 5  # early stopping on validation macro-F1
     batch_size: int = 32
     learning_rate: float = 1e-3
 
     def __post_init__(self):
-        object.__setattr__(self, "archs", tuple(self.archs))
+        try:  # a user's file is recorded by its file name only (jazbat_jax.architectures)
+            archs = tuple(architectures.canonical(a) for a in self.archs)
+            for a in archs:
+                architectures.resolve(a)
+        except architectures.ArchitectureError as e:
+            raise ConfigError(str(e)) from None
+        object.__setattr__(self, "archs", archs)
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
-        unknown = [a for a in self.archs if a not in ARCHITECTURES]
-        if not self.archs or unknown or len(set(self.archs)) != len(self.archs):
-            raise ConfigError(f"architectures must be distinct names from {sorted(ARCHITECTURES)}, got {list(self.archs)}")
+        if not self.archs or len(set(self.archs)) != len(self.archs):
+            raise ConfigError(f"architectures must be distinct, got {list(self.archs)}")
+        if not 0 < self.margin < 1 or not 0 < self.alpha < 0.5:
+            raise ConfigError(f"the equivalence margin must be in (0, 1) (a fraction of accuracy: 0.02 = 2 points) "
+                              f"and alpha in (0, 0.5), got margin {self.margin}, alpha {self.alpha}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
             raise ConfigError(f"seeds must be distinct whole numbers >= 0, got {list(self.seeds)}")
         run_config(self, self.archs[0], self.seeds[0])  # the data and training values are checked there
@@ -113,10 +140,24 @@ def run_config(s: Settings, arch: str, seed: int, root: str | None = None) -> Ru
 
 
 def job(s: Settings, arch: str, seed: int, label: str) -> Job:
-    """One architecture × seed: a WISDM run named by its settings and its data's fingerprint."""
+    """One architecture × seed: a WISDM run named by its settings and its data's fingerprint; a model other
+    than the first two also by a hash of its configuration and parameter shapes (its name alone, an import
+    spec, would not change when the model does)."""
     run = run_config(s, arch, seed, label)
-    return Job("accuracy_cost", f"{arch}-s{seed}", {"kind": "accuracy_cost", "arch": arch, "seed": seed,
-                                                    "data_root": label, "epochs": s.epochs, "run": run.to_dict()})
+    settings = {"kind": "accuracy_cost", "arch": arch, "seed": seed, "data_root": label, "epochs": s.epochs,
+                "run": run.to_dict()}
+    if arch not in ORIGINAL:
+        settings["model"] = architectures.fingerprint(arch, REFERENCE_CLASSES, s.window, 1)
+    return Job("accuracy_cost", f"{architectures.slug(arch)}-s{seed}", settings)
+
+
+def label(arch: str) -> str:
+    return LABELS.get(arch) or architectures.label(arch)
+
+
+def style(arch: str, archs: tuple[str, ...]) -> tuple[str, str]:
+    others = [a for a in archs if a not in STYLE]
+    return STYLE.get(arch) or OTHER_STYLES[others.index(arch) % len(OTHER_STYLES)]
 
 
 def plan(s: Settings, label: str | None = None) -> list[Job]:
@@ -150,7 +191,7 @@ def train_runs(s: Settings, out: Path, command: str, progress: bool = True, ray_
     write_json(out / "config.json", {"settings": dataclasses.asdict(s), "data_label": label})
     return grid.run_plan(plan(s, label), out, (str(data_folder(s).resolve()),), "accuracy-cost",
                          {"command": command}, progress=progress, log=log, ray_options=ray_options,
-                         in_process=in_process)
+                         in_process=in_process, model_files=architectures.registered_files())
 
 
 # ---------------------------------------------------------------- latency profile
@@ -224,7 +265,7 @@ def _read_run(folder: Path, result: dict, invocations: list[dict]) -> dict[str, 
 
 def _profile_row(profile: dict, arch: str) -> dict[str, Any] | None:
     """One architecture's figures from a profile (its 1D model), or None when the profile lacks it."""
-    row = next((m for m in profile["models"] if m.get("name") == f"{arch}_1d"), None)
+    row = next((m for m in profile["models"] if m.get("name") == f"{architectures.slug(arch)}_1d"), None)
     if row is None:
         return None
     memory = row.get("memory") or {}
@@ -233,10 +274,41 @@ def _profile_row(profile: dict, arch: str) -> dict[str, Any] | None:
         "name": row["name"], "origin": row.get("origin"), "params_total": row.get("params_total"),
         "macs": row.get("macs"), "artifact_bytes": row.get("artifact_bytes", {}),
         "latency_median_ms": {t["runtime"]: t["median_ms"] for t in row.get("latency", []) if t["batch"] == 1},
+        "unavailable": row.get("unavailable") or {},
         "memory_bytes": {"jax_xla_temp": memory.get("jax_xla_temp_bytes", (row.get("xla") or {}).get("memory_temp_bytes")),
                          "onnxruntime_activation_peak": ort.get("activation_peak_bytes"),
                          "tflite_heap_growth_xnnpack": memory.get("tflite_heap_growth_xnnpack_bytes")},
     }
+
+
+def paired_differences(runs: dict[int, dict], reference: dict[int, dict]) -> tuple[list[int], dict[int, float]]:
+    """Seed-matched, participant-paired accuracy differences of a model against the reference: for each
+    seed both trained, each test participant's accuracy difference; then each participant's mean over
+    those seeds (participants are the independent unit; seeds of one participant are not). Returns the
+    matched seeds and {participant: mean difference}."""
+    from jazbat_jax.experiments.stats import per_group_accuracy
+
+    seeds = sorted(set(runs) & set(reference))
+    per_participant: dict[int, list[float]] = {}
+    for seed in seeds:
+        mine = per_group_accuracy(runs[seed]["y_true"], runs[seed]["y_pred"], runs[seed]["participant"])
+        theirs = per_group_accuracy(reference[seed]["y_true"], reference[seed]["y_pred"],
+                                    reference[seed]["participant"])
+        if set(mine) != set(theirs):
+            raise ValueError(f"seed {seed}: the two runs tested different participants; they must share the split")
+        for pid in mine:
+            per_participant.setdefault(int(pid), []).append(mine[pid] - theirs[pid])
+    return seeds, {pid: statistics.fmean(d) for pid, d in sorted(per_participant.items())}
+
+
+def equivalence(runs: dict[int, dict], reference: dict[int, dict], margin: float, alpha: float) -> dict[str, Any]:
+    """The TOST equivalence test of a model against the reference (``stats.tost_paired``) on the
+    seed-matched, participant-paired differences."""
+    from jazbat_jax.experiments.stats import tost_paired
+
+    seeds, diffs = paired_differences(runs, reference)
+    return {"seeds_matched": seeds, "per_participant": {str(k): v for k, v in diffs.items()},
+            **tost_paired(list(diffs.values()), margin, alpha)}
 
 
 def _mean_sd(values: list[float]) -> dict[str, float | None]:
@@ -249,7 +321,7 @@ def collect(s: Settings, out: Path, profile_path: Path | None = None) -> dict[st
     from jazbat_jax.experiments import stats
     from jazbat_jax.model import model_from_config
 
-    runs, missing, predictions = [], [], {}
+    runs, missing, predictions = [], [], {}  # predictions: {arch: {seed: arrays}}
     invocations = _invocations(out)
     jobs = plan(s, recorded_label(out))
     for j in jobs:
@@ -260,11 +332,12 @@ def collect(s: Settings, out: Path, profile_path: Path | None = None) -> dict[st
             continue
         r = _read_run(j.folder(out) / "run", result, invocations)
         rep, hist = r["final"]["report"], r["history"]
-        predictions.setdefault(arch, []).append(r["predictions"])
+        predictions.setdefault(arch, {})[seed] = r["predictions"]
         runs.append({
             "run": j.name, "job": j.id, "arch": arch, "seed": seed, "accuracy": rep["accuracy"],
             "macro_f1": rep["macro"]["f1"], "n_test": rep["n"], "checkpoint_epoch": r["final"]["checkpoint_epoch"],
             "epochs_trained": hist[-1]["epoch"], "early_stopped": r["final"].get("early_stopped"),
+            "epoch_cap": r["meta"]["run"]["train"]["epochs"],
             "train_seconds": round(sum(h["train_seconds"] for h in hist), 1),
             # the median epoch's rate: the first epoch also compiles
             "train_windows_per_s": statistics.median(h["windows_per_s"] for h in hist),
@@ -272,16 +345,21 @@ def collect(s: Settings, out: Path, profile_path: Path | None = None) -> dict[st
             "split_summary": r["meta"]["split_summary"], "trained_by": r["trained_by"],
         })
     profile = json.loads(Path(profile_path).read_text()) if profile_path else None
-    models = []
+    models = []  # every architecture with a finished run, in the settings' order
     for arch in s.archs:
         mine = [r for r in runs if r["arch"] == arch]
         if not mine:
             continue
         cost = complexity.count(model_from_config(mine[0]["model_config"]))
-        summary = stats.summarize(predictions[arch], n_classes=len(mine[0]["class_names"]), n_boot=N_BOOT)
+        summary = stats.summarize(list(predictions[arch].values()), n_classes=len(mine[0]["class_names"]),
+                                  n_boot=N_BOOT)
         models.append({
-            "arch": arch, "label": LABELS[arch], "seeds": [r["seed"] for r in mine],
+            "arch": arch, "label": label(arch), "seeds": [r["seed"] for r in mine],
             "params_total": cost.total, "params_trainable": cost.trainable, "macs": cost.macs,
+            "macs_unknown_layers": list(cost.unknown),
+            "early_stopped": sum(bool(r["early_stopped"]) for r in mine),
+            "equivalence": (None if arch == s.reference or s.reference not in predictions else
+                            equivalence(predictions[arch], predictions[s.reference], s.margin, s.alpha)),
             "reduce_filters": mine[0]["model_config"].get("reduce_filters"),
             "accuracy": _mean_sd([r["accuracy"] for r in mine]), "macro_f1": _mean_sd([r["macro_f1"] for r in mine]),
             "pooled": {k: summary[k] for k in ("accuracy", "ci", "n_windows", "n_participants", "n_runs")},
@@ -356,25 +434,51 @@ def _setup_lines(result: dict) -> list[str]:
                      f"{', '.join(map(str, split['test']['subjects']))}).")
     stop = (f"early stopping after {s['patience']} epochs without a better validation macro-F1"
             if s["patience"] else "no early stopping")
-    lines.append(f"- **Training**: `trainer.pretrain` from random initialisation, at most {s['epochs']} "
-                 f"epoch{'s' if s['epochs'] != 1 else ''}, {stop}, batch {s['batch_size']}, Adam lr "
+    capped = [r["run"] for r in result["runs"] if not r["early_stopped"]]
+    ended = ("every run was ended by early stopping, none by the cap" if not capped else
+             f"**{len(capped)} of {len(result['runs'])} runs reached the cap without early stopping** "
+             f"({', '.join(capped)}): they may still have been improving, and their accuracy may understate the model")
+    lines.append(f"- **Training**: `trainer.pretrain` from random initialisation until early stopping ends it "
+                 f"(cap: {s['epochs']} epoch{'s' if s['epochs'] != 1 else ''}; {ended}), {stop}, batch "
+                 f"{s['batch_size']}, Adam lr "
                  f"{s['learning_rate']}; the best-validation checkpoint is evaluated on the test part. Seeds: "
                  f"{', '.join(map(str, s['seeds']))} (initialisation, shuffling and dropout; the split is the same). "
                  "Jazbat-Net's reduction width is K = C = 18.")
     return lines
 
 
+def _equivalence_cell(e: dict | None) -> str:
+    if e is None:
+        return "reference"
+    if e["ci"] is None:
+        return f"{e['verdict']} ({e['n']} participant{'s' if e['n'] != 1 else ''})"
+    return (f"{100 * e['mean']:+.2f} [{100 * e['ci'][0]:+.2f}, {100 * e['ci'][1]:+.2f}], TOST p = {e['p']:.3g}: "
+            f"**{e['verdict']}**")
+
+
 def _summary_table(result: dict) -> list[str]:
+    s = result["settings"]
+    reference = label(s.get("reference", "jazbat_net"))
+    margin, level = 100 * s.get("margin", 0.02), 100 * (1 - 2 * s.get("alpha", 0.05))
     rows = []
     for m in result["models"]:
         p = m["pooled"]
         ci = "(no interval)" if p["ci"] is None else f"[{_pct(p['ci'][0])}, {_pct(p['ci'][1])}]"
-        rows.append([m["label"], f"{m['params_total']:,}", f"{m['macs']:,}", len(m["seeds"]), _pct_sd(m["accuracy"]),
-                     _pct_sd(m["macro_f1"]), f"{_pct(p['accuracy'])} {ci}", f"{p['n_windows']:,} / {p['n_participants']}"])
+        macs = f"{m['macs']:,}" + (" (lower bound)" if m.get("macs_unknown_layers") else "")
+        rows.append([m["label"], f"{m['params_total']:,}", macs, len(m["seeds"]), _pct_sd(m["accuracy"]),
+                     _pct_sd(m["macro_f1"]), f"{_pct(p['accuracy'])} {ci}", f"{p['n_windows']:,} / {p['n_participants']}",
+                     _equivalence_cell(m.get("equivalence"))])
     one = any(m["pooled"]["ci"] is None for m in result["models"])
-    return [_table(["model", "parameters", "MACs per window", "seeds", "test accuracy % (mean ± SD)",
-                    "test macro-F1 % (mean ± SD)", "pooled test accuracy % [95% CI]",
-                    "test windows (all seeds) / participants"], rows), "",
+    return [_table(["model (the variant trained)", "parameters", "MACs per window", "seeds",
+                    "test accuracy % (mean ± SD)", "test macro-F1 % (mean ± SD)", "pooled test accuracy % [95% CI]",
+                    "test windows (all seeds) / participants",
+                    f"accuracy − {reference}, points [{level:.0f}% CI], equivalence within ±{margin:g}"], rows), "",
+            f"Equivalence with {reference} (margin ±{margin:g} accuracy points: the `--margin` setting, which a study "
+            "fixes before it looks at its results): "
+            "per test participant, the accuracy difference of the two models under the same seed, averaged over the "
+            f"seeds both trained; two one-sided t-tests over participants (TOST, `experiments.stats.tost_paired`); "
+            f"equivalent when the {level:.0f}% interval lies inside ±{margin:g}, worse / better when it lies beyond, "
+            "else inconclusive (neither equivalence nor a difference larger than the margin is shown).", "",
             "Mean ± SD: over seeds (sample SD; no SD with one seed). Pooled: every seed's test windows together; the "
             f"interval is a percentile bootstrap over test participants ({result['n_boot']} replicates; a participant "
             "is one cluster across seeds, since every seed tests the same people), `experiments.stats.summarize`."
@@ -388,7 +492,8 @@ def _runs_table(result: dict) -> list[str]:
     for r in result["runs"]:
         by = r["trained_by"] or {}
         stopped = " (early stop)" if r["early_stopped"] else ""
-        rows.append([r["run"], LABELS[r["arch"]], r["seed"], f"{r['epochs_trained']}{stopped}", r["checkpoint_epoch"],
+        stopped = stopped or (f" (cap {r['epoch_cap']})" if r.get("epoch_cap") else "")
+        rows.append([r["run"], label(r["arch"]), r["seed"], f"{r['epochs_trained']}{stopped}", r["checkpoint_epoch"],
                      _pct(r["accuracy"]), _pct(r["macro_f1"]), f"{r['train_seconds'] / 60:.1f}",
                      f"{r['train_windows_per_s']:.0f}", by.get("finished_utc", "–")])
     lines = [_table(["run", "model", "seed", "epochs trained", "best epoch", "test accuracy %", "test macro-F1 %",
@@ -423,6 +528,9 @@ def _deployment_table(result: dict) -> list[str]:
              f"Batch 1, median latency. Protocol: {prof.get('protocol')}. KB = 1,000 bytes. Activation memory: "
              "XLA `memory_analysis()` temp bytes; ONNX Runtime's arena peak during a run; the C heap's growth across "
              "TFLite's `allocate_tensors()` with XNNPACK (docs/export.md, deployment profile)."]
+    for m in result["models"]:
+        for runtime, why in ((m["profile"] or {}).get("unavailable") or {}).items():
+            lines.append(f"- {m['label']}, {runtime}: not available ({why})")
     if mismatch:
         folders = " ".join(f"OUT/runs/{next(r['job'] for r in result['runs'] if r['arch'] == m['arch'])}/run"
                            for m in result["models"])
@@ -456,11 +564,21 @@ def _provenance_lines(result: dict, command: str, load_now: list[float] | None, 
     return lines
 
 
+BASELINES_NOTE = ("DeepConvLSTM, TinyHAR and the 1D ResNet are **re-implementations** of published baselines from "
+                  "their papers' descriptions (`jazbat_jax/baselines.py`, docs/model.md: what each paper states and "
+                  "what we chose where it is silent), trained here under the same protocol as every other model; "
+                  "they are not the authors' code or weights.")
+
+
 def render(result: dict, command: str, load_now: list[float] | None, machine: dict) -> str:
-    lines = ["# Accuracy against complexity: Jazbat-Net and S-754 on WISDM 2019 (watch, subject split)", "",
-             SURROGATE_NOTE, "", "## Setup", "", *_setup_lines(result), "",
+    archs = [m["arch"] for m in result["models"]]
+    names = ", ".join(label(a) for a in archs)
+    notes = [SURROGATE_NOTE] if "sota_surrogate" in archs else []
+    notes += [BASELINES_NOTE] if set(archs) & {"deepconvlstm", "tinyhar", "resnet1d"} else []
+    lines = [f"# Accuracy against complexity on WISDM 2019 (watch, subject split): {names}", "",
+             *[x for n in notes for x in (n, "")], "## Setup", "", *_setup_lines(result), "",
              "## Accuracy and complexity", "", *_summary_table(result), "",
-             "![accuracy against MACs and latency](pareto.png)", "",
+             "![accuracy against MACs, latency and file size](pareto.png)", "",
              "## Runs", "", *_runs_table(result), "",
              "## Exported files: size, activation memory and latency", "", *_deployment_table(result), "",
              "## How these numbers were made", "", *_provenance_lines(result, command, load_now, machine), ""]
@@ -468,32 +586,47 @@ def render(result: dict, command: str, load_now: list[float] | None, machine: di
 
 
 def plot(result: dict, path: Path) -> Path:
-    """Pooled test accuracy with its 95% interval against MACs and against batch-1 latency (log x)."""
+    """Pooled test accuracy with its 95% interval against MACs, batch-1 latency and TFLite FP32 file size
+    (log x): one point per model, every model with its interval."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import LogLocator, NullFormatter
 
-    fig = Figure(figsize=(11, 4.6))
-    ax_macs, ax_lat = fig.subplots(1, 2)
-    runtime = next((rt for rt in PLOT_RUNTIMES if all((m["profile"] or {}).get("latency_median_ms", {}).get(rt)
+    fig = Figure(figsize=(16, 5.2))
+    ax_macs, ax_lat, ax_size = fig.subplots(1, 3)
+    archs = tuple(m["arch"] for m in result["models"])
+    runtime = next((rt for rt in PLOT_RUNTIMES if any((m["profile"] or {}).get("latency_median_ms", {}).get(rt)
                                                       for m in result["models"])), None)
-    for ax, key in ((ax_macs, "macs"), (ax_lat, runtime)):
+
+    def x_of(m: dict, key: str | None) -> float | None:
+        prof = m["profile"] or {}
+        if key == "macs":
+            return m["macs"] / 1e6
+        if key == "size":
+            size = (prof.get("artifact_bytes") or {}).get("tflite_fp32")
+            return None if size is None else size / 1e3
+        return prof.get("latency_median_ms", {}).get(key) if key else None
+
+    for ax, key in ((ax_macs, "macs"), (ax_lat, runtime), (ax_size, "size")):
         xs, notes = [], set()
         for m in result["models"]:
-            x = m["macs"] / 1e6 if key == "macs" else (m["profile"]["latency_median_ms"][key] if key else None)
+            x = x_of(m, key)
             if x is None:
+                if m["profile"] is not None and key != "macs":
+                    notes.add(f"{m['label']}: no file / time (see report.md)")
                 continue
             p = m["pooled"]
             y = 100 * p["accuracy"]
             err = None if p["ci"] is None else [[y - 100 * p["ci"][0]], [100 * p["ci"][1] - y]]
-            marker, colour = STYLE[m["arch"]]
+            marker, colour = style(m["arch"], archs)
             ax.errorbar([x], [y], yerr=err, fmt=marker, color=colour, markersize=9, capsize=5, elinewidth=1.5,
-                        label=f"{m['label']} ({m['params_total'] / 1e3:,.1f}K params)")
-            ax.annotate(m["label"], (x, y), xytext=(8, 6), textcoords="offset points", fontsize=9)
+                        label=f"{m['label']} ({m['params_total'] / 1e3:,.1f}K params, {len(m['seeds'])} "
+                              f"seed{'s' if len(m['seeds']) != 1 else ''})")
+            ax.annotate(m["label"], (x, y), xytext=(8, 6), textcoords="offset points", fontsize=8)
             xs.append(x)
             if p["ci"] is None:
                 notes.add("no interval: a single test participant")
             if key != "macs" and (m["profile"]["params_total"], m["profile"]["macs"]) != (m["params_total"], m["macs"]):
-                notes.add("latency of another configuration than the trained model (see report.md)")
+                notes.add("measured on another configuration than the trained model (see report.md)")
         if not xs:
             ax.text(0.5, 0.5, "no latency profile\n(see report.md)", ha="center", va="center", transform=ax.transAxes)
             ax.set_xticks([])
@@ -507,20 +640,24 @@ def plot(result: dict, path: Path) -> Path:
         ax.margins(y=0.2)  # room for the labels above the markers
         ax.set_ylabel("pooled test accuracy (%)")
         if notes:
-            ax.text(0.02, 0.02, "\n".join(sorted(notes)), transform=ax.transAxes, fontsize=8, color="#555555")
+            ax.text(0.02, 0.02, "\n".join(sorted(notes)), transform=ax.transAxes, fontsize=7, color="#555555")
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
+        ax.legend(fontsize=7, loc="best")
     ax_macs.set_xlabel("MACs per window (millions, log scale)")
     ax_macs.set_title("Accuracy against compute", fontsize=10)
     if runtime:
         ax_lat.set_xlabel(f"median batch-1 latency (ms, log scale)\n{RUNTIME_LABELS[runtime]}")
         ax_lat.set_title("Accuracy against latency (this machine)", fontsize=10)
+    ax_size.set_xlabel("TFLite FP32 file size (KB = 1,000 bytes, log scale)")
+    ax_size.set_title("Accuracy against file size", fontsize=10)
     s = result["settings"]
-    fig.suptitle(f"WISDM 2019 watch |a|, subject split, window {s['window']} step {s['step']}, "
-                 "seeds pooled: " + ", ".join(f"{m['label']} {len(m['seeds'])}" for m in result["models"])
-                 + f" ({result['created_utc']})\n"
-                 "error bars: 95% bootstrap interval over test participants; S-754 is a complexity-matched "
-                 "surrogate of [9], not [9]'s network", fontsize=9)
+    notes = ["error bars: 95% bootstrap interval over test participants"]
+    if "sota_surrogate" in archs:
+        notes.append("S-754 is a complexity-matched surrogate of [9], not [9]'s network")
+    if set(archs) & {"deepconvlstm", "tinyhar", "resnet1d"}:
+        notes.append("DeepConvLSTM, TinyHAR, 1D ResNet: re-implementations")
+    fig.suptitle(f"WISDM 2019 watch |a|, subject split, window {s['window']} step {s['step']}, seeds pooled per "
+                 f"model ({result['created_utc']})\n" + "; ".join(notes), fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
     return path

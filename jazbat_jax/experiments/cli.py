@@ -149,7 +149,8 @@ def _check_results_to_report(folder: Path, cfg: dict, args: argparse.Namespace) 
 
 
 EPILOG_ACCURACY_COST = """examples:
-  jazbat accuracy-cost                                   # 2 models x 3 seeds on WISDM watch, then the report
+  jazbat accuracy-cost                                   # 5 models x 3 seeds on WISDM watch, then the report
+  jazbat accuracy-cost --archs jazbat_net examples/your_model/tiny_cnn.py:build     # your model beside Jazbat-Net
   jazbat accuracy-cost                                   # again: finished runs are skipped, the report rewritten
   jazbat accuracy-cost --seeds 0 --epochs 5 --out runs/ac-short      # a short look
   jazbat accuracy-cost --profile runs/profile/profile.json           # sizes and latency from `jazbat profile`
@@ -181,24 +182,29 @@ def profile_json(text: str) -> Path:
 
 
 # accuracy_cost.ARCHS, spelled out here so that registering the command imports nothing heavy.
-ARCHS = ("jazbat_net", "sota_surrogate")
+ARCHS = ("jazbat_net", "sota_surrogate", "deepconvlstm", "tinyhar", "resnet1d")
 
 
 def register_accuracy_cost(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "accuracy-cost", formatter_class=HelpFormatter, epilog=EPILOG_ACCURACY_COST,
-        help="Jazbat-Net against the S-754 surrogate on WISDM: test accuracy next to parameters, MACs, file size, "
-             "activation memory and latency",
+        help="Jazbat-Net against the S-754 surrogate, the published baselines and your own model on WISDM: test "
+             "accuracy next to parameters, MACs, file size, activation memory and latency",
         description="Train each architecture with each seed on the same WISDM 2019 task (18 activities, watch "
                     "accelerometer |a|, subject-independent split with a fixed split seed), with the same epoch budget "
                     "and early stopping on validation macro-F1; report test accuracy and macro-F1 (mean ± SD over "
                     "seeds, pooled accuracy with a participant-clustered 95% bootstrap interval) next to parameters, "
-                    "MACs and the exported files' size, activation memory and batch-1 latency; plot accuracy against "
-                    "MACs and latency. S-754 (sota_surrogate) is a complexity-matched surrogate of the previous "
-                    "state of the art [9], not [9]'s published network.")
+                    "MACs and the exported files' size, activation memory and batch-1 latency; test each model's "
+                    "equivalence with Jazbat-Net (two one-sided tests on the seed-matched, participant-paired "
+                    "accuracy difference, --margin); plot accuracy against MACs, latency and file size. S-754 "
+                    "(sota_surrogate) is a complexity-matched surrogate of the previous state of the art [9], not "
+                    "[9]'s published network; deepconvlstm, tinyhar and resnet1d are re-implementations of published "
+                    "baselines.")
     p.add_argument("--out", type=Path, default=Path("runs/accuracy-cost"), help="results folder")
-    p.add_argument("--archs", nargs="+", default=list(ARCHS), choices=list(ARCHS), metavar="ARCH",
-                   help=f"architectures to compare ({', '.join(ARCHS)})")
+    p.add_argument("--archs", nargs="+", default=list(ARCHS), metavar="ARCH",
+                   help=f"architectures to compare (default: {' '.join(ARCHS)}); also an installed jazbat.architectures "
+                        "entry point, or your own model as package.module:factory or path/to/file.py:factory "
+                        "(docs/your-model.md)")
     p.add_argument("--seeds", nargs="+", type=non_negative_int, default=[0, 1, 2],
                    help="training seeds (initialisation, shuffling, dropout) per architecture")
     d = p.add_argument_group("data (the same for every run)")
@@ -215,7 +221,9 @@ def register_accuracy_cost(subparsers: argparse._SubParsersAction) -> None:
                    help="keep a seeded random subset of this many windows before splitting")
     d.add_argument("--split-seed", type=non_negative_int, default=0, help="seed of the subject split")
     t = p.add_argument_group("training (the same for every run)")
-    t.add_argument("--epochs", type=positive_int, default=40, help="maximum epochs")
+    t.add_argument("--epochs", type=positive_int, default=100,
+                   help="the cap on epochs: early stopping is meant to end every run first (the report names any run "
+                        "that reached the cap)")
     stop = t.add_mutually_exclusive_group()
     stop.add_argument("--patience", type=positive_int, default=5,
                       help="stop a run after this many epochs without a better validation macro-F1")
@@ -223,6 +231,9 @@ def register_accuracy_cost(subparsers: argparse._SubParsersAction) -> None:
                       help="train every run for all --epochs")
     t.add_argument("--batch-size", type=positive_int, default=32, help="batch size")
     t.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
+    e = p.add_argument_group("equivalence with Jazbat-Net (set before looking at any result)")
+    e.add_argument("--margin", type=positive_float, default=2.0, metavar="POINTS",
+                   help="the largest accuracy difference, in percentage points, that counts as no practical difference")
     lat = p.add_argument_group("exported files")
     lat.add_argument("--profile", type=profile_json, default=None, metavar="PROFILE_JSON",
                      help="a `jazbat profile` result to report (copied to OUT/profile/); without it, the installed "
@@ -238,7 +249,7 @@ def register_accuracy_cost(subparsers: argparse._SubParsersAction) -> None:
 
 def _accuracy_cost_command(args: argparse.Namespace) -> str:
     """Every setting of the invocation, spelled out (recorded in the run folders and the report)."""
-    parts = ["jazbat", "accuracy-cost", "--out", str(args.out), "--archs", *args.archs,
+    parts = ["jazbat", "accuracy-cost", "--out", str(args.out), "--archs", *map(_recorded_arch, args.archs),
              "--seeds", *map(str, args.seeds)]
     if args.sample:
         parts.append("--sample")
@@ -249,7 +260,7 @@ def _accuracy_cost_command(args: argparse.Namespace) -> str:
         parts += ["--max-windows", str(args.max_windows)]
     parts += ["--split-seed", str(args.split_seed), "--epochs", str(args.epochs)]
     parts += ["--patience", str(args.patience)] if args.patience else ["--no-early-stopping"]
-    parts += ["--batch-size", str(args.batch_size), "--lr", str(args.lr)]
+    parts += ["--batch-size", str(args.batch_size), "--lr", str(args.lr), "--margin", f"{args.margin:g}"]
     if args.profile:
         parts += ["--profile", str(args.profile)]
     if args.no_latency:
@@ -261,6 +272,13 @@ def _accuracy_cost_command(args: argparse.Namespace) -> str:
     return " ".join(shlex.quote(p) for p in parts + _ray_parts(args))
 
 
+def _recorded_arch(arch: str) -> str:
+    """An architecture as the recorded command shows it: a model file given by an absolute path by its file
+    name only (a folder of this machine is never recorded)."""
+    path, sep, factory = arch.rpartition(":")
+    return f"{Path(path).name}:{factory}" if sep and path.endswith(".py") and Path(path).is_absolute() else arch
+
+
 def cmd_accuracy_cost(args: argparse.Namespace) -> int:
     options = ray_options(args)  # first: --in-process sets XLA's flags, which JAX reads when it loads
     from jazbat_jax.data.config import BUNDLED
@@ -270,7 +288,7 @@ def cmd_accuracy_cost(args: argparse.Namespace) -> int:
     settings = accuracy_cost.Settings(
         archs=tuple(args.archs), seeds=tuple(args.seeds), root=root, window=args.window, step=args.step,
         max_windows=args.max_windows, split_seed=args.split_seed, epochs=args.epochs, patience=args.patience,
-        batch_size=args.batch_size, learning_rate=args.lr)
+        batch_size=args.batch_size, learning_rate=args.lr, margin=args.margin / 100)
     path = accuracy_cost.run(settings, args.out, _accuracy_cost_command(args), progress=not args.no_progress,
                              profile=args.profile, latency=not args.no_latency,
                              latency_runs=args.latency_runs, latency_warmup=args.latency_warmup,

@@ -276,15 +276,20 @@ def enable_compilation_cache(results: Path) -> None:
 _DATA = DataCache()  # per process: a worker loads each dataset once for all the jobs it runs
 
 
-def execute(job: Job, results: str | Path, roots: tuple[str, ...] = (), compilation_cache: bool = True) -> dict:
+def execute(job: Job, results: str | Path, roots: tuple[str, ...] = (), compilation_cache: bool = True,
+            model_files: tuple[str, ...] = ()) -> dict:
     """Run one job in this process (a Ray worker, or the driver with ``in_process``) and write its
     ``result.json`` last, atomically; the result. ``roots``: folders holding the data the job's labels
-    name, where this machine has them."""
+    name, where this machine has them. ``model_files``: "path/file.py:factory" of users' models the jobs
+    name by "file.py:factory" (``architectures.register_file``)."""
+    from jazbat_jax import architectures
     from jazbat_jax.data.fingerprint import register_root
 
     results = Path(results)
     for root in roots:
         register_root(root)
+    for spec in model_files:
+        architectures.register_file(spec)
     if compilation_cache:
         enable_compilation_cache(results)
     folder = job.folder(results)
@@ -350,7 +355,7 @@ def run_grid(cfg: dict, results: str | Path, progress: bool = True, log: Callabl
 def run_plan(jobs: list[Job], results: Path, roots: tuple[str, ...], title: str, about: dict,
              progress: bool = True, log: Callable[[str], None] = print, stop_after: int | None = None,
              compilation_cache: bool = True, ray_options: runner.RayOptions | None = None, in_process: bool = False,
-             after: Callable[[], None] | None = None) -> dict:
+             after: Callable[[], None] | None = None, model_files: tuple[str, ...] = ()) -> dict:
     """Run the jobs of a plan not yet finished in ``results`` (``jazbat experiments`` and ``jazbat
     accuracy-cost`` alike); append this invocation's line to ``results/invocations.jsonl`` (with ``about``)
     and return it.
@@ -358,7 +363,8 @@ def run_plan(jobs: list[Job], results: Path, roots: tuple[str, ...], title: str,
     The jobs run as Ray tasks (``experiments/runner.py``; ``ray_options``: a local Ray by default, or a
     cluster). ``in_process``: run them one after another in this process instead (no Ray: debugging,
     and the reference the tests compare Ray's results with). ``roots``: where this machine keeps the data
-    the jobs name. ``after``: called once every job is finished.
+    the jobs name; ``model_files``: users' model files the jobs name (``execute``). ``after``: called once
+    every job is finished.
     ``stop_after``: stop after that many jobs were run (not skipped); used by the tests.
     ``compilation_cache``: set JAX's persistent cache to ``results/.jax_cache`` (in process it is a
     process-wide setting: the tests turn it off so that it does not leak into other tests).
@@ -405,11 +411,12 @@ def run_plan(jobs: list[Job], results: Path, roots: tuple[str, ...], title: str,
             for job in todo:
                 bar.set_postfix_str(job.name)
                 log(f"\n=== {job.kind} {job.id}")
-                on_done(job, execute(job, results, roots, compilation_cache=False))
+                on_done(job, execute(job, results, roots, compilation_cache=False, model_files=model_files))
                 if stop_after is not None and len(ran) >= stop_after:
                     break
         elif todo:
-            runner.run_jobs(todo, results, functools.partial(execute, roots=roots, compilation_cache=compilation_cache),
+            runner.run_jobs(todo, results, functools.partial(execute, roots=roots, compilation_cache=compilation_cache,
+                                                             model_files=model_files),
                             ray_options or runner.RayOptions(), on_done, stop_after=stop_after, log=log)
     except BaseException as e:  # killed or failed: the invocation still records the jobs it finished
         record((type(e).__name__ + (f": {e}" if str(e) else ""))[:300])

@@ -226,6 +226,40 @@ def cohens_dz(differences) -> float:
     return float(mean / d.std(ddof=1))
 
 
+def tost_paired(differences, margin: float, alpha: float = 0.05) -> dict:
+    """Equivalence of two conditions from paired differences (e.g. per-participant accuracy of a model
+    minus the reference's): two one-sided t-tests (Schuirmann 1987) of H0: mean <= -margin and
+    H0: mean >= +margin (``scipy.stats.ttest_1samp`` with ``alternative``). Equivalent within ±margin
+    when both reject at ``alpha``, i.e. when the (1 - 2·alpha) confidence interval of the mean lies
+    inside ±margin. Also the ordinary two-sided t-test of no difference.
+
+    Verdict: "equivalent" (the interval inside ±margin), "worse" / "better" (the interval entirely
+    beyond -margin / +margin), else "inconclusive". Zero spread (every difference equal): the interval
+    is that value, each p-value 0 or 1. Fewer than 2 differences: no test (verdict "too few pairs")."""
+    d = np.asarray(differences, float).reshape(-1)
+    out = {"n": int(len(d)), "margin": float(margin), "alpha": float(alpha), "level": 1 - 2 * alpha,
+           "mean": float(d.mean()) if len(d) else None}
+    if len(d) < 2:
+        return {**out, "ci": None, "p_lower": None, "p_upper": None, "p": None, "p_difference": None,
+                "verdict": "too few pairs"}
+    mean = float(d.mean())
+    if _all_equal(d):
+        low = high = mean
+        p_lower, p_upper = float(mean <= -margin), float(mean >= margin)
+        p_difference = 1.0 if mean == 0 else 0.0
+    else:
+        p_lower = float(stats.ttest_1samp(d, -margin, alternative="greater").pvalue)
+        p_upper = float(stats.ttest_1samp(d, margin, alternative="less").pvalue)
+        test = stats.ttest_1samp(d, 0.0)
+        ci = test.confidence_interval(confidence_level=1 - 2 * alpha)
+        low, high, p_difference = float(ci.low), float(ci.high), float(test.pvalue)
+    p = max(p_lower, p_upper)
+    verdict = ("equivalent" if p < alpha else "worse" if high < -margin else "better" if low > margin
+               else "inconclusive")
+    return {**out, "ci": [low, high], "p_lower": p_lower, "p_upper": p_upper, "p": p,
+            "p_difference": p_difference, "verdict": verdict}
+
+
 def _paired(a, b) -> np.ndarray:
     a, b = _columns(a, b)
     return a.astype(float) - b.astype(float)

@@ -102,6 +102,12 @@ def _manager(directory: Path, keep: int, read_only: bool = False) -> ocp.Checkpo
 
 
 # ---------------------------------------------------------------- save / resume
+def _variables(state) -> dict:
+    """The variables a checkpoint holds: ``batch_stats`` only for a model that has some (orbax cannot
+    restore an empty collection, and ``model.init`` of a model without BatchNorm makes none)."""
+    return {"params": state.params, **({"batch_stats": state.batch_stats} if state.batch_stats else {})}
+
+
 class Checkpoints:
     """The ``last`` and ``best`` checkpoint managers of one run."""
 
@@ -111,7 +117,7 @@ class Checkpoints:
         self.best = _manager(self.directory / "best", 1)
 
     def _args(self, epoch: int, state, meta: dict) -> ocp.args.Composite:
-        variables = {"params": state.params, "batch_stats": state.batch_stats}
+        variables = _variables(state)
         train = _train_tree(state)
         meta = {**meta, "format_version": FORMAT_VERSION, "epoch": int(epoch), "step": int(jax.device_get(state.step))}
         meta = json.loads(json.dumps(meta))  # the JSON the handler stores, so that the fingerprint matches it
@@ -198,7 +204,7 @@ class Checkpoints:
 
     def _restore(self, epoch: int, step_dir: Path, state_template) -> tuple[Any, dict]:
         abstract = lambda tree: jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
-        variables_t = {"params": state_template.params, "batch_stats": state_template.batch_stats}
+        variables_t = _variables(state_template)
         meta = _restore_meta(self.last, epoch, step_dir)
         _check_shapes(self.last, epoch, step_dir, variables_t)
         try:
@@ -215,7 +221,7 @@ class Checkpoints:
         _verify(meta, "train", restored["train"], step_dir)
         state = state_template.replace(
             params=restored["variables"]["params"],
-            batch_stats=restored["variables"]["batch_stats"],
+            batch_stats=restored["variables"].get("batch_stats", {}),
             **restored["train"],
         )
         return state, meta

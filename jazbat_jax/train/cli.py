@@ -130,8 +130,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG_PRETRAIN)
     _add_data_args(p, "wisdm")
     m = p.add_argument_group("model")
-    m.add_argument("--arch", default="jazbat_net", choices=["jazbat_net", "sota_surrogate"],
-                   help="sota_surrogate is S-754, a complexity-matched surrogate of [9], not [9]'s network")
+    m.add_argument("--arch", default="jazbat_net",
+                   help="jazbat_net, sota_surrogate (S-754, a complexity-matched surrogate of [9], not [9]'s network), "
+                        "a re-implemented published baseline (deepconvlstm, tinyhar, resnet1d), or your own model: "
+                        "package.module:factory or path/to/file.py:factory (docs/your-model.md)")
     m.add_argument("--reduce-filters", "-K", type=positive_int, default=None,
                    help="filters of the 1×1 reduction conv (default: the number of classes, i.e. 18 for WISDM)")
     _add_train_args(p, epochs=40)
@@ -239,11 +241,13 @@ def _start(args: argparse.Namespace) -> None:
 
 # ---------------------------------------------------------------- commands
 def cmd_pretrain(args: argparse.Namespace) -> int:
+    from jazbat_jax import architectures
     from jazbat_jax.train.config import ModelConfig, RunConfig
     from jazbat_jax.train.trainer import pretrain
 
+    arch = architectures.canonical(args.arch)  # a model file is recorded by its file name
     config = RunConfig(data=data_config_from_args(args, args.input or "1d", args.window or 256),
-                       model=ModelConfig(args.arch, args.reduce_filters), train=train_config_from_args(args))
+                       model=ModelConfig(arch, args.reduce_filters), train=train_config_from_args(args))
     _start(args)
     run_dir = _run_dir(args, "pretrain")
     print(f"run folder: {run_dir}")

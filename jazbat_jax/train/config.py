@@ -10,7 +10,7 @@ import dataclasses
 from typing import Any
 
 from jazbat_jax.data.config import ConfigError, DataConfig
-from jazbat_jax.model import ARCHITECTURES
+from jazbat_jax import architectures
 from jazbat_jax.train.steps import SCHEDULES
 from jazbat_jax.train.transfer import TransferConfig
 
@@ -19,14 +19,18 @@ SCHEMA = 2  # schema 1: the dict layout written before the typed configuration (
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    arch: str = "jazbat_net"  # jazbat_net | sota_surrogate (S-754, a complexity-matched surrogate of [9])
+    # jazbat_net | sota_surrogate (S-754, a complexity-matched surrogate of [9]) | a published baseline |
+    # a user's model ("package.module:factory", "file.py:factory"): jazbat_jax.architectures
+    arch: str = "jazbat_net"
     # Jazbat-Net's reduction width K. None: the number of classes when training from scratch (the paper's
     # K = C), the source's K when transferring (the paper keeps K = 18).
     reduce_filters: int | None = None
 
     def __post_init__(self):
-        if self.arch not in ARCHITECTURES:
-            raise ConfigError(f"architecture must be one of {sorted(ARCHITECTURES)}, got {self.arch!r}")
+        try:
+            architectures.check_name(self.arch)
+        except architectures.ArchitectureError as e:
+            raise ConfigError(str(e)) from None
         if self.reduce_filters is not None and self.reduce_filters < 1:
             raise ConfigError(f"reduce_filters must be >= 1, got {self.reduce_filters}")
 

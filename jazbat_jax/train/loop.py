@@ -189,7 +189,7 @@ def _prepare(model, variables, parts, standardizer, config, run_dir, extra_meta,
     spec = parts.train.input_spec
     meta = {
         "run": config.to_dict(),
-        "model": model_config(model),
+        "model": model_config(model, config.model.arch),
         "class_names": class_names,
         "standardizer": standardizer.to_dict(),
         "input": spec.to_dict() if spec is not None else None,

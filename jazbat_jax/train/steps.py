@@ -82,7 +82,8 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], weights: jax.Arra
         return weighted_cross_entropy(logits, batch["y"], batch["mask"], weights), (logits, updates)
 
     (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    state = state.apply_gradients(grads=grads, batch_stats=updates["batch_stats"])
+    # A model without BatchNorm (a user's, a baseline) returns no batch_stats collection.
+    state = state.apply_gradients(grads=grads, batch_stats=updates.get("batch_stats", state.batch_stats))
     count = jnp.sum(batch["mask"])
     correct = jnp.sum((jnp.argmax(logits, -1) == batch["y"]) * batch["mask"])
     return state, {"loss_sum": loss * count, "correct": correct, "count": count}
