@@ -36,6 +36,22 @@ def xla_cache_env():
 
 
 @pytest.fixture(scope="session")
+def jazbat_1d_source():
+    """``tiny.export_source()``: what the export and deployment-profile tests convert."""
+    return tiny.export_source()
+
+
+@pytest.fixture(scope="session")
+def jazbat_1d_export(jazbat_1d_source, tmp_path_factory):
+    """Its TFLite, ONNX and SavedModel files, each through its parity gate (conversions are slow: once per
+    session): (folder, manifest)."""
+    from conversion import export
+
+    out = tmp_path_factory.mktemp("export")
+    return out, export.export(jazbat_1d_source, out, ["tflite", "onnx", "saved_model"])
+
+
+@pytest.fixture(scope="session")
 def expected():
     """The exact numbers the tests assert (tests/expected_counts.json)."""
     return tiny.EXPECTED
