@@ -1,7 +1,8 @@
 """Export parity and size gates (F=1 Jazbat-Net, one surrogate ONNX export). Conversions are slow,
-so each artifact is built once per module; the variables are perturbed off their initial values so
-that every bias and BatchNorm statistic is exercised, and the standardizer is a real-looking one
-(|a| in m/s²: mean 9.81, std 2.5) so that folding it into the files is exercised too."""
+so the source and its files are built once per session (``conftest.py``, shared with the deployment
+profile's tests); the variables are perturbed off their initial values so that every bias and BatchNorm
+statistic is exercised, and the standardizer is a real-looking one (|a| in m/s²: mean 9.81, std 2.5) so
+that folding it into the files is exercised too."""
 from __future__ import annotations
 
 import dataclasses
@@ -18,27 +19,22 @@ pytest.importorskip("ai_edge_litert")
 from conversion import export as export_mod  # noqa: E402
 from conversion import manifest, onnx_native, parity, tflite  # noqa: E402
 from conversion.source import RAW, STANDARDISED, fresh_source, perturbed  # noqa: E402
-from jazbat_jax.data.core import Standardizer  # noqa: E402
+from tiny import EXPORT_INPUT_SPEC as INPUT_SPEC  # noqa: E402
 
 TFLITE_FP32_MAX_BYTES = 160 * 1024  # the paper's file: 158 KB
 ONNX_MAX_BYTES = 130 * 1024
 
 
-INPUT_SPEC = {"channels": [{"name": "|a|", "formula": "sqrt(ax^2 + ay^2 + az^2)", "columns": ["ax", "ay", "az"]}]}
 
 
 @pytest.fixture(scope="module")
-def source():
-    std = Standardizer(np.array([9.81], np.float32), np.array([2.5], np.float32))
-    return dataclasses.replace(perturbed(fresh_source("jazbat_net", "1d"), seed=3), standardizer=std,
-                               input_spec=INPUT_SPEC)
+def source(jazbat_1d_source):
+    return jazbat_1d_source
 
 
 @pytest.fixture(scope="module")
-def exported(source, tmp_path_factory):
-    out = tmp_path_factory.mktemp("export")
-    m = export_mod.export(source, out, ["tflite", "onnx", "saved_model"])
-    return out, m
+def exported(jazbat_1d_export):
+    return jazbat_1d_export
 
 
 def _entry(m, file_suffix):

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("ai_edge_litert")
 
-from conversion import deployment, onnx_native, profile, runtime, tflite  # noqa: E402
+from conversion import deployment, onnx_native, profile, runtime  # noqa: E402
 from conversion.source import fresh_source, perturbed  # noqa: E402
 
 JAZBAT_LAYERS = {"standardize", "bigru", "batchnorm", "module_1", "module_2", "module_3", "reduce", "head"}
@@ -21,8 +21,8 @@ S754_LAYERS = {"standardize", "block_1", "block_2", "block_3", "raw_dense_1x1", 
 
 
 @pytest.fixture(scope="module")
-def jazbat():
-    return perturbed(fresh_source("jazbat_net", "1d"), seed=3)
+def jazbat(jazbat_1d_source):
+    return jazbat_1d_source
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +69,10 @@ def test_onnx_runtime_memory_is_repeatable_and_holds_the_largest_layer(jazbat, j
     assert analytic["largest_layer_output_bytes"] < peak < analytic["sum_layer_outputs_bytes"]
 
 
-def test_tflite_allocation_is_positive_and_repeatable(jazbat):
-    data = tflite.to_tflite_bytes(jazbat)
+def test_tflite_allocation_is_positive_and_repeatable(jazbat_1d_export):
+    out, m = jazbat_1d_export
+    (entry,) = [a for a in m["artifacts"] if a["file"].endswith(".tflite")]
+    data = (out / entry["file"]).read_bytes()
     builtin = [deployment.tflite_allocation_bytes(data) for _ in range(2)]
     if builtin[0] is None:
         pytest.skip("glibc mallinfo2 is not available here")

@@ -104,13 +104,6 @@ def _same(a: dict, b: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def compile_cache(tmp_path_factory):
-    """One persistent XLA cache for the killed subprocesses: each compiles the same steps."""
-    return {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("xla_cache")),
-            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
-
-
-@pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     run = tmp_path_factory.mktemp("uninterrupted")
     fit_tiny(run, improving_config(), plots=True)
@@ -128,11 +121,11 @@ PHASES += [("final_eval", "before"), ("final_eval", "after"), ("plots", "before"
 
 @pytest.mark.slow
 @pytest.mark.parametrize("phase, when", PHASES, ids=[f"{p}-{w}" for p, w in PHASES])
-def test_kill_at_every_phase_resumes_to_the_uninterrupted_result(phase, when, uninterrupted, compile_cache, tmp_path):
+def test_kill_at_every_phase_resumes_to_the_uninterrupted_result(phase, when, uninterrupted, xla_cache_env, tmp_path):
     epoch = uninterrupted["new_best"]
     code = KILLER.format(tests=str(ROOT / "tests"), phase=phase, when=when, epoch=epoch, run=str(tmp_path))
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env=compile_cache)
+                          env=xla_cache_env)  # the killed subprocesses compile the same steps
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     fit_tiny(tmp_path, improving_config(), plots=True)  # the same call again
     _same(_outputs(tmp_path), uninterrupted)

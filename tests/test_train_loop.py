@@ -84,10 +84,11 @@ KILL_DURING_SAVE = textwrap.dedent("""
 """)
 
 
-def test_sigkill_during_save_resumes_from_last_complete_checkpoint(tmp_path, uninterrupted):
+def test_sigkill_during_save_resumes_from_last_complete_checkpoint(tmp_path, uninterrupted, xla_cache_env):
     _, params, _ = uninterrupted
     code = KILL_DURING_SAVE.format(tests=str(ROOT / "tests"), run=str(tmp_path))
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=xla_cache_env)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     last = tmp_path / "checkpoints" / "last"
     assert sorted(p.name for p in last.iterdir() if p.name.isdigit()) == ["1"]

@@ -71,3 +71,20 @@ def fit_tiny(run_dir, config: RunConfig | None = None, plots: bool = False, stop
     model = tiny_model()
     return fit(model, init_variables(model, 0), parts, std, config or tiny_config(), run_dir,
                options=FitOptions(progress=False, plots=plots, stop_after_epoch=stop_after_epoch))
+
+
+# The input definition the export tests give their source (it must travel into every file unchanged).
+EXPORT_INPUT_SPEC = {"channels": [{"name": "|a|", "formula": "sqrt(ax^2 + ay^2 + az^2)", "columns": ["ax", "ay", "az"]}]}
+
+
+def export_source():
+    """Jazbat-Net 1D at the paper's window, every variable moved off its initial value (every bias and BatchNorm
+    statistic is exercised) and a real-looking standardizer (|a| in m/s²: mean 9.81, std 2.5), so that folding
+    it into the exported files is exercised too."""
+    import dataclasses
+
+    from conversion.source import fresh_source, perturbed
+
+    std = Standardizer(np.array([9.81], np.float32), np.array([2.5], np.float32))
+    return dataclasses.replace(perturbed(fresh_source("jazbat_net", "1d"), seed=3), standardizer=std,
+                               input_spec=EXPORT_INPUT_SPEC)
