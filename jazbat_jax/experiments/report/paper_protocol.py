@@ -50,7 +50,7 @@ def paper_protocol_cells(c: Collected) -> list[dict]:
 
 
 def _epochs_cell(runs: list[dict]) -> str:
-    """'best 23 / stopped 33' per run (fold, seed order); '—' for forests."""
+    """'26 / 36' (best / stopped epoch) per run, in (fold, seed) order; '—' for forests."""
     if not runs or runs[0]["kind"] != "deep":
         return "—"
     return ", ".join(f"{r['checkpoint_epoch']} / {r['stopped_epoch']}" for r in runs)
