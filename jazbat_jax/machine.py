@@ -63,6 +63,8 @@ def reexec_with_hugepage_malloc(argv: list[str]) -> None:
 def machine_info() -> dict:
     import jax
 
+    from jazbat_jax.kernels import kernel_choice
+
     cpu = platform.processor() or platform.machine()
     try:  # a readable CPU name on Linux
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -81,7 +83,7 @@ def machine_info() -> dict:
             "training_malloc_hugepages": hugepage_malloc_active() or hugepage_malloc_env(
                 os.environ, transparent_hugepage_mode(), platform.libc_ver()) is not None,
             # the GRU kernels asked for (jazbat_jax.kernels.native_selected decides, building them if needed)
-            "gru_kernels": os.environ.get("JAZBAT_KERNELS", "").strip().lower() or "native"}
+            "gru_kernels": kernel_choice()}
 
 
 def load_average() -> list[float] | None:
