@@ -8,7 +8,7 @@ from pathlib import Path
 from jazbat_jax.experiments import config as cfgmod
 from jazbat_jax.experiments.collect import Collected
 from jazbat_jax.experiments.report.common import PAPER_TABLE_VI, PRETRAIN_LABEL, _history, _table
-from jazbat_jax.experiments.report.meaning import _p, _percent_ci, _predictions, matched_runs
+from jazbat_jax.experiments.report.meaning import _meaning, _p, _percent_ci, matched_runs
 from jazbat_jax.figures import save_figure
 
 PAPER_STEP = 16  # the paper's window step (256-sample windows, 94% overlap)
@@ -21,8 +21,6 @@ def _model_name(pre: str) -> str:
 def paper_protocol_cells(c: Collected) -> list[dict]:
     """One cell per (input, model) of the random split at the paper's step: the matched true-label and
     control runs, their summaries and the paired difference (None where a side has not run)."""
-    from jazbat_jax.experiments import stats
-
     cfg, g = c.cfg, c.cfg["grid"]
     if ("random", PAPER_STEP) not in cfgmod.protocol_steps(cfg):
         return []
@@ -35,16 +33,12 @@ def paper_protocol_cells(c: Collected) -> list[dict]:
             true, control = matched_runs(true, control)
             cell = {"input": inp, "pretraining": pre, "true": true, "control": control, "summary": None,
                     "control_summary": None, "paired": None, "paper": PAPER_TABLE_VI.get((inp, pre))}
-            pa = [_predictions(c.results, r) for r in true]
-            pb = [_predictions(c.results, r) for r in control]
-            if true and all(p is not None for p in pa + pb):
-                classes = len(true[0]["report"]["class_names"])
-                summary, control_summary = stats.summarize(pa, classes), stats.summarize(pb, classes)
-                paired = {"difference": summary["accuracy"] - control_summary["accuracy"],
-                          "ci": (list(stats.paired_difference_ci(pa, pb)) if summary["n_participants"] > 1
-                                 else None),
-                          "p": stats.compare_participants(pa, pb)["p"]}
-                cell.update(summary=summary, control_summary=control_summary, paired=paired)
+            classes = len(true[0]["report"]["class_names"]) if true else 3
+            m = _meaning(c.results, true, control, classes)  # the same statistics as the split tables
+            if m["summary"] is not None and m["control_summary"] is not None:
+                cell.update(summary=m["summary"], control_summary=m["control_summary"],
+                            paired={"difference": m["summary"]["accuracy"] - m["control_summary"]["accuracy"],
+                                    "ci": m["difference_ci"], "p": m["p_difference"]})
             cells.append(cell)
     return cells
 
