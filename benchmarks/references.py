@@ -10,10 +10,14 @@ so the ratio sits at 1 and a 25% regression moves it to 1.25.
     python -m benchmarks.gate references           # check the committed files against the current code
     python -m benchmarks.gate references --write   # accept the current code's artifacts as the references
 
-Files (``benchmarks/reference/``): ``jazbat_net_1d.onnx`` and ``.tflite`` (our exports), and
-``jazbat_net_1d.jax_export`` (the jitted forward serialized with ``jax.export``: StableHLO with the weights
-as constants, compiled by the installed XLA when loaded), with ``references.json`` giving their SHA-256,
-the commit and the package versions that made them. A file whose hash does not match is refused.
+Files (``benchmarks/reference/``): ``jazbat_net_1d.onnx`` and ``.tflite`` (our exports),
+``jazbat_net_1d.jax_export`` (the jitted forward with the pure-JAX GRU, serialized with ``jax.export``:
+StableHLO with the weights as constants, compiled by the installed XLA when loaded), and the native GRU
+kernels' reference as two files: ``bigru_reference.cc``, the accepted kernels' source (built by the
+installed compiler like ``jazbat_jax/native/bigru.cc``, registered under ``*_reference`` target names), and
+``jazbat_net_1d_native.jax_export``, the jitted forward with its GRUs as custom calls to those targets.
+``references.json`` gives their SHA-256, the commit and the package versions that made them. A file whose
+hash does not match is refused.
 """
 from __future__ import annotations
 
@@ -27,7 +31,8 @@ from typing import Any, Callable
 
 FOLDER = Path(__file__).with_name("reference")
 MANIFEST = FOLDER / "references.json"
-FILES = {"onnx": "jazbat_net_1d.onnx", "tflite": "jazbat_net_1d.tflite", "jax": "jazbat_net_1d.jax_export"}
+FILES = {"onnx": "jazbat_net_1d.onnx", "tflite": "jazbat_net_1d.tflite", "jax": "jazbat_net_1d.jax_export",
+         "jax_native": "jazbat_net_1d_native.jax_export", "native_source": "bigru_reference.cc"}
 PACKAGES = ("jax", "jaxlib", "flax", "tensorflow", "tensorflow-cpu", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert")
 
 
@@ -48,12 +53,21 @@ def build(source=None) -> dict[str, bytes]:
 
     from conversion import onnx_native, runtime, tflite
 
+    from jazbat_jax import kernels, native
+
     source = source or benchmark_source()
-    x = runtime.windows(source, 1)
-    fn = jax.jit(source.probabilities_fn())
-    exported = jax.export.export(fn)(jax.ShapeDtypeStruct(x.shape, x.dtype))
+    x = jax.ShapeDtypeStruct(runtime.windows(source, 1).shape, runtime.windows(source, 1).dtype)
+    with kernels.pure_jax():
+        exported = jax.export.export(jax.jit(source.probabilities_fn()))(x)
+    if not kernels.native_selected():
+        raise ReferenceError("the native GRU kernels are not in use here (JAZBAT_KERNELS=xla, or no compiler: "
+                             f"{native.unavailable_reason() or 'not selected'}); build the references where they are")
+    allow = [jax.export.DisabledSafetyCheck.custom_call(name) for name in native.exported_targets()]
+    with native.exporting_custom_calls():
+        exported_native = jax.export.export(jax.jit(source.probabilities_fn()), disabled_checks=allow)(x)
     return {"onnx": onnx_native.to_onnx_bytes(source), "tflite": tflite.to_tflite_bytes(source),
-            "jax": bytes(exported.serialize())}
+            "jax": bytes(exported.serialize()), "jax_native": bytes(exported_native.serialize()),
+            "native_source": native.SOURCE.read_bytes()}
 
 
 def sha256(data: bytes) -> str:
@@ -142,13 +156,21 @@ def calls(artifacts: dict[str, bytes], x) -> dict[str, Callable[[], Any]]:
     import jax
 
     from conversion import runtime
+    from jazbat_jax import native
 
     try:
-        exported = jax.export.deserialize(bytearray(artifacts["jax"]))
-    except Exception as e:  # a serialization version this JAX no longer reads
-        raise ReferenceError(f"the installed JAX cannot load the JAX reference ({type(e).__name__}: {e}); "
-                             "rewrite the references with `python -m benchmarks.gate references --write`") from None
-    return {"jax": runtime.jit_call(exported.call, x),
+        native.load_reference(artifacts["native_source"])  # the targets the native export calls
+    except RuntimeError as e:
+        raise ReferenceError(f"{e}; the native reference is timed only where the native kernels build") from None
+    exported = {}
+    for name in ("jax", "jax_native"):
+        try:
+            exported[name] = jax.export.deserialize(bytearray(artifacts[name]))
+        except Exception as e:  # a serialization version this JAX no longer reads
+            raise ReferenceError(f"the installed JAX cannot load the {name} reference ({type(e).__name__}: {e}); "
+                                 "rewrite the references with `python -m benchmarks.gate references --write`") from None
+    return {"jax": runtime.jit_call(exported["jax"].call, x),
+            "jax_native": runtime.jit_call(exported["jax_native"].call, x),
             "tflite": runtime.tflite_call(artifacts["tflite"], x),
             "onnx": runtime.onnx_call(artifacts["onnx"], x)}
 

@@ -91,3 +91,20 @@ def test_the_random_split_difference_is_tested():
     assert forest["runs"]["differences"] == [stats.accuracy(x["y_true"], x["y_pred"]) - stats.accuracy(y["y_true"], y["y_pred"])
                                              for x, y in zip(a, b)]
     assert forest["participants"]["p"] == stats.compare_participants(a, b)["p"]
+
+
+def test_the_best_cell_and_the_differences_pool_the_balanced_runs(converged):
+    # Ranked on each cell's own finished runs, WISDM watch came first with fold 4 (which the phone cells lack)
+    # in its mean; over the folds every row has (0-3, seed 0) the phone trunk's cells rank first
+    from jazbat_jax.experiments.report.best import best_jazbat_cells
+    from jazbat_jax.experiments.report.differences import _differences_section
+
+    c, h = converged
+    key, rows = best_jazbat_cells(c)[("subject", 16)]
+    cells = {k: cell["rows"] for k, cell in h[("subject", 16)]["cells"].items() if k[1] != "rf"}
+    assert rows == cells[key] and _keys(rows) == [(f, 0) for f in range(4)]
+    mean_f1 = lambda rs: float(np.mean([r["f1"] for r in rs]))  # noqa: E731
+    assert all(mean_f1(rows) >= mean_f1(other) for other in cells.values())
+    assert key == ("1d", "phone")
+    accuracy = 100 * float(np.mean([r["acc"] for r in rows]))
+    assert f"under `subject` (step 16, 4 balanced runs): {accuracy:.1f}% (1D, WISDM phone)" in "\n".join(_differences_section(c))

@@ -278,6 +278,34 @@ def test_export_keeps_the_pure_jax_formulation(native_kernels):
 
 
 @needs_compiler
+def test_an_export_asked_to_keep_the_native_calls_runs_on_a_reference_build(native_kernels):
+    """The benchmarks' native regression reference: an export that keeps the custom calls, renamed to the
+    reference targets, runs on kernels built from a copy of the source and computes what the model does."""
+    from jazbat_jax.model import jazbat_net, init_variables
+
+    model = jazbat_net("1d")
+    variables = init_variables(model, 0)
+    x = _random((1, 256, 1), 0)
+    fn = jax.jit(lambda x: model.apply(variables, x))
+    spec = jax.ShapeDtypeStruct(x.shape, x.dtype)
+    allow = [jax.export.DisabledSafetyCheck.custom_call(name) for name in native.exported_targets()]
+    with native.exporting_custom_calls():
+        exported = jax.export.export(fn, disabled_checks=allow)(spec)
+    text = exported.mlir_module()
+    assert text.count("jazbat_gru_forward_reference") == 2 and "@jazbat_gru_forward(" not in text
+    native.load_reference(native.SOURCE.read_bytes())
+    _assert_close_to(exported.call(x), fn(x), tol=0)
+    assert "jazbat_gru" not in jax.export.export(fn)(spec).mlir_module()  # outside the context: as before
+
+
+@needs_compiler
+def test_a_reference_source_that_does_not_build_is_one_line():
+    with pytest.raises(RuntimeError, match=r"^g\+\+ failed to build bigru\.cc: .*error") as error:
+        native.load_reference(b"this is not C++\n")
+    assert "\n" not in str(error.value)
+
+
+@needs_compiler
 def test_training_with_native_kernels_ends_with_the_same_metrics(native_kernels, monkeypatch, tmp_path):
     """A short real training run (the tiny model and data of the training tests, 3 epochs) ends with the
     same training and validation metrics and the same parameters with the native kernels as with the

@@ -21,6 +21,8 @@ two reasons:
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import ctypes
 import fcntl
 import functools
@@ -84,18 +86,20 @@ def _headers_digest() -> str:
     return digest.hexdigest()
 
 
-def library_path(cxx: str) -> Path:
+def library_path(cxx: str, source: bytes | None = None) -> Path:
+    """Where the library built from ``source`` (default: ``bigru.cc``) with this toolchain is cached."""
     key = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), _compiler_version(cxx).encode(), " ".join(compile_flags()).encode(),
-                 _headers_digest().encode(), platform.machine().encode()):
+    for part in (SOURCE.read_bytes() if source is None else source, _compiler_version(cxx).encode(),
+                 " ".join(compile_flags()).encode(), _headers_digest().encode(), platform.machine().encode()):
         key.update(part)
         key.update(b"\0")
     return cache_dir() / f"bigru-{key.hexdigest()[:16]}.so"
 
 
-def build(cxx: str) -> Path:
-    """The library for this source and toolchain, compiled unless already in the cache."""
-    path = library_path(cxx)
+def build(cxx: str, source: bytes | None = None) -> Path:
+    """The library for this source (default: ``bigru.cc``) and toolchain, compiled unless already in the cache."""
+    source = SOURCE.read_bytes() if source is None else source
+    path = library_path(cxx, source)
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,11 +110,11 @@ def build(cxx: str) -> Path:
         print(f"jazbat: building the native GRU kernels into {path.parent} (once; {Path(cxx).name})", file=sys.stderr)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
         os.close(fd)
-        try:
-            done = subprocess.run([cxx, *compile_flags(), str(SOURCE), "-o", tmp], capture_output=True, text=True,
-                                  timeout=600)
+        try:  # the source comes on stdin: the same bytes whether they are bigru.cc or a committed copy of it
+            done = subprocess.run([cxx, *compile_flags(), "-x", "c++", "-", "-o", tmp], input=source,
+                                  capture_output=True, timeout=600)
             if done.returncode != 0:
-                lines = done.stderr.strip().splitlines() or ["no output"]
+                lines = done.stderr.decode(errors="replace").strip().splitlines() or ["no output"]
                 detail = next((line for line in lines if "error" in line), lines[-1]).strip()
                 raise RuntimeError(f"{Path(cxx).name} failed to build {SOURCE.name}: {detail}")
             os.replace(tmp, path)  # atomic: a reader sees no library or a whole one
@@ -134,6 +138,25 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
     except (OSError, RuntimeError, subprocess.SubprocessError, AttributeError) as error:
         return None, f"native GRU kernels could not be built or loaded: {error}".splitlines()[0]
     return lib, ""
+
+
+REFERENCE_SUFFIX = "_reference"  # target names of a library built from another source (``load_reference``)
+
+
+def load_reference(source: bytes) -> None:
+    """Build ``source`` (a copy of ``bigru.cc`` as accepted code had it) and register its calls under the
+    target names + ``REFERENCE_SUFFIX``, beside the current ones: the benchmarks time the current kernels
+    against the accepted ones in one process. Raises RuntimeError (one line) when it cannot."""
+    cxx = compiler()
+    if sys.platform != "linux" or cxx is None:
+        raise RuntimeError("the native reference kernels need Linux and a C++ compiler (set CXX, or install g++)")
+    try:
+        lib = ctypes.cdll.LoadLibrary(str(build(cxx, source)))
+        for name, symbol in TARGETS.items():
+            jax.ffi.register_ffi_target(name + REFERENCE_SUFFIX, jax.ffi.pycapsule(getattr(lib, symbol)),
+                                        platform="cpu")
+    except (OSError, subprocess.SubprocessError, AttributeError) as error:
+        raise RuntimeError(f"the native reference kernels could not be built or loaded: {error}".splitlines()[0]) from None
 
 
 def available() -> bool:
@@ -187,11 +210,40 @@ def _plain_forward(*args, reverse_mask):
     return [plain_forward(*args, reverse_mask=reverse_mask)]
 
 
+# Set by ``exporting_custom_calls``: the suffix of the targets an export calls instead of the plain formulation.
+_EXPORT_SUFFIX: contextvars.ContextVar[str | None] = contextvars.ContextVar("jazbat_native_export_suffix",
+                                                                             default=None)
+
+
+@contextlib.contextmanager
+def exporting_custom_calls(suffix: str = REFERENCE_SUFFIX):
+    """Within it, ``jax.export`` keeps the custom calls (to the targets + ``suffix``) instead of lowering to the
+    plain formulation: the benchmarks' regression reference of the native kernels is such an export, run
+    against the kernels ``load_reference`` registered. The export must allow the targets
+    (``exported_targets``); running it needs them registered."""
+    # JAX caches lowerings without this setting in the key: clear them on the way in and out, so that no
+    # export is served another's lowering.
+    jax.clear_caches()
+    token = _EXPORT_SUFFIX.set(suffix)
+    try:
+        yield
+    finally:
+        _EXPORT_SUFFIX.reset(token)
+        jax.clear_caches()
+
+
+def exported_targets(suffix: str = REFERENCE_SUFFIX) -> list[str]:
+    return [name + suffix for name in TARGETS]
+
+
 def _lowering(target, plain):
     def rule(ctx, *args, reverse_mask):
+        name = target
         if ctx.module_context.lowering_parameters.for_export:
-            return mlir.lower_fun(plain, multiple_results=True)(ctx, *args, reverse_mask=reverse_mask)
-        return jax.ffi.ffi_lowering(target)(ctx, *args, reverse_mask=np.int64(reverse_mask))
+            if _EXPORT_SUFFIX.get() is None:
+                return mlir.lower_fun(plain, multiple_results=True)(ctx, *args, reverse_mask=reverse_mask)
+            name = target + _EXPORT_SUFFIX.get()
+        return jax.ffi.ffi_lowering(name)(ctx, *args, reverse_mask=np.int64(reverse_mask))
 
     return rule
 

@@ -38,13 +38,12 @@ def build_report(results: str | Path, cfg: dict | None = None, command: str | No
     c = collect(results, cfg)
     fig_dir = c.results / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    true_rows = c.rows(predict="emotion", labels="true")
     anchor = (QUIROZ_ANCHOR if c.cfg["target"]["dataset"] == "quiroz"
               else "No published anchor for user-supplied SEECS-layout data.")
     out = [*header_section(c, command),
            *paper_protocol_section(c, fig_dir),
            *results_section(c, fig_dir),
-           *_differences_section(c.cfg, true_rows),
+           *_differences_section(c),
            "### Published anchor for the target data", "", anchor, "",
            *_personal_section(c.results, c.cfg, c.done, fig_dir),
            *best_cell_section(c, fig_dir),

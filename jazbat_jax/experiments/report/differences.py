@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import statistics
 
-from jazbat_jax.experiments.report.common import PAPER_TABLE_VI, PRETRAIN_LABEL, _epochs, _group
+from jazbat_jax.experiments.collect import Collected
+from jazbat_jax.experiments.report.common import PAPER_TABLE_VI, PRETRAIN_LABEL, _epochs
 
 
 # The target data's own published anchor (abstract of the JMIR paper; not the same task).
@@ -16,25 +17,32 @@ QUIROZ_ANCHOR = (
 )
 
 
-def _differences_section(cfg: dict, rows: list[dict]) -> list[str]:
-    """Where our numbers differ from the paper's, with the reasons we can name."""
-    deep = [r for r in rows if r["kind"] == "deep"]
-    if not deep:
+def _differences_section(c: Collected) -> list[str]:
+    """Where our numbers differ from the paper's, with the reasons we can name. Every mean is over a split's
+    balanced runs (``headline``), as in its table."""
+    from jazbat_jax.experiments.report.best import best_jazbat_cells
+    from jazbat_jax.experiments.report.results import headline
+
+    best = best_jazbat_cells(c)
+    if not best:
         return []
+    cfg = c.cfg
     lines = ["### Where these results differ from the paper, and why", ""]
-    for protocol, rs in sorted(_group(deep, "protocol").items()):
-        (inp, pre), best = max(_group(rs, "input", "pretraining").items(),
-                               key=lambda kv: statistics.fmean(r["acc"] for r in kv[1]))
+    for (protocol, step), ((inp, pre), rows) in sorted(best.items()):
         paper = PAPER_TABLE_VI.get((inp, pre))
-        lines.append(f"- Best Jazbat-Net mean accuracy under `{protocol[0]}`: {100 * statistics.fmean(r['acc'] for r in best):.1f}% "
-                     f"({inp.upper()}, {PRETRAIN_LABEL[pre]})"
+        lines.append(f"- Best Jazbat-Net mean accuracy under `{protocol}` (step {step}, {len(rows)} balanced "
+                     f"run{'s' if len(rows) != 1 else ''}): "
+                     f"{100 * statistics.fmean(r['acc'] for r in rows):.1f}% ({inp.upper()}, {PRETRAIN_LABEL[pre]})"
                      + (f"; the paper reports {paper:.2f}% for that cell on SEECS." if paper else "; not a cell of the paper."))
+    tables = headline(c)
+    mean_acc = lambda rows: 100 * statistics.fmean(r["acc"] for r in rows)  # noqa: E731
     leak = []
-    for (inp, pre), rs in sorted(_group(rows, "input", "pretraining").items()):
-        a = [r["acc"] for r in rs if r["protocol"] == "random"]
-        b = [r["acc"] for r in rs if r["protocol"] == "subject"]
-        if a and b:
-            leak.append(100 * (statistics.fmean(a) - statistics.fmean(b)))
+    for random_split in (s for s in tables if s[0] == "random"):
+        for subject_split in (s for s in tables if s[0] == "subject"):
+            for key, cell in tables[random_split]["cells"].items():
+                other = tables[subject_split]["cells"].get(key)
+                if cell["rows"] and other and other["rows"]:
+                    leak.append(mean_acc(cell["rows"]) - mean_acc(other["rows"]))
     t = cfg["target"]
     lines += [
         "- **Data**: " + ("Quiroz 2018 is a wrist-worn watch (linear acceleration without gravity, ≈ 25 Hz, no timestamps), "
