@@ -119,6 +119,28 @@ def test_a_slowdown_the_bound_does_not_catch_fails_the_gate():
     assert failures == [] and any("onnx slowed 25%" in n and "no gate of onnx is derived to" in n for n in notes)
 
 
+def test_a_floor_gate_fails_a_slow_candidate_but_is_not_required_to_catch_a_copy():
+    """Against the twin, whose ratio drifts with the machine's state, the gate is a floor (catches None): it
+    fails a candidate above it, and a slowed copy passing it is noted, not failed (the regression
+    reference's gate is the one derived to catch it)."""
+    floor = [gate.TimingGate("onnx", "twin", 0.16, catches=None)]
+    failures, notes, _, catches = gate.check_timing(healthy(), floor, SETTINGS)
+    assert failures == [] and [c.required for c in catches] == [False, False]
+    failures, _, _, _ = gate.check_timing(healthy(candidate=0.2), floor, SETTINGS)
+    assert len(failures) == 1 and failures[0].startswith("timing: onnx / twin: median ratio 0.2000")
+
+
+def test_a_floor_bound_sits_its_margin_above_the_highest_unchanged_limit():
+    passes = [{"label": "idle", "gates": {"onnx/twin": {"median": 0.10, "low": 0.09, "high": 0.11, "slowed": {}}}},
+              {"label": "load", "gates": {"onnx/twin": {"median": 0.12, "low": 0.11, "high": 0.13, "slowed": {}}}}]
+    bound, why = gate.derive_bound(passes, gate.TimingGate("onnx", "twin", 1.0, catches=None))
+    assert bound == round(0.13 * (1 + gate.FLOOR_MARGIN), 4) and why.startswith("a floor: 2 calibration passes")
+    with pytest.raises(gate.GateError, match="overlaps the unchanged ratio"):  # a slowdown it cannot separate
+        gate.derive_bound([{"label": "idle", "gates": {"onnx/twin": {
+            "median": 0.10, "low": 0.09, "high": 0.13, "slowed": {"0.25": {"low": 0.12}}}}}],
+            gate.TimingGate("onnx", "twin", 1.0, catches=0.25))
+
+
 def test_a_copy_caught_by_one_of_its_candidates_gates_is_caught():
     """The regression gate (bound near 1) catches 25% although the loose gate against the twin does not."""
     gates = [gate.TimingGate("onnx", "onnx_reference", 1.12, catches=0.25),
