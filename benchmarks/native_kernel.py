@@ -2,6 +2,7 @@
 
     python benchmarks/native_kernel.py [--rounds 4] [--steps 6] [--repeats 3] [--cases batch32,batch256,batch1]
     python benchmarks/native_kernel.py --bigru     # the BiGRU alone, one core
+    python benchmarks/native_kernel.py --arch sota_surrogate --cases batch32,batch1   # S-754 (h = 96)
 
 prints one JSON line per case and a summary line. Three cases, as Jazbat-Net is trained and used:
 
@@ -42,14 +43,17 @@ CASES = {  # name -> (batch, XLA_FLAGS of the child, what is timed)
 }
 
 
-def forward_block(calls: int):
-    """A callable that runs CALLS jitted batch-1 forwards of Jazbat-Net (compiled here)."""
+ARCHS = ("jazbat_net", "sota_surrogate")
+
+
+def forward_block(calls: int, arch: str = "jazbat_net"):
+    """A callable that runs CALLS jitted batch-1 forwards of ``arch`` (1D; compiled here)."""
     import jax
     import numpy as np
 
-    from jazbat_jax.model import init_variables, jazbat_net
+    from jazbat_jax.model import init_variables, jazbat_net, sota_surrogate
 
-    model = jazbat_net("1d")
+    model = {"jazbat_net": jazbat_net, "sota_surrogate": sota_surrogate}[arch]("1d")
     variables = init_variables(model, 0)
     x = jax.device_put(np.random.default_rng(0).normal(size=(1, 256, 1)).astype(np.float32))
     forward = jax.jit(lambda x: model.apply(variables, x))
@@ -101,7 +105,7 @@ def bigru_only(batches=(1, 32, 256), calls: int = 10) -> list[dict]:
     return rows
 
 
-def child(case: str, steps: int, repeats: int) -> dict:
+def child(case: str, steps: int, repeats: int, arch: str = "jazbat_net") -> dict:
     """One side of one case in this process: a rate per timed block."""
     from jazbat_jax import kernels
 
@@ -109,10 +113,10 @@ def child(case: str, steps: int, repeats: int) -> dict:
     if what == "train":
         from train_throughput import jax_block
 
-        run, per_block = jax_block(batch, steps), batch * steps
+        run, per_block = jax_block(batch, steps, arch), batch * steps
     else:
         calls = 50 * steps
-        run, per_block = forward_block(calls), calls
+        run, per_block = forward_block(calls, arch), calls
     run()  # compile
     run()  # warm up
     rates = []
@@ -120,8 +124,8 @@ def child(case: str, steps: int, repeats: int) -> dict:
         t0 = time.perf_counter()
         run()
         rates.append(per_block / (time.perf_counter() - t0))
-    return {"case": case, "kernels": os.environ.get("JAZBAT_KERNELS", "xla"), "native": kernels.native_selected(),
-            "per_s": rates}
+    return {"case": case, "arch": arch, "kernels": os.environ.get("JAZBAT_KERNELS", "xla"),
+            "native": kernels.native_selected(), "per_s": rates}
 
 
 def _run_child(case: str, kernels: str, args) -> dict:
@@ -130,7 +134,8 @@ def _run_child(case: str, kernels: str, args) -> dict:
            "GLIBC_TUNABLES": ":".join(t for t in (os.environ.get("GLIBC_TUNABLES"), HUGEPAGE_TUNABLE) if t)}
     if flags:
         env["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
-    cmd = [sys.executable, __file__, "--child", case, "--steps", str(args.steps), "--repeats", str(args.repeats)]
+    cmd = [sys.executable, __file__, "--child", case, "--steps", str(args.steps), "--repeats", str(args.repeats),
+           "--arch", args.arch]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
@@ -150,7 +155,7 @@ def measure_case(case: str, args) -> dict:
         rounds.append(got)
     ratios = [g["native"] / g["xla"] for g in rounds]
     unit = "windows_per_s" if CASES[case][2] == "train" else "forwards_per_s"
-    return {"case": case, "batch": CASES[case][0], "unit": unit,
+    return {"case": case, "arch": args.arch, "batch": CASES[case][0], "unit": unit,
             "native": [round(g["native"], 1) for g in rounds], "xla": [round(g["xla"], 1) for g in rounds],
             "ratio_median": round(statistics.median(ratios), 3), "ratios": [round(x, 3) for x in ratios]}
 
@@ -161,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=6, help="train steps per timed block (x50 forwards for batch1)")
     parser.add_argument("--repeats", type=int, default=3, help="timed blocks per measurement")
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated, of: " + ", ".join(CASES))
+    parser.add_argument("--arch", choices=ARCHS, default="jazbat_net",
+                        help="the model of the batch32 / batch256 / batch1 cases (sota_surrogate: S-754, GRU h = 96)")
     parser.add_argument("--bigru", action="store_true",
                         help="instead: time the BiGRU alone in one process, pinned to one core with XLA on one thread")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -184,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(bigru_only()))
         return 0
     if args.child:
-        print(json.dumps(child(args.child, args.steps, args.repeats)))
+        print(json.dumps(child(args.child, args.steps, args.repeats, args.arch)))
         return 0
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in cases if c not in CASES]

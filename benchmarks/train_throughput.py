@@ -34,20 +34,20 @@ def _data(n: int, window: int = 256):
     return rng.normal(size=(n, window, 1)).astype(np.float32), rng.integers(0, 6, n).astype(np.int32)
 
 
-def jax_block(batch: int, steps: int):
-    """A callable that runs STEPS jitted train steps (compiled and warmed up here)."""
+def jax_block(batch: int, steps: int, arch: str = "jazbat_net"):
+    """A callable that runs STEPS jitted train steps of ``arch`` (1D; compiled and warmed up here)."""
     import jax
 
-    from jazbat_jax.model import init_variables, jazbat_net
+    from jazbat_jax.model import init_variables, jazbat_net, sota_surrogate
     from jazbat_jax.train.state import create_train_state
     from jazbat_jax.train.steps import jit_train_step, make_optimizer
 
-    model = jazbat_net("1d")
+    model = {"jazbat_net": jazbat_net, "sota_surrogate": sota_surrogate}[arch]("1d")
     state = create_train_state(model, init_variables(model, 0), make_optimizer())
     x, y = _data(batch * steps)
     batches = [{"x": jax.device_put(x[i * batch:(i + 1) * batch]), "y": jax.device_put(y[i * batch:(i + 1) * batch]),
                 "mask": jax.device_put(np.ones(batch, np.float32))} for i in range(steps)]
-    weights = jax.device_put(np.ones(6, np.float32))
+    weights = jax.device_put(np.ones(model.num_classes, np.float32))
     step = jit_train_step()
     holder = {"state": state}
 

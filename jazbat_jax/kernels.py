@@ -147,12 +147,16 @@ def kernel_choice() -> str:
     return os.environ.get(KERNELS_ENV, "").strip().lower() or "native"
 
 
-def native_selected(dtype=jnp.float32) -> bool:
+def native_selected(dtype=jnp.float32, units: int | None = None, features: int | None = None) -> bool:
     """Whether the GRU runs as the native custom calls (``jazbat_jax.native``): unless
-    ``JAZBAT_KERNELS=xla`` asks for the pure-JAX kernels, whenever they could be built and the
-    computation is float32 on a single CPU device. Read when a function is traced: a jitted function keeps the choice it was
-    traced with. Export (jax2tf, ``jax.export``) always gets the pure-JAX formulation, whatever this says
-    (``jazbat_jax.native`` lowers to it)."""
+    ``JAZBAT_KERNELS=xla`` asks for the pure-JAX kernels, whenever they could be built, the
+    computation is float32 on a single CPU device, and the GRU's shape (when given) is one the kernels are
+    fast at: a hidden size ``units`` with vector code (``native.FAST_UNITS``; others take a scalar path)
+    and at most ``native.FAST_MAX_FEATURES`` input ``features`` (the kernels project the input step by
+    step; a wide input is XLA's matmul). Both measured against XLA: docs/training.md.
+    Read when a function is traced: a jitted function keeps the choice it was traced with. Export (jax2tf,
+    ``jax.export``) always gets the pure-JAX formulation, whatever this says (``jazbat_jax.native`` lowers
+    to it)."""
     mode = kernel_choice()
     if mode == "xla" or _FORCE_PURE_JAX.get():
         return False
@@ -162,7 +166,9 @@ def native_selected(dtype=jnp.float32) -> bool:
         _note(f"jazbat: {native.unavailable_reason()}; using the pure-JAX GRU kernels")
         return False
     # Several devices: a custom call is not partitioned, XLA would gather the split batch onto each device.
-    return dtype == jnp.float32 and jax.default_backend() == "cpu" and jax.device_count() == 1
+    return (dtype == jnp.float32 and jax.default_backend() == "cpu" and jax.device_count() == 1
+            and (units is None or units in native.FAST_UNITS)
+            and (features is None or features <= native.FAST_MAX_FEATURES))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
@@ -190,7 +196,7 @@ def gru_scan(x, kernel, bias, recurrent_kernel, reverse=False, unroll=1):
     """All states of one Keras GRU direction. x (T, B, d) time-major; kernel (d, 3h), bias (2, 3h),
     recurrent_kernel (h, 3h) as in Keras. Returns (T, B, h), time-aligned also for ``reverse``.
     The native kernel when ``native_selected()``, else ``gru_scan_xla``."""
-    if native_selected(x.dtype):
+    if native_selected(x.dtype, recurrent_kernel.shape[0], x.shape[-1]):
         hs = native_gru(jnp.swapaxes(x, 0, 1), kernel[None], bias[None], recurrent_kernel[None], int(bool(reverse)))
         return jnp.swapaxes(hs, 0, 1)
     return gru_scan_xla(x, kernel, bias, recurrent_kernel, reverse, unroll)
@@ -203,7 +209,7 @@ def bigru(x, forward, backward, unroll=1):
 
     ``model.BiGRU`` does not call this: it runs each direction as its own ``KerasGRU`` module (one native
     call each), because complexity accounting (``complexity.count``) reads every GRU module's output shape."""
-    if native_selected(x.dtype):
+    if native_selected(x.dtype, forward["recurrent_kernel"].shape[0], x.shape[-1]):
         stacked = [jnp.stack([forward[name], backward[name]]) for name in ("kernel", "bias", "recurrent_kernel")]
         return native_gru(x, *stacked, 0b10)
     x_t = jnp.swapaxes(x, 0, 1)

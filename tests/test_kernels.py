@@ -231,7 +231,7 @@ def test_native_gru_scan_and_bigru_are_the_native_calls(native_kernels, reverse)
     """``gru_scan`` and ``bigru`` (what the model calls) run the custom calls when asked, and equal the
     pure-JAX kernels."""
     x = _random((5, 9, 2), 0)
-    fwd, bwd = _directions(2, 3, 2, 1)
+    fwd, bwd = _directions(2, 16, 2, 1)  # a hidden size with vector code
     hlo = jax.jit(lambda x: kernels.bigru(x, fwd, bwd)).lower(x).as_text()
     assert "jazbat_gru_forward" in hlo
     _assert_close_to(kernels.bigru(x, fwd, bwd), _xla_directions(x, [fwd, bwd], (False, True)))
@@ -335,7 +335,7 @@ def test_jax2tf_converts_the_native_path_to_the_pure_jax_formulation(native_kern
     from jax.experimental import jax2tf
 
     x = _random((3, 11, 2), 0)
-    fwd, bwd = _directions(2, 4, 2, 1)
+    fwd, bwd = _directions(2, 16, 2, 1)
     fn = lambda x: kernels.bigru(x, fwd, bwd)
     assert "jazbat_gru_forward" in jax.jit(fn).lower(x).as_text()
     converted = tf.function(jax2tf.convert(fn, with_gradient=False), autograph=False)
@@ -356,3 +356,19 @@ def test_the_native_kernels_are_the_default_on_one_cpu_and_xla_opts_out(monkeypa
     monkeypatch.setenv("JAZBAT_KERNELS", "fast")
     with pytest.raises(ValueError, match="'xla' .* or 'native'"):
         kernels.native_selected()
+
+
+@needs_compiler
+def test_hidden_sizes_without_vector_code_stay_with_xla(native_kernels):
+    """The native kernels' scalar path (hidden sizes other than 16, 32, 64) and their per-step input
+    projection of wide inputs are slower than XLA, so such a GRU runs the pure-JAX kernels: Jazbat-Net
+    (h = 32 over 1 channel) is native, S-754's stack (h = 96 over 320 features, h = 64 over 192) is not."""
+    from jazbat_jax.model import init_variables, jazbat_net, sota_surrogate
+
+    assert kernels.native_selected(units=32, features=6)
+    assert not kernels.native_selected(units=96, features=6) and not kernels.native_selected(units=64, features=192)
+    x = _random((1, 256, 1), 0)
+    for model, native_calls in ((jazbat_net("1d"), True), (sota_surrogate("1d"), False)):
+        variables = init_variables(model, 0)
+        hlo = jax.jit(lambda x: model.apply(variables, x)).lower(x).as_text()
+        assert ("jazbat_gru_forward" in hlo) == native_calls, type(model).__name__

@@ -42,6 +42,12 @@ from jax.extend.core import Primitive
 from jax.interpreters import batching, mlir
 
 SOURCE = Path(__file__).with_name("bigru.cc")
+# The GRU shapes ``kernels.native_selected`` gives these kernels, where they beat XLA (docs/training.md):
+# hidden sizes with register-blocked vector code in bigru.cc (any other size runs a scalar loop), and
+# inputs narrow enough for the per-step input projection (Jazbat-Net reads 1-6 channels; S-754's second
+# BiGRU reads 192 features, which XLA projects faster as one matmul).
+FAST_UNITS = (16, 32, 64)
+FAST_MAX_FEATURES = 8
 TARGETS = {  # XLA custom-call name -> symbol in the library
     "jazbat_gru_forward": "JazbatGruForward",
     "jazbat_gru_backward": "JazbatGruBackward",
