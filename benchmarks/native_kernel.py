@@ -3,6 +3,7 @@
     python benchmarks/native_kernel.py [--rounds 4] [--steps 6] [--repeats 3] [--cases batch32,batch256,batch1]
     python benchmarks/native_kernel.py --bigru     # the BiGRU alone, one core
     python benchmarks/native_kernel.py --arch sota_surrogate --cases batch32,batch1   # S-754 (h = 96)
+    python benchmarks/native_kernel.py --arch sota_surrogate --cases batch32 --every-shape   # its GRUs forced native
 
 prints one JSON line per case and a summary line. Three cases, as Jazbat-Net is trained and used:
 
@@ -105,9 +106,12 @@ def bigru_only(batches=(1, 32, 256), calls: int = 10) -> list[dict]:
     return rows
 
 
-def child(case: str, steps: int, repeats: int, arch: str = "jazbat_net") -> dict:
+def child(case: str, steps: int, repeats: int, arch: str = "jazbat_net", every_shape: bool = False) -> dict:
     """One side of one case in this process: a rate per timed block."""
-    from jazbat_jax import kernels
+    from jazbat_jax import kernels, native
+
+    if every_shape:  # the native side runs every GRU natively, also the shapes left to XLA by default
+        native.FAST_UNITS, native.FAST_MAX_FEATURES = tuple(range(1, 1025)), 1 << 30
 
     batch, _, what = CASES[case]
     if what == "train":
@@ -135,7 +139,7 @@ def _run_child(case: str, kernels: str, args) -> dict:
     if flags:
         env["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
     cmd = [sys.executable, __file__, "--child", case, "--steps", str(args.steps), "--repeats", str(args.repeats),
-           "--arch", args.arch]
+           "--arch", args.arch] + (["--every-shape"] if args.every_shape else [])
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
@@ -155,7 +159,7 @@ def measure_case(case: str, args) -> dict:
         rounds.append(got)
     ratios = [g["native"] / g["xla"] for g in rounds]
     unit = "windows_per_s" if CASES[case][2] == "train" else "forwards_per_s"
-    return {"case": case, "arch": args.arch, "batch": CASES[case][0], "unit": unit,
+    return {"case": case, "arch": args.arch, "every_shape": args.every_shape, "batch": CASES[case][0], "unit": unit,
             "native": [round(g["native"], 1) for g in rounds], "xla": [round(g["xla"], 1) for g in rounds],
             "ratio_median": round(statistics.median(ratios), 3), "ratios": [round(x, 3) for x in ratios]}
 
@@ -168,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated, of: " + ", ".join(CASES))
     parser.add_argument("--arch", choices=ARCHS, default="jazbat_net",
                         help="the model of the batch32 / batch256 / batch1 cases (sota_surrogate: S-754, GRU h = 96)")
+    parser.add_argument("--every-shape", action="store_true",
+                        help="the native side runs every GRU natively, also shapes the default leaves to XLA")
     parser.add_argument("--bigru", action="store_true",
                         help="instead: time the BiGRU alone in one process, pinned to one core with XLA on one thread")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -191,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(bigru_only()))
         return 0
     if args.child:
-        print(json.dumps(child(args.child, args.steps, args.repeats, args.arch)))
+        print(json.dumps(child(args.child, args.steps, args.repeats, args.arch, args.every_shape)))
         return 0
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in cases if c not in CASES]
