@@ -52,11 +52,11 @@ def build(source=None) -> dict[str, bytes]:
     import jax
 
     from conversion import onnx_native, runtime, tflite
-
     from jazbat_jax import kernels, native
 
     source = source or benchmark_source()
-    x = jax.ShapeDtypeStruct(runtime.windows(source, 1).shape, runtime.windows(source, 1).dtype)
+    window = runtime.windows(source, 1)
+    x = jax.ShapeDtypeStruct(window.shape, window.dtype)
     with kernels.pure_jax():
         exported = jax.export.export(jax.jit(source.probabilities_fn()))(x)
     if not kernels.native_selected():
