@@ -57,6 +57,8 @@ class Collected:
     done: dict[str, dict]  # job id -> its result.json, in plan order
     invocations: list[dict]
     table: pd.DataFrame  # one row per finished grid cell (``job_row``), in plan order
+    # what the report's sections derive from these results and share (``report.results.headline``): computed once
+    cache: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
     def missing(self) -> list[Job]:

@@ -21,6 +21,12 @@ def headline(c: Collected) -> dict[tuple[str, int], dict]:
     """The numbers of the grid's tables, per (protocol, step): the folds and seeds pooled (the same for
     every row and its control, ``balanced_runs``), the finished runs left out, and per (input, model) the
     runs pooled and what they mean (``_meaning``: pooled accuracy, control, paired difference, walks)."""
+    if "headline" not in c.cache:  # several sections use it; its bootstraps take seconds
+        c.cache["headline"] = _headline(c)
+    return c.cache["headline"]
+
+
+def _headline(c: Collected) -> dict[tuple[str, int], dict]:
     rows = c.rows(predict="emotion")
     classes = len(rows[0]["report"]["class_names"]) if rows else 3
     out = {}
