@@ -122,6 +122,15 @@ def test_second_call_skips_finished_runs(done):
     assert "TFLite FP32 ms" in (done / "report.md").read_text()  # the cached profile is still reported
 
 
+def test_runs_are_planned_seed_by_seed():
+    """Every model's first seed comes before any model's second: a comparison stopped part-way compares
+    every model in its interim report."""
+    settings = accuracy_cost.Settings(archs=("jazbat_net", "sota_surrogate", "tinyhar"), seeds=(0, 1), root="bundled")
+    order = [(j.settings["arch"], j.settings["seed"]) for j in accuracy_cost.plan(settings, "wisdm@0123456789abcdef")]
+    assert order == [("jazbat_net", 0), ("sota_surrogate", 0), ("tinyhar", 0),
+                     ("jazbat_net", 1), ("sota_surrogate", 1), ("tinyhar", 1)]
+
+
 @pytest.mark.slow
 def test_killed_run_resumes_and_other_settings_are_refused(tmp_path, capsys):
     """A run killed after epoch 1 of 2 is resumed, not restarted. Other settings are other jobs: a rerun with

@@ -161,9 +161,12 @@ def style(arch: str, archs: tuple[str, ...]) -> tuple[str, str]:
 
 
 def plan(s: Settings, label: str | None = None) -> list[Job]:
-    """Every run of the comparison; ``label``: the data label to name them by (default: this machine's data)."""
+    """Every run of the comparison; ``label``: the data label to name them by (default: this machine's data).
+
+    Seed by seed, every model within a seed: a comparison stopped part-way has every model's first seed
+    before anyone's third, so its interim report compares every model."""
     label = label or data_label(s)
-    return [job(s, arch, seed, label) for arch in s.archs for seed in s.seeds]
+    return [job(s, arch, seed, label) for seed in s.seeds for arch in s.archs]
 
 
 def recorded_label(out: Path) -> str | None:
