@@ -111,6 +111,19 @@ def test_an_interval_is_shown_where_there_is_one(done, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_comparison_in_progress_says_so_first(done):
+    """A report rendered while runs are missing opens with how many finished, per model; a finished one does not."""
+    result = json.loads((done / "accuracy_cost.json").read_text())
+    assert "In progress" not in accuracy_cost.render(result, "jazbat accuracy-cost", None, result["machine"])
+    for key in ("runs", "models"):  # as collected before S-754's run finished
+        result[key] = [r for r in result[key] if r["arch"] != "sota_surrogate"]
+    result["missing"] = ["sota_surrogate-s0"]
+    text = accuracy_cost.render(result, "jazbat accuracy-cost", None, result["machine"])
+    first = text.split("## Setup")[0]
+    assert "**In progress: 1 of 2 runs finished** (seeds per model: Jazbat-Net 1 of 1, S-754 surrogate 0 of 1)" in first
+
+
+@pytest.mark.slow
 def test_second_call_skips_finished_runs(done):
     stamps = {p: p.stat().st_mtime_ns for p in (done / "runs").glob("*/run/final_eval.json")}
     assert len(stamps) == 2

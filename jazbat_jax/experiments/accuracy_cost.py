@@ -573,13 +573,25 @@ BASELINES_NOTE = ("DeepConvLSTM, TinyHAR and the 1D ResNet are **re-implementati
                   "they are not the authors' code or weights.")
 
 
+def _progress_lines(result: dict) -> list[str]:
+    """A comparison still running says so first: how many of its runs finished, per model."""
+    if not result["missing"]:
+        return []
+    s = result["settings"]
+    finished = {arch: sum(r["arch"] == arch for r in result["runs"]) for arch in s["archs"]}
+    per_model = ", ".join(f"{label(a)} {n} of {len(s['seeds'])}" for a, n in finished.items())
+    return [f"**In progress: {len(result['runs'])} of {len(result['runs']) + len(result['missing'])} runs finished** "
+            f"(seeds per model: {per_model}). The tables show the finished runs only; the same command resumes the "
+            "rest (an interrupted run after its last completed epoch).", ""]
+
+
 def render(result: dict, command: str, load_now: list[float] | None, machine: dict) -> str:
     archs = [m["arch"] for m in result["models"]]
     names = ", ".join(label(a) for a in archs)
     notes = [SURROGATE_NOTE] if "sota_surrogate" in archs else []
     notes += [BASELINES_NOTE] if set(archs) & {"deepconvlstm", "tinyhar", "resnet1d"} else []
     lines = [f"# Accuracy against complexity on WISDM 2019 (watch, subject split): {names}", "",
-             *[x for n in notes for x in (n, "")], "## Setup", "", *_setup_lines(result), "",
+             *_progress_lines(result), *[x for n in notes for x in (n, "")], "## Setup", "", *_setup_lines(result), "",
              "## Accuracy and complexity", "", *_summary_table(result), "",
              "![accuracy against MACs, latency and file size](pareto.png)", "",
              "## Runs", "", *_runs_table(result), "",
