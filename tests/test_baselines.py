@@ -63,3 +63,27 @@ def test_lstm_macs_equal_xla(arch):
     model = build(arch, "1d", 18, window=64).clone(**NARROW[arch])
     check = complexity.xla_crosscheck(model, init_variables(model))
     assert check["gru_macs_match"] and check["gru_macs_analytic"] > 0
+
+
+def test_the_resnet_trains_with_matrix_products_and_infers_with_convolutions():
+    """In training the ResNet's convolutions are matrix products over stacked shifted windows: the same
+    function and gradient as the convolution to round-off; inference (and so every export) keeps the op."""
+    model = build("resnet1d", "1d", 18, window=64).clone(**NARROW["resnet1d"])
+    variables = init_variables(model, seed=0, batch_size=2)
+    x = jax.random.normal(jax.random.key(1), (8, 64, 1))
+
+    def loss(params, conv_as_matmul):
+        with pytest.MonkeyPatch.context() as patch:
+            if not conv_as_matmul:  # the convolution op in training too
+                patch.setattr(baselines, "conv1d_as_matmul", None)
+            logits, _ = model.apply({**variables, "params": params}, x, train=True, mutable=["batch_stats"])
+        return jnp.sum(jax.nn.log_softmax(logits)[:, 0])
+
+    (ours, grad_ours), (conv, grad_conv) = (jax.value_and_grad(loss)(variables["params"], m) for m in (True, False))
+    np.testing.assert_allclose(ours, conv, rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(grad_ours), jax.tree.leaves(grad_conv)):
+        assert np.max(np.abs(a - b)) <= 1e-4 * np.max(np.abs(b)), "gradients differ beyond round-off"
+    ops = lambda train: str(jax.make_jaxpr(lambda v: model.apply(v, x, train=train, mutable=["batch_stats"]))(variables))
+    assert "conv_general_dilated" not in ops(True) and "conv_general_dilated" in ops(False)
+    with pytest.raises(ValueError, match="only stride-1"):
+        baselines.conv1d_as_matmul(x, jnp.ones((3, 1, 2)), (2,), "VALID")
