@@ -15,7 +15,7 @@ from jazbat_jax.experiments.jobs import results_data_labels
 REPO = Path(__file__).resolve().parents[1]
 # The folders docs/results/README.md says `--report-only` rebuilds, with the config each was run with.
 COMMITTED = {"quick": None, "converged": "config.toml", "personal-44": "config.toml"}
-NO_FOLDERS = ["quick", "converged", "accuracy-cost", "personal-44"]  # JSON that must not name the machine's folders
+NO_FOLDERS = ["quick", "converged", "accuracy-cost", "accuracy-cost-converged", "personal-44"]  # JSON that must not name the machine's folders
 
 
 @pytest.fixture
@@ -75,3 +75,22 @@ def test_the_committed_accuracy_cost_runs_are_found_from_another_folder(elsewher
     assert result["missing"] == ["sota_surrogate-s1", "sota_surrogate-s2"]
     assert all(r["trained_by"]["command"].startswith("jazbat accuracy-cost") for r in result["runs"])
     assert "/work/" not in json.dumps(result)
+
+
+def test_the_committed_converged_comparison_finds_every_run_it_holds(elsewhere):
+    """The five-model comparison (committed while it runs, across sessions): every committed run is found,
+    the rest are listed as not finished, and its report says how far it got."""
+    from jazbat_jax.experiments import accuracy_cost
+
+    src = REPO / "docs" / "results" / "accuracy-cost-converged"
+    dst = elsewhere / "accuracy-cost-converged"
+    shutil.copytree(src, dst)
+    settings = accuracy_cost.Settings(**json.loads((dst / "config.json").read_text())["settings"])
+    result = accuracy_cost.collect(settings, dst)
+    committed = sorted(p.parent.name for p in dst.glob("runs/*/result.json"))
+    assert committed and sorted(r["job"] for r in result["runs"]) == committed
+    assert len(result["runs"]) + len(result["missing"]) == len(settings.archs) * len(settings.seeds) == 15
+    report = (src / "report.md").read_text()
+    if result["missing"]:
+        assert f"**In progress: {len(result['runs'])} of 15 runs finished**" in report
+    assert all(r["trained_by"]["command"].startswith("jazbat accuracy-cost") for r in result["runs"])

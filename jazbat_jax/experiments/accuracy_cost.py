@@ -327,7 +327,7 @@ def collect(s: Settings, out: Path, profile_path: Path | None = None) -> dict[st
     runs, missing, predictions = [], [], {}  # predictions: {arch: {seed: arrays}}
     invocations = _invocations(out)
     jobs = plan(s, recorded_label(out))
-    for j in jobs:
+    for j in sorted(jobs, key=lambda j: (s.archs.index(j.settings["arch"]), j.settings["seed"])):  # model by model
         arch, seed = j.settings["arch"], j.settings["seed"]
         result = j.result(out)
         if result is None:
