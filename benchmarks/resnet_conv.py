@@ -18,8 +18,9 @@ import os
 import statistics
 import time
 
-os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen=false " \
-                          "intra_op_parallelism_threads=1".strip()
+from jazbat_jax.experiments.runner import single_thread_xla_flags
+
+os.environ["XLA_FLAGS"] = single_thread_xla_flags()  # read when XLA starts: one thread, as a pipeline worker
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
