@@ -649,7 +649,7 @@ def plot(result: dict, path: Path) -> Path:
             continue
         ax.set_xscale("log")
         ax.set_xlim(min(xs) / 2.5, max(xs) * 2.5)
-        # 1-2-5 ticks over a few decades; beyond that their labels run into each other, so decades only
+        # 1-2-5 ticks while the points span under two decades; wider, their labels run together: decades only
         ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5) if max(xs) / min(xs) < 100 else (1,)))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.xaxis.set_major_formatter(lambda v, _: f"{v:g}")
